@@ -1,0 +1,76 @@
+"""The contract between the training loop and a learning algorithm.
+
+An algorithm holds its networks, optimizers and storage, and does the learning math. It
+never opens files, prints or talks to W&B: it returns metrics and state, and the loop
+decides what to do with them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rlexp.config import NetworkConfig
+
+
+class Algorithm(ABC):
+    """Base class: ``act`` while training, ``predict`` for evaluation, ``observe`` to learn."""
+
+    def __init__(
+        self,
+        cfg: Any,
+        obs_space: gym.Space,
+        action_space: gym.Space,
+        network: NetworkConfig,
+        device: torch.device,
+        seed: int,
+        num_envs: int,
+    ):
+        self.cfg = cfg
+        self.obs_space = obs_space
+        self.action_space = action_space
+        self.device = device
+        self.num_envs = num_envs
+        self.rng = np.random.default_rng(seed)
+
+    @abstractmethod
+    def act(self, obs: np.ndarray, step: int) -> np.ndarray:
+        """Training actions (with exploration) for a batch of observations at agent step ``step``."""
+
+    @abstractmethod
+    def predict(self, obs: np.ndarray) -> np.ndarray:
+        """Evaluation actions for a batch of observations."""
+
+    @abstractmethod
+    def observe(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_obs: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        step: int,
+    ) -> dict[str, float]:
+        """Take one vector step of experience; learn when due.
+
+        ``next_obs`` is the real next observation (the final one where an episode ended), and
+        ``step`` the agent-step count before this transition. Returns metrics of any update
+        it made (empty when it made none).
+        """
+
+    def schedules(self, step: int) -> dict[str, float]:
+        """Current values of scheduled quantities (e.g. ``train/epsilon``), for logging."""
+        return {}
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue learning: networks, optimizers, counters, RNG."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict`."""

@@ -1,0 +1,173 @@
+"""Deep Q-Network (Mnih et al. 2015), with optional Double DQN (van Hasselt et al. 2016).
+
+Reads top to bottom: epsilon-greedy acting, replay, target network, TD update.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rlexp.algos.base import Algorithm
+from rlexp.buffers import ReplayBuffer
+from rlexp.config import DQNConfig
+from rlexp.networks import build_q_network
+
+
+def linear_schedule(start: float, end: float, duration_steps: int, step: int) -> float:
+    """Linear interpolation from ``start`` to ``end`` over ``duration_steps``, then ``end``."""
+    if duration_steps <= 0 or step >= duration_steps:
+        return end
+    return start + (end - start) * step / duration_steps
+
+
+def td_targets(rewards: torch.Tensor, terminated: torch.Tensor, next_q: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Bellman targets ``r + gamma * (1 - terminated) * next_q``.
+
+    Only termination cuts the bootstrap: a truncated transition (time limit) has
+    ``terminated=0`` and ``next_q`` evaluated at its real final observation.
+    """
+    return rewards + gamma * (1.0 - terminated) * next_q
+
+
+def crossed(before: int, after: int, interval: int) -> bool:
+    """Whether a multiple of ``interval`` lies in ``(before, after]``."""
+    return after // interval > before // interval
+
+
+class DQN(Algorithm):
+    """Q-learning with a neural network, experience replay and a target network."""
+
+    cfg: DQNConfig
+
+    def __init__(self, cfg: DQNConfig, obs_space, action_space, network, device, seed, num_envs):
+        super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs)
+        self.n_actions = int(action_space.n)
+        self.q = build_q_network(network, obs_space, action_space).to(device)
+        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
+        # fused Adam is one kernel for all parameters (CPU since torch 2.4, and CUDA)
+        self.optimizer = torch.optim.Adam(self.q.parameters(), lr=cfg.lr, eps=cfg.adam_eps, fused=True)
+        self.buffer = ReplayBuffer(cfg.buffer_capacity_transitions, obs_space.shape, obs_space.dtype, device, seed)
+        self.updates = 0  # gradient updates made
+        self.target_syncs = 0  # target-network updates made
+
+    # ------------------------------------------------------------------ acting
+
+    def epsilon(self, step: int) -> float:
+        """Exploration epsilon at agent step ``step`` (decay starts at step 0)."""
+        c = self.cfg
+        return linear_schedule(c.epsilon_start, c.epsilon_end, c.epsilon_decay_steps, step)
+
+    def schedules(self, step: int) -> dict[str, float]:
+        return {"train/epsilon": self.epsilon(step)}
+
+    @torch.inference_mode()
+    def greedy(self, obs: np.ndarray) -> np.ndarray:
+        """argmax_a Q(s, a) for a batch of observations."""
+        q = self.q(torch.as_tensor(obs, device=self.device))
+        return q.argmax(dim=1).cpu().numpy()
+
+    def _epsilon_greedy(self, obs: np.ndarray, epsilon: float) -> np.ndarray:
+        n = obs.shape[0]
+        actions = self.rng.integers(self.n_actions, size=n)
+        if epsilon >= 1.0:
+            return actions
+        explore = self.rng.random(n) < epsilon
+        if explore.all():  # skip the forward pass when no env needs it
+            return actions
+        return np.where(explore, actions, self.greedy(obs))
+
+    def act(self, obs: np.ndarray, step: int) -> np.ndarray:
+        # uniform random before learning starts, as in the DQN paper's replay warm-up
+        epsilon = 1.0 if step < self.cfg.learning_starts_steps else self.epsilon(step)
+        return self._epsilon_greedy(obs, epsilon)
+
+    def predict(self, obs: np.ndarray) -> np.ndarray:
+        return self._epsilon_greedy(obs, self.cfg.epsilon_eval)
+
+    # ------------------------------------------------------------------ learning
+
+    def observe(self, obs, actions, rewards, next_obs, terminated, truncated, step) -> dict[str, float]:
+        c = self.cfg
+        self.buffer.add(obs, actions, rewards, next_obs, terminated)
+        after = step + len(actions)
+        if crossed(step, after, c.target_update_interval_steps):
+            self.sync_target()
+        if after > c.learning_starts_steps and crossed(step, after, c.train_interval_steps):
+            return self.train(c.updates_per_train)
+        return {}
+
+    @torch.no_grad()
+    def sync_target(self) -> None:
+        """Copy (tau=1) or Polyak-average (tau<1) the online weights into the target network."""
+        if self.cfg.tau >= 1.0:
+            self.q_target.load_state_dict(self.q.state_dict())
+        else:
+            target = list(self.q_target.parameters())
+            torch._foreach_lerp_(target, list(self.q.parameters()), self.cfg.tau)
+        self.target_syncs += 1
+
+    def train(self, num_updates: int) -> dict[str, float]:
+        """``num_updates`` gradient steps on fresh uniform minibatches."""
+        c = self.cfg
+        batch = self.buffer.sample(c.batch_size, num_batches=num_updates)
+        targets = None
+        if not c.double_dqn:
+            # The target network does not change during a training phase, so every update's
+            # targets come from one batched forward pass: the same numbers, far less overhead.
+            with torch.no_grad():
+                next_q = self.q_target(batch.next_obs.flatten(0, 1)).amax(dim=1).view(num_updates, c.batch_size)
+                targets = td_targets(batch.rewards, batch.terminated, next_q, c.gamma)
+        loss_fn = F.smooth_l1_loss if c.loss == "huber" else F.mse_loss
+        loss_sum = torch.zeros((), device=self.device)
+        q_sum = torch.zeros((), device=self.device)
+        params = list(self.q.parameters())
+        for i in range(num_updates):
+            obs, actions = batch.obs[i], batch.actions[i]
+            if targets is None:
+                with torch.no_grad():
+                    next_obs = batch.next_obs[i]
+                    best = self.q(next_obs).argmax(dim=1, keepdim=True)
+                    next_q = self.q_target(next_obs).gather(1, best).squeeze(1)
+                    target = td_targets(batch.rewards[i], batch.terminated[i], next_q, c.gamma)
+            else:
+                target = targets[i]
+            q = self.q(obs).gather(1, actions.unsqueeze(1)).squeeze(1)
+            loss = loss_fn(q, target)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if c.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(params, c.max_grad_norm, foreach=True)
+            self.optimizer.step()
+            loss_sum += loss.detach()
+            q_sum += q.detach().mean()
+        self.updates += num_updates
+        return {
+            "loss/td": loss_sum.item() / num_updates,
+            "train/q_mean": q_sum.item() / num_updates,
+            "train/updates": float(self.updates),
+        }
+
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "q": self.q.state_dict(),
+            "q_target": self.q_target.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "updates": self.updates,
+            "target_syncs": self.target_syncs,
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.q.load_state_dict(state["q"])
+        self.q_target.load_state_dict(state["q_target"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.updates = state["updates"]
+        self.target_syncs = state["target_syncs"]
+        self.rng.bit_generator.state = state["rng"]

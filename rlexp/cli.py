@@ -1,0 +1,214 @@
+"""The ``rlexp`` command: a thin Typer dispatcher in front of Hydra's own entry point.
+
+``rlexp train ARGS`` hands ARGS to the ``@hydra.main`` function unchanged, so Hydra's
+override grammar, ``-m/--multirun``, ``--cfg``, sweeper and launcher plugins all work as
+Hydra users expect. rlexp only adds one-line error messages for bad input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+from importlib import resources
+from typing import Optional
+
+import typer
+
+GRAMMAR = """\
+Overrides (Hydra grammar), after `rlexp train`:
+  group=option          pick a config group option        algo=dqn env=cartpole device=cpu
+  key=value             set a field                       seed=3 total_steps=20000
+  group.key=value       set a field inside a group        algo.lr=5e-4 env.num_envs=4
+  +key=value            add a key the schema lacks        +hydra.job.env_set.FOO=1
+  ~key                  delete a key
+  -m a=1,2 b=x,y        multirun: one job per combination (a sweep directory, one run dir per job)
+  --cfg job             print the composed config and run nothing (--cfg hydra / all)
+  hydra.run.dir=PATH    where a single run writes (default runs/<algo>/<env>/<time>_seed<seed>)
+  hydra.sweep.dir=PATH  where a multirun writes (default runs/multirun/<time>)
+  --info, --hydra-help  Hydra's own diagnostics and help"""
+
+
+def config_groups() -> dict[str, list[tuple[str, str]]]:
+    """``{group: [(option, one-line description), ...]}`` read from the packaged configs."""
+    root = resources.files("rlexp.conf")
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for entry in sorted(root.iterdir(), key=lambda e: e.name):
+        if not entry.is_dir() or entry.name.startswith(("_", ".")):
+            continue
+        options = []
+        for f in sorted(entry.iterdir(), key=lambda e: e.name):
+            if f.name.endswith(".yaml"):
+                first = f.read_text().splitlines()[0] if f.read_text() else ""
+                options.append((f.name[: -len(".yaml")], first.lstrip("# ").strip() if first.startswith("#") else ""))
+        if options:
+            groups[entry.name] = options
+    return groups
+
+
+def groups_text() -> str:
+    lines = ["Config groups (group=option):"]
+    for group, options in config_groups().items():
+        lines.append(f"  {group:<9} {', '.join(name for name, _ in options)}")
+    lines.append("Run `rlexp list` for what each option is, `rlexp train --cfg job` for every field.")
+    return "\n".join(lines)
+
+
+def _epilog() -> str:
+    # "\b" stops click from rewrapping a paragraph
+    return "\n\n".join("\b\n" + block for block in (GRAMMAR, groups_text()))
+
+
+app = typer.Typer(
+    name="rlexp",
+    help="Config-driven reinforcement-learning experiments (Hydra configs, PyTorch trainers, W&B logging).",
+    epilog=_epilog(),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0].strip() if text and text.strip() else ""
+
+
+def _valid_keys(object_type: Optional[type]) -> str:
+    if object_type is not None and dataclasses.is_dataclass(object_type):
+        return ", ".join(f.name for f in dataclasses.fields(object_type))
+    return ""
+
+
+def format_error(err: BaseException) -> str:
+    """One line naming the problem and, where known, the valid choices."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+
+    from rlexp.config import ConfigError
+
+    cause = err.__cause__
+    if isinstance(err, ConfigError):
+        return str(err)
+    if isinstance(err, MissingConfigException):
+        missing = err.missing_cfg_file or ""
+        group, _, option = missing.rpartition("/")
+        if group and err.options:
+            return f"unknown option {group}={option}; valid choices: {', '.join(err.options)}"
+        if group:
+            valid = ", ".join(config_groups())
+            return f"unknown config group {group!r} (in {group}={option}); valid groups: {valid}"
+        return _first_line(str(err))
+    if "Ambiguous value for argument" in str(err) or "requires --multirun" in str(err):
+        arg = re.search(r"'(.+?)'", str(err))
+        arg = arg.group(1) if arg else "a comma-separated value"
+        return f"{arg} is a sweep: add -m to run one job per value, or write key=[a,b] for a list"
+    if isinstance(err, OverrideParseException):
+        return f"malformed override: {_first_line(str(err))}"
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
+        key = getattr(cause, "full_key", None)
+        valid = _valid_keys(getattr(cause, "object_type", None))
+        if key:
+            suffix = f"; valid keys: {valid}" if valid else ""
+            return f"unknown key {key!r}{suffix} (use +{key}=... to add a key)"
+    if isinstance(cause, ValidationError):
+        key = getattr(cause, "full_key", None) or "?"
+        msg = _first_line(str(cause))
+        m = re.match(r"Value '(.*)' of type '(\w+)' could not be converted to (\w+)", msg)
+        if m:
+            return f"invalid value for {key}: {m.group(1)!r} is not a valid {m.group(3).lower()}"
+        return f"invalid value for {key}: {msg}"
+    text = _first_line(str(err))
+    if cause is not None and _first_line(str(cause)):
+        text = f"{text}: {_first_line(str(cause))}"
+    return text or type(err).__name__
+
+
+def _is_user_error(err: BaseException) -> bool:
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from rlexp.config import ConfigError
+
+    return isinstance(err, (ConfigError, HydraException, OmegaConfBaseException))
+
+
+class _DropLines:
+    """A text stream that drops writes starting with a prefix and passes the rest on."""
+
+    def __init__(self, stream, prefix: str):
+        self._stream, self._prefix = stream, prefix
+
+    def write(self, text: str) -> int:
+        return len(text) if text.startswith(self._prefix) else self._stream.write(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def launch_hydra(args: list[str], prog: str = "rlexp train") -> int:
+    """Run the Hydra entry with ``args`` as its command line; return the exit code.
+
+    Bad input (a config or override Hydra or rlexp rejects) prints one ``error:`` line and
+    returns 2. A crash inside training is re-raised with its traceback: that is a bug.
+    """
+    from rlexp.train import main
+
+    saved_argv, saved_full = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
+    sys.argv = [prog, *args]
+    saved_stderr = sys.stderr
+    if not ({"-m", "--multirun"} & set(args)):
+        # Hydra writes "Error executing job with overrides: [...]" before re-raising; for a
+        # single run our one line says it all.
+        sys.stderr = _DropLines(saved_stderr, "Error executing job with overrides:")
+    # Let exceptions reach us instead of Hydra's multi-line report, so we can print one line.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        main()
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except Exception as err:  # noqa: BLE001 - every user error becomes one line
+        if not _is_user_error(err):
+            raise
+        typer.echo(f"error: {format_error(err)}", err=True)
+        return 2
+    finally:
+        sys.argv, sys.stderr = saved_argv, saved_stderr
+        if saved_full is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved_full
+    return 0
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+    help="Train an agent. Arguments are Hydra overrides, e.g. `rlexp train algo=dqn env=cartpole seed=3`.",
+)
+def train(ctx: typer.Context) -> None:
+    args = list(ctx.args)
+    if "--help" in args or "-h" in args:
+        typer.echo("Usage: rlexp train [OVERRIDES...] [-m] [--cfg job|hydra|all]\n")
+        typer.echo("Train an agent; every argument is a Hydra override.\n")
+        typer.echo("Examples:\n  rlexp train algo=dqn env=cartpole seed=3 algo.lr=5e-4\n"
+                   "  rlexp train -m algo.lr=1e-3,5e-4 seed=1,2\n  rlexp train --cfg job\n")
+        typer.echo(GRAMMAR + "\n")
+        typer.echo(groups_text())
+        raise typer.Exit(0)
+    raise typer.Exit(launch_hydra(args))
+
+
+@app.command("list", help="List the config groups and their options.")
+def list_options() -> None:
+    for group, options in config_groups().items():
+        typer.echo(f"{group}:")
+        width = max(len(name) for name, _ in options)
+        for name, doc in options:
+            typer.echo(f"  {name:<{width}}  {doc}")

@@ -1,0 +1,228 @@
+"""Typed config schemas, registered in Hydra's ConfigStore.
+
+Every YAML option in ``conf/<group>/`` starts its defaults list with the matching schema
+(``/schema/<group>/<name>@_here_``), so Hydra type-checks every value and refuses unknown
+keys. Range checks live in ``__post_init__`` and run when :func:`to_typed` turns the
+composed config into these dataclasses, before anything is written to disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    """A user-facing config problem; its message is one line naming the problem and the fix."""
+
+
+def _positive(owner: str, **values: Any) -> None:
+    for name, value in values.items():
+        if value is None or value <= 0:
+            raise ConfigError(f"{owner}.{name} must be > 0, got {value}")
+
+
+def _non_negative(owner: str, **values: Any) -> None:
+    for name, value in values.items():
+        if value is None or value < 0:
+            raise ConfigError(f"{owner}.{name} must be >= 0, got {value}")
+
+
+def _unit_interval(owner: str, **values: Any) -> None:
+    for name, value in values.items():
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{owner}.{name} must be in [0, 1], got {value}")
+
+
+def _one_of(owner: str, name: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ConfigError(f"{owner}.{name}={value!r} is not valid; choose one of: {', '.join(map(str, choices))}")
+
+
+# --------------------------------------------------------------------------- algorithms
+
+
+@dataclass
+class DQNConfig:
+    """Deep Q-Network (Mnih et al. 2015) with the usual modern switches."""
+
+    name: str = "dqn"  # registry key in rlexp.algos.ALGOS
+    lr: float = 1e-4  # Adam learning rate
+    adam_eps: float = 1e-8  # Adam epsilon (numerical floor of the second-moment estimate)
+    gamma: float = 0.99  # discount factor
+    buffer_capacity_transitions: int = 100_000  # replay capacity, in transitions
+    batch_size: int = 32  # transitions per gradient update
+    learning_starts_steps: int = 1_000  # agent steps of pure exploration before the first update
+    train_interval_steps: int = 4  # agent steps between training phases
+    updates_per_train: int = 1  # gradient updates in each training phase
+    target_update_interval_steps: int = 1_000  # agent steps between target-network syncs
+    tau: float = 1.0  # target sync rate: 1.0 hard copy, <1 Polyak averaging
+    epsilon_start: float = 1.0  # exploration epsilon at step 0
+    epsilon_end: float = 0.05  # exploration epsilon after the decay
+    epsilon_decay_steps: int = 10_000  # agent steps of linear decay from start to end
+    epsilon_eval: float = 0.0  # epsilon of the evaluation policy (0 = greedy)
+    loss: str = "huber"  # TD loss: huber (smooth L1) or mse
+    double_dqn: bool = False  # Double DQN target: online argmax, target value
+    max_grad_norm: Optional[float] = 10.0  # gradient-norm clip; null disables clipping
+
+    def __post_init__(self) -> None:
+        o = "algo"
+        _positive(o, lr=self.lr, adam_eps=self.adam_eps, buffer_capacity_transitions=self.buffer_capacity_transitions,
+                  batch_size=self.batch_size, train_interval_steps=self.train_interval_steps,
+                  updates_per_train=self.updates_per_train,
+                  target_update_interval_steps=self.target_update_interval_steps)
+        _non_negative(o, learning_starts_steps=self.learning_starts_steps, epsilon_decay_steps=self.epsilon_decay_steps)
+        _unit_interval(o, gamma=self.gamma, epsilon_start=self.epsilon_start, epsilon_end=self.epsilon_end,
+                       epsilon_eval=self.epsilon_eval)
+        if not 0.0 < self.tau <= 1.0:
+            raise ConfigError(f"algo.tau must be in (0, 1], got {self.tau}")
+        _one_of(o, "loss", self.loss, ("huber", "mse"))
+        if self.max_grad_norm is not None:
+            _positive(o, max_grad_norm=self.max_grad_norm)
+
+
+# --------------------------------------------------------------------------- groups
+
+
+@dataclass
+class EnvConfig:
+    """A gymnasium environment, vectorized."""
+
+    id: str = "CartPole-v1"  # gymnasium env id (any registered id)
+    num_envs: int = 1  # parallel training envs; agent steps count every env's step
+    vectorization: str = "sync"  # gymnasium vector mode: sync (one process) or async (subprocesses)
+    max_episode_steps: Optional[int] = None  # episode step cap (truncation); null keeps the env's own
+    kwargs: Dict[str, Any] = field(default_factory=dict)  # extra keyword arguments for gymnasium.make
+
+    def __post_init__(self) -> None:
+        _positive("env", num_envs=self.num_envs)
+        _one_of("env", "vectorization", self.vectorization, ("sync", "async"))
+        if self.max_episode_steps is not None:
+            _positive("env", max_episode_steps=self.max_episode_steps)
+
+
+ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu")
+
+
+@dataclass
+class NetworkConfig:
+    """Function approximator; input and output sizes come from the env's spaces at build time."""
+
+    name: str = "mlp"  # architecture: mlp
+    hidden_sizes: List[int] = field(default_factory=lambda: [256, 256])  # width of each hidden layer
+    activation: str = "relu"  # hidden activation: relu, tanh, elu, gelu or silu
+
+    def __post_init__(self) -> None:
+        _one_of("network", "name", self.name, ("mlp",))
+        _one_of("network", "activation", self.activation, ACTIVATIONS)
+        for width in self.hidden_sizes:
+            if not isinstance(width, int) or width <= 0:
+                raise ConfigError(f"network.hidden_sizes must be positive integers, got {list(self.hidden_sizes)}")
+
+
+@dataclass
+class DeviceConfig:
+    """Where tensors live and how many CPU threads torch may use."""
+
+    type: str = "auto"  # auto (CUDA when present, else CPU), cpu, cuda or cuda:N
+    torch_threads: int = 1  # torch intra-op CPU threads; 0 keeps torch's default (one per core)
+    deterministic: bool = False  # ask torch for deterministic kernels (slower on GPU)
+
+    def __post_init__(self) -> None:
+        _non_negative("device", torch_threads=self.torch_threads)
+        if self.type not in ("auto", "cpu", "cuda", "mps") and not self.type.startswith("cuda:"):
+            raise ConfigError(f"device.type={self.type!r} is not valid; choose one of: auto, cpu, cuda, cuda:N, mps")
+
+
+@dataclass
+class WandbConfig:
+    """Weights & Biases run settings (offline by default: no account, no network)."""
+
+    mode: str = "offline"  # offline (files in the run dir), online (needs a login) or disabled
+    project: str = "rlexp"  # W&B project
+    entity: Optional[str] = None  # W&B team or user; null uses your default
+    group: Optional[str] = None  # W&B group; null groups a multirun's jobs by its sweep directory
+    tags: List[str] = field(default_factory=list)  # W&B tags
+    name: Optional[str] = None  # W&B run name; null uses the run directory's name
+
+    def __post_init__(self) -> None:
+        _one_of("logger.wandb", "mode", self.mode, ("offline", "online", "disabled"))
+
+
+@dataclass
+class LoggerConfig:
+    """Where metrics go: metrics.jsonl always, W&B and the console as set here."""
+
+    log_interval_steps: int = 2_000  # agent steps between aggregated metric events
+    progress: str = "auto"  # console output: auto (bar on a terminal, lines otherwise), bar, lines or none
+    wandb: WandbConfig = field(default_factory=WandbConfig)  # W&B settings
+
+    def __post_init__(self) -> None:
+        _positive("logger", log_interval_steps=self.log_interval_steps)
+        _one_of("logger", "progress", self.progress, ("auto", "bar", "lines", "none"))
+
+
+@dataclass
+class TrainConfig:
+    """One training run."""
+
+    algo: Any = MISSING  # the algorithm: a schema from rlexp.config (e.g. DQNConfig)
+    env: EnvConfig = MISSING  # the environment
+    network: NetworkConfig = MISSING  # the function approximator
+    device: DeviceConfig = MISSING  # compute device
+    logger: LoggerConfig = MISSING  # metric sinks
+    seed: int = 1  # seeds python, numpy, torch and the envs
+    total_steps: int = 50_000  # agent steps to train (summed over parallel envs)
+    eval_interval_steps: int = 10_000  # agent steps between evaluations; 0 evaluates only at the end
+    eval_episodes: int = 10  # episodes per evaluation
+    checkpoint_interval_steps: int = 25_000  # agent steps between periodic checkpoints; 0 saves only the last
+
+    def __post_init__(self) -> None:
+        _positive("", total_steps=self.total_steps, eval_episodes=self.eval_episodes)
+        _non_negative("", eval_interval_steps=self.eval_interval_steps,
+                      checkpoint_interval_steps=self.checkpoint_interval_steps)
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed}")
+
+
+# One line per algorithm: its schema.
+ALGO_SCHEMAS: dict[str, type] = {"dqn": DQNConfig}
+
+GROUP_SCHEMAS: dict[str, dict[str, type]] = {
+    "algo": ALGO_SCHEMAS,
+    "env": {"gym": EnvConfig},
+    "network": {"mlp": NetworkConfig},
+    "device": {"device": DeviceConfig},
+    "logger": {"logger": LoggerConfig},
+}
+
+
+def register_configs() -> None:
+    """Store every schema under ``schema/<group>/<name>`` (kept out of the user-facing groups)."""
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    for group, schemas in GROUP_SCHEMAS.items():
+        for name, node in schemas.items():
+            cs.store(group=f"schema/{group}", name=name, node=node)
+
+
+register_configs()
+
+
+def to_typed(cfg: DictConfig) -> TrainConfig:
+    """Turn a composed config into dataclasses, running every range check.
+
+    Raises:
+        ConfigError: a value is out of range (one line, naming the key).
+    """
+    try:
+        typed = OmegaConf.to_object(cfg)
+    except ConfigError as err:
+        # __post_init__ raises with "."-prefixed keys for top-level fields.
+        raise ConfigError(str(err).lstrip(".")) from None
+    if not isinstance(typed, TrainConfig):  # pragma: no cover - guarded by train.yaml's defaults
+        raise ConfigError("the composed config is not a TrainConfig; train.yaml must start with train_schema")
+    return typed

@@ -1,0 +1,5 @@
+"""Environment builders."""
+
+from rlexp.envs.make import make_env, make_vector_env
+
+__all__ = ["make_env", "make_vector_env"]

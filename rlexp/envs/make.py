@@ -1,0 +1,62 @@
+"""Build gymnasium environments from an :class:`~rlexp.config.EnvConfig`.
+
+Training envs use gymnasium's vector API in SAME_STEP autoreset mode: when an episode ends,
+``step`` returns the first observation of the next episode and puts the real last
+observation in ``info["final_obs"]``, which the learner needs to bootstrap on truncation.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import gymnasium as gym
+from gymnasium.vector import AutoresetMode
+
+from rlexp.config import ConfigError, EnvConfig
+
+
+def _check_id(env_id: str) -> None:
+    if env_id in gym.registry:
+        return
+    try:  # lets gymnasium import plugin namespaces (e.g. "ALE/") before we give up
+        gym.spec(env_id)
+        return
+    except gym.error.Error:
+        pass
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; see gymnasium.pprint_registry() for the ids"
+    raise ConfigError(f"env.id={env_id!r} is not a registered gymnasium environment{hint}")
+
+
+def _make_kwargs(cfg: EnvConfig) -> dict:
+    kwargs = dict(cfg.kwargs)
+    if cfg.max_episode_steps is not None:
+        kwargs["max_episode_steps"] = cfg.max_episode_steps
+    return kwargs
+
+
+def make_env(cfg: EnvConfig, render_mode: str | None = None) -> gym.Env:
+    """One (non-vector) env, e.g. for rendering a video."""
+    _check_id(cfg.id)
+    return gym.make(cfg.id, render_mode=render_mode, **_make_kwargs(cfg))
+
+
+def make_vector_env(cfg: EnvConfig, num_envs: int | None = None) -> gym.vector.VectorEnv:
+    """A vector env of ``num_envs`` copies (default ``cfg.num_envs``), autoreset in the same step.
+
+    Raises:
+        ConfigError: unknown env id or bad kwargs, in one line.
+    """
+    _check_id(cfg.id)
+    try:
+        return gym.make_vec(
+            cfg.id,
+            num_envs=num_envs or cfg.num_envs,
+            vectorization_mode=cfg.vectorization,
+            vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
+            **_make_kwargs(cfg),
+        )
+    except TypeError as err:
+        raise ConfigError(f"env.kwargs do not fit {cfg.id}: {err}") from None
+    except gym.error.DependencyNotInstalled as err:
+        raise ConfigError(f"{cfg.id} needs an extra package: {str(err).splitlines()[0]}") from None

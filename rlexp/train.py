@@ -1,0 +1,262 @@
+"""Training: ``run(cfg, run_dir)`` is a plain function; ``main`` is the ``@hydra.main`` entry.
+
+Data flows one way: config -> builders (envs, algorithm) -> loop -> sinks (metrics.jsonl,
+W&B, console, checkpoints). Everything that can reject the config is built before the run
+directory gets its first file, so bad input leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from rlexp.algos import ALGOS
+from rlexp.checkpoint import save_checkpoint
+from rlexp.config import ConfigError, DeviceConfig, TrainConfig, to_typed
+from rlexp.envs import make_vector_env
+from rlexp.evaluation import evaluate
+from rlexp.loggers import ConsoleLogger, JsonlLogger, WandbLogger
+
+EVAL_SEED_OFFSET = 1_000_000  # eval envs get seeds far from the training envs'
+MAX_EVAL_ENVS = 16
+
+
+def resolve_device(cfg: DeviceConfig) -> torch.device:
+    """``auto`` -> CUDA when torch sees a GPU, else CPU; explicit requests are checked.
+
+    Raises:
+        ConfigError: the requested device is not available here.
+    """
+    kind = cfg.type
+    if kind == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if kind.startswith("cuda"):
+        if not torch.cuda.is_available():
+            why = "this torch is a CPU-only build" if torch.version.cuda is None else "torch sees no CUDA GPU"
+            raise ConfigError(f"device={kind} is not available ({why}); valid choices here: auto, cpu")
+        index = int(kind.split(":")[1]) if ":" in kind else 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"device={kind} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device=mps is not available; valid choices here: auto, cpu")
+    return torch.device(kind)
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+
+
+@dataclass
+class RunInfo:
+    """What the caller knows about the run that the config does not."""
+
+    command: str = "rlexp train"  # the command that reproduces this run
+    overrides: tuple[str, ...] = ()  # the Hydra overrides of this run
+    wandb_group: str | None = None  # default W&B group (a multirun's sweep name)
+
+
+def run(cfg: TrainConfig, run_dir: Path, info: RunInfo | None = None) -> dict[str, Any]:
+    """Train ``cfg.algo`` on ``cfg.env``, writing everything into ``run_dir``.
+
+    Returns:
+        A summary: final eval return mean/std, agent steps, wall time, run directory.
+
+    Raises:
+        ConfigError: the config cannot run here; nothing has been written to ``run_dir``.
+    """
+    info = info or RunInfo()
+    run_dir = Path(run_dir)
+    if (run_dir / "metrics.jsonl").exists():
+        raise ConfigError(f"run directory {run_dir} already holds a run; choose another hydra.run.dir")
+
+    # ---- build (everything that can refuse the config, before any file is written)
+    device = resolve_device(cfg.device)
+    if cfg.device.torch_threads > 0:
+        torch.set_num_threads(cfg.device.torch_threads)
+    seed_everything(cfg.seed, cfg.device.deterministic)
+    if cfg.algo.name not in ALGOS:
+        raise ConfigError(f"algo.name={cfg.algo.name!r} is not registered; valid choices: {', '.join(ALGOS)}")
+    envs = make_vector_env(cfg.env)
+    eval_envs = None
+    try:
+        eval_envs = make_vector_env(cfg.env, num_envs=min(cfg.eval_episodes, MAX_EVAL_ENVS))
+        algo = ALGOS[cfg.algo.name](
+            cfg.algo,
+            envs.single_observation_space,
+            envs.single_action_space,
+            cfg.network,
+            device,
+            cfg.seed,
+            cfg.env.num_envs,
+        )
+        return _loop(cfg, run_dir, info, device, envs, eval_envs, algo)
+    finally:
+        envs.close()
+        if eval_envs is not None:
+            eval_envs.close()
+
+
+def _write_run_files(cfg: TrainConfig, run_dir: Path, info: RunInfo) -> dict[str, Any]:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resolved = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
+    (run_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(list(info.overrides)))
+    (run_dir / "command.txt").write_text(info.command + "\n")
+    return resolved
+
+
+def _loop(cfg, run_dir, info, device, envs, eval_envs, algo) -> dict[str, Any]:
+    resolved = _write_run_files(cfg, run_dir, info)
+    console = ConsoleLogger(cfg.logger.progress, cfg.total_steps, f"{cfg.algo.name} {cfg.env.id} seed={cfg.seed}")
+    sinks: list[Any] = [JsonlLogger(run_dir / "metrics.jsonl"), console]
+    try:
+        if cfg.logger.wandb.mode != "disabled":
+            sinks.append(WandbLogger(cfg.logger.wandb, run_dir, resolved, info.wandb_group))
+
+        def log(step: int, metrics: dict[str, float]) -> None:
+            for sink in sinks:
+                sink.log(step, metrics)
+
+        num_envs = cfg.env.num_envs
+        eval_index = 0
+
+        def run_eval(step: int) -> tuple[float, float]:
+            nonlocal eval_index
+            seed = cfg.seed + EVAL_SEED_OFFSET + eval_index * cfg.eval_episodes
+            returns, lengths = evaluate(algo.predict, eval_envs, cfg.eval_episodes, seed)
+            eval_index += 1
+            mean, std = float(returns.mean()), float(returns.std())
+            log(step, {"eval/episode_return": mean, "eval/episode_return_std": std,
+                       "eval/episode_length": float(lengths.mean()), "eval/episodes": float(len(returns))})
+            return mean, std
+
+        def checkpoint(step: int, periodic: bool) -> None:
+            state = {"algo": algo.state_dict(), "step": step, "config": resolved}
+            save_checkpoint(run_dir / "checkpoints", state, step, periodic)
+
+        obs, _ = envs.reset(seed=cfg.seed)
+        ep_return = np.zeros(num_envs)
+        ep_length = np.zeros(num_envs, dtype=np.int64)
+        window_returns: list[float] = []
+        window_lengths: list[int] = []
+        episodes = 0
+        last_update: dict[str, float] = {}
+        step = 0
+        start = last_time = time.perf_counter()
+        last_step = 0
+        eval_mean, eval_std = float("nan"), float("nan")
+        intervals = cfg.logger.log_interval_steps, cfg.eval_interval_steps, cfg.checkpoint_interval_steps
+
+        while step < cfg.total_steps:
+            actions = algo.act(obs, step)
+            next_obs, rewards, terminated, truncated, infos = envs.step(actions)
+            ep_return += rewards
+            ep_length += 1
+            done = terminated | truncated
+            real_next = next_obs
+            if done.any():
+                # SAME_STEP autoreset: next_obs already starts the next episode; the learner
+                # needs the real last observation to bootstrap a truncated episode.
+                real_next = next_obs.copy()
+                for i in np.flatnonzero(done):
+                    real_next[i] = infos["final_obs"][i]
+                    window_returns.append(float(ep_return[i]))
+                    window_lengths.append(int(ep_length[i]))
+                    ep_return[i] = 0.0
+                    ep_length[i] = 0
+                    episodes += 1
+            update = algo.observe(obs, actions, rewards, real_next, terminated, truncated, step)
+            if update:
+                last_update = update
+            prev, step, obs = step, step + num_envs, next_obs
+
+            log_due, eval_due, ckpt_due = (k > 0 and step // k > prev // k for k in intervals)
+            if log_due:
+                now = time.perf_counter()
+                metrics = {"perf/sps": (step - last_step) / (now - last_time), "train/episodes": float(episodes)}
+                if window_returns:
+                    metrics["train/episode_return"] = float(np.mean(window_returns))
+                    metrics["train/episode_length"] = float(np.mean(window_lengths))
+                    window_returns.clear()
+                    window_lengths.clear()
+                metrics.update(algo.schedules(step))
+                metrics.update(last_update)
+                log(step, metrics)
+                last_time, last_step = time.perf_counter(), step
+            if eval_due and step < cfg.total_steps:
+                eval_mean, eval_std = run_eval(step)
+            if ckpt_due and step < cfg.total_steps:
+                checkpoint(step, periodic=True)
+
+        eval_mean, eval_std = run_eval(step)
+        checkpoint(step, periodic=cfg.checkpoint_interval_steps > 0)
+        wall_s = time.perf_counter() - start
+        summary = {
+            "run_dir": str(run_dir),
+            "steps": step,
+            "episodes": episodes,
+            "wall_s": wall_s,
+            "eval_return_mean": eval_mean,
+            "eval_return_std": eval_std,
+        }
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        console.close()
+        console.message(
+            f"done: {step} agent steps in {wall_s:.1f}s; eval return {eval_mean:.1f} +/- {eval_std:.1f} "
+            f"over {cfg.eval_episodes} episodes\nrun directory: {run_dir}"
+        )
+        return summary
+    finally:
+        for sink in sinks:
+            sink.close()
+
+
+# --------------------------------------------------------------------------- Hydra entry
+
+
+def _remove_if_empty(path: Path, stop: Path) -> None:
+    """rmdir ``path`` and its parents up to (not including) ``stop`` while they are empty."""
+    path, stop = path.resolve(), stop.resolve()
+    while path != stop:
+        try:
+            path.rmdir()  # only ever removes an empty directory
+        except OSError:
+            return
+        path = path.parent
+        if stop not in path.parents:
+            return
+
+
+@hydra.main(version_base="1.3", config_path="pkg://rlexp.conf", config_name="train")
+def main(cfg: DictConfig) -> float:
+    """Hydra task function: one training run (one job of a multirun)."""
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    overrides = tuple(hc.overrides.task)
+    multirun = hc.mode == RunMode.MULTIRUN
+    info = RunInfo(
+        command=shlex.join(["rlexp", "train", *overrides]),
+        overrides=overrides,
+        wandb_group=Path(hc.sweep.dir).name if multirun else None,
+    )
+    try:
+        summary = run(to_typed(cfg), run_dir, info)
+    except ConfigError:
+        _remove_if_empty(run_dir, Path.cwd())  # Hydra made it; bad input leaves nothing behind
+        raise
+    return summary["eval_return_mean"]
