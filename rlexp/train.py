@@ -88,6 +88,7 @@ def run(cfg: TrainConfig, run_dir: Path, info: RunInfo | None = None) -> dict[st
     device = resolve_device(cfg.device)
     if cfg.device.torch_threads > 0:
         torch.set_num_threads(cfg.device.torch_threads)
+    torch.set_flush_denormal(cfg.device.flush_denormal)
     seed_everything(cfg.seed, cfg.device.deterministic)
     if cfg.algo.name not in ALGOS:
         raise ConfigError(f"algo.name={cfg.algo.name!r} is not registered; valid choices: {', '.join(ALGOS)}")
@@ -125,7 +126,8 @@ def _loop(cfg, run_dir, info, device, envs, eval_envs, algo) -> dict[str, Any]:
     console = ConsoleLogger(cfg.logger.progress, cfg.total_steps, f"{cfg.algo.name} {cfg.env.id} seed={cfg.seed}")
     sinks: list[Any] = [JsonlLogger(run_dir / "metrics.jsonl"), console]
     try:
-        if cfg.logger.wandb.mode != "disabled":
+        wandb_on = cfg.logger.wandb.mode != "disabled"
+        if wandb_on:
             sinks.append(WandbLogger(cfg.logger.wandb, run_dir, resolved, info.wandb_group))
 
         def log(step: int, metrics: dict[str, float]) -> None:
@@ -218,7 +220,11 @@ def _loop(cfg, run_dir, info, device, envs, eval_envs, algo) -> dict[str, Any]:
         console.close()
         console.message(
             f"done: {step} agent steps in {wall_s:.1f}s; eval return {eval_mean:.1f} +/- {eval_std:.1f} "
-            f"over {cfg.eval_episodes} episodes\nrun directory: {run_dir}"
+            f"over {cfg.eval_episodes} episodes\nrun directory: {run_dir}\n"
+            "  config.yaml, command.txt  what ran, and how to run it again\n"
+            "  metrics.jsonl             one JSON object per log event (train/, eval/, loss/, perf/)\n"
+            "  checkpoints/              latest.pt and periodic step_<N>.pt\n"
+            + ("  wandb/                    the W&B run (`wandb sync` uploads an offline run)" if wandb_on else "")
         )
         return summary
     finally:
@@ -252,7 +258,7 @@ def main(cfg: DictConfig) -> float:
     info = RunInfo(
         command=shlex.join(["rlexp", "train", *overrides]),
         overrides=overrides,
-        wandb_group=Path(hc.sweep.dir).name if multirun else None,
+        wandb_group=f"multirun-{Path(hc.sweep.dir).name}" if multirun else None,
     )
     try:
         summary = run(to_typed(cfg), run_dir, info)

@@ -8,14 +8,15 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from rlexp.algos.base import Algorithm
 from rlexp.buffers import ReplayBuffer
-from rlexp.config import DQNConfig
-from rlexp.networks import build_q_network
+from rlexp.config import ConfigError, DQNConfig
+from rlexp.networks import build_q_network, flatten_parameters
 
 
 def linear_schedule(start: float, end: float, duration_steps: int, step: int) -> float:
@@ -34,6 +35,13 @@ def td_targets(rewards: torch.Tensor, terminated: torch.Tensor, next_q: torch.Te
     return rewards + gamma * (1.0 - terminated) * next_q
 
 
+def clip_grad_norm_(grad: torch.Tensor, max_norm: float) -> None:
+    """In-place gradient-norm clip of one flat gradient (the same rule as torch's, minus its
+    list handling, which costs more than the clip itself for a single tensor)."""
+    norm = torch.linalg.vector_norm(grad)
+    grad.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
+
+
 def crossed(before: int, after: int, interval: int) -> bool:
     """Whether a multiple of ``interval`` lies in ``(before, after]``."""
     return after // interval > before // interval
@@ -46,11 +54,18 @@ class DQN(Algorithm):
 
     def __init__(self, cfg: DQNConfig, obs_space, action_space, network, device, seed, num_envs):
         super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs)
+        if not isinstance(action_space, gym.spaces.Discrete):
+            raise ConfigError(
+                f"algo=dqn needs a discrete action space, this env's is {action_space}; "
+                "choose a discrete-action env (e.g. env=cartpole)"
+            )
         self.n_actions = int(action_space.n)
         self.q = build_q_network(network, obs_space, action_space).to(device)
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
-        # fused Adam is one kernel for all parameters (CPU since torch 2.4, and CUDA)
-        self.optimizer = torch.optim.Adam(self.q.parameters(), lr=cfg.lr, eps=cfg.adam_eps, fused=True)
+        # One flat parameter: Adam and the gradient clip each become a few kernels over one
+        # tensor instead of a few per layer; fused Adam runs on CPU (torch >= 2.4) and CUDA.
+        self.flat_params = flatten_parameters(self.q)
+        self.optimizer = torch.optim.Adam([self.flat_params], lr=cfg.lr, eps=cfg.adam_eps, fused=True)
         self.buffer = ReplayBuffer(cfg.buffer_capacity_transitions, obs_space.shape, obs_space.dtype, device, seed)
         self.updates = 0  # gradient updates made
         self.target_syncs = 0  # target-network updates made
@@ -125,7 +140,7 @@ class DQN(Algorithm):
         loss_fn = F.smooth_l1_loss if c.loss == "huber" else F.mse_loss
         loss_sum = torch.zeros((), device=self.device)
         q_sum = torch.zeros((), device=self.device)
-        params = list(self.q.parameters())
+        flat = self.flat_params
         for i in range(num_updates):
             obs, actions = batch.obs[i], batch.actions[i]
             if targets is None:
@@ -138,10 +153,10 @@ class DQN(Algorithm):
                 target = targets[i]
             q = self.q(obs).gather(1, actions.unsqueeze(1)).squeeze(1)
             loss = loss_fn(q, target)
-            self.optimizer.zero_grad(set_to_none=True)
+            flat.grad.zero_()  # the layers' .grad are views of it: never set it to None
             loss.backward()
             if c.max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(params, c.max_grad_norm, foreach=True)
+                clip_grad_norm_(flat.grad, c.max_grad_norm)
             self.optimizer.step()
             loss_sum += loss.detach()
             q_sum += q.detach().mean()

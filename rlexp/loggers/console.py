@@ -64,8 +64,8 @@ class ConsoleLogger:
                 )
 
     def message(self, text: str) -> None:
-        if self.mode != "none":
-            self.console.print(text)
+        """Always shown (``progress=none`` silences only the progress)."""
+        self.console.print(text, highlight=False, soft_wrap=True)
 
     def close(self) -> None:
         if self._progress is not None:

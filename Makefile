@@ -1,0 +1,31 @@
+# rlexp: `make demo` trains a default agent, `make test` runs the tests. Both set up .venv.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip install -q -c constraints.txt
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test bench clean
+
+# (Re)install when the dependency files change. constraints.txt pins the tested versions;
+# torch==2.13.0 resolves to the CPU build where a local wheel is provided, CUDA elsewhere.
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) -e '.[test]'
+	@touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/rlexp train
+	@echo "Curves: metrics.jsonl above (or 'wandb sync' the offline run). Next: '$(BIN)/rlexp --help'."
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(PIP) -e '.[test,bench]'
+	$(BIN)/python scripts/bench_dqn_cartpole.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

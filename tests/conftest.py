@@ -1,0 +1,54 @@
+"""Shared fixtures: composed configs with tiny budgets, and a subprocess CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+
+from rlexp.config import TrainConfig, to_typed
+
+RLEXP = [sys.executable, "-m", "rlexp"]
+
+# Tiny budgets: a run of a few thousand steps, W&B off unless a test turns it on.
+TINY = [
+    "total_steps=1500",
+    "eval_interval_steps=0",
+    "eval_episodes=2",
+    "checkpoint_interval_steps=0",
+    "algo.learning_starts_steps=500",
+    "algo.train_interval_steps=64",
+    "algo.updates_per_train=4",
+    "logger=none",
+    "logger.progress=none",
+]
+
+
+def compose_train(overrides: list[str] | None = None) -> TrainConfig:
+    """The composed, validated config for ``overrides`` (as `rlexp train` would build it)."""
+    with initialize_config_module("rlexp.conf", version_base="1.3"):
+        return to_typed(compose("train", overrides=list(overrides or [])))
+
+
+@pytest.fixture
+def tiny_cfg() -> TrainConfig:
+    return compose_train(TINY)
+
+
+def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``rlexp ARGS`` in a subprocess, in ``cwd``, without a terminal."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [*RLEXP, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Keep W&B and friends out of the real home directory."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))

@@ -1,0 +1,108 @@
+"""The rlexp command, through a subprocess, as a user runs it."""
+
+import pytest
+
+from rlexp.loggers.jsonl import read_metrics
+from tests.conftest import TINY, run_cli
+
+
+def _files(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_help_lists_grammar_and_groups(tmp_path):
+    for args in (["--help"], ["train", "--help"]):
+        out = run_cli(args, tmp_path)
+        assert out.returncode == 0, out.stderr
+        for text in ("group=option", "-m a=1,2", "--cfg job", "algo", "dqn", "env", "cartpole", "device", "logger"):
+            assert text in out.stdout, (args, text)
+
+
+def test_list(tmp_path):
+    out = run_cli(["list"], tmp_path)
+    assert out.returncode == 0
+    for line in ("algo:", "  dqn", "env:", "  cartpole", "device:", "  cuda", "logger:", "  wandb", "network:"):
+        assert line in out.stdout
+
+
+def test_cfg_job_prints_the_config_and_runs_nothing(tmp_path):
+    out = run_cli(["train", "--cfg", "job", "algo=dqn", "algo.lr=5e-4"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "lr: 0.0005" in out.stdout and "id: CartPole-v1" in out.stdout
+    assert _files(tmp_path) == []
+
+
+def test_train_single_run(tmp_path):
+    out = run_cli(["train", "algo=dqn", "env=cartpole", "seed=3", "algo.lr=5e-4", *TINY], tmp_path)
+    assert out.returncode == 0, out.stderr
+    run_dirs = list((tmp_path / "runs" / "dqn" / "CartPole-v1").iterdir())
+    assert len(run_dirs) == 1 and run_dirs[0].name.endswith("_seed3")
+    run_dir = run_dirs[0]
+    assert str(run_dir.name) in out.stdout  # says where the run went
+    command = (run_dir / "command.txt").read_text()
+    assert command.startswith("rlexp train ") and "seed=3" in command and "algo.lr=5e-4" in command
+    assert "lr: 0.0005" in (run_dir / "config.yaml").read_text()
+    assert read_metrics(run_dir / "metrics.jsonl")[-1]["step"] == 1500
+    assert (run_dir / "checkpoints" / "latest.pt").exists()
+
+
+def test_multirun_two_jobs_one_sweep_dir(tmp_path):
+    out = run_cli(["train", "-m", "seed=1,2", *TINY, "logger=wandb", "logger.progress=none"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    sweeps = list((tmp_path / "runs" / "multirun").iterdir())
+    assert len(sweeps) == 1
+    jobs = sorted(p for p in sweeps[0].iterdir() if p.is_dir())
+    assert [p.name for p in jobs] == ["0_seed1", "1_seed2"]
+    for job, seed in zip(jobs, (1, 2)):
+        assert f"seed: {seed}" in (job / "config.yaml").read_text()
+        assert read_metrics(job / "metrics.jsonl")
+        # W&B offline writes one binary log (protobuf records, strings stored raw): the
+        # sweep's group, the resolved config and the metrics are in it
+        (wandb_file,) = (job / "wandb").glob("offline-run-*/run-*.wandb")
+        data = wandb_file.read_bytes()
+        for needle in (f"multirun-{sweeps[0].name}", "buffer_capacity_transitions", "eval/episode_return"):
+            assert needle.encode() in data, needle
+
+
+BAD_INPUTS = [
+    (["algo.lr=abc"], "invalid value for algo.lr: 'abc' is not a valid float"),
+    (["algo.lrr=1"], "unknown key 'algo.lrr'; valid keys: name, lr,"),
+    (["algo=sac"], "unknown option algo=sac; valid choices: dqn"),
+    (["env.id=CartPol-v1"], "env.id='CartPol-v1' is not a registered gymnasium environment; did you mean CartPole-v1"),
+    (["total_steps=0"], "total_steps must be > 0, got 0"),
+    (["total_steps=-100"], "total_steps must be > 0, got -100"),
+    (["eval_interval_steps=-1"], "eval_interval_steps must be >= 0"),
+    (["algo.batch_size=0"], "algo.batch_size must be > 0"),
+    (["seed=1,2"], "seed=1,2 is a sweep: add -m"),
+    (["nosuchgroup=x"], "unknown"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[a[0] for a, _ in BAD_INPUTS])
+def test_bad_input_one_line_nonzero_nothing_written(tmp_path, args, message):
+    out = run_cli(["train", *args, "logger=none"], tmp_path)
+    assert out.returncode != 0
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("error: ") and message in lines[0], lines[0]
+    assert _files(tmp_path) == []
+
+
+def test_cuda_without_cuda_is_one_line(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out = run_cli(["train", "device=cuda", "logger=none"], tmp_path)
+    assert out.returncode != 0
+    assert out.stderr.strip().splitlines() == [
+        "error: device=cuda is not available (this torch is a CPU-only build); valid choices here: auto, cpu"
+    ] or "device=cuda is not available" in out.stderr
+    assert _files(tmp_path) == []
+
+
+def test_bad_input_in_a_multirun_leaves_no_job_dir(tmp_path):
+    out = run_cli(["train", "-m", "env.id=CartPol-v1", "logger=none"], tmp_path)
+    assert out.returncode != 0
+    assert "error: env.id='CartPol-v1' is not a registered" in out.stderr
+    assert not list(tmp_path.rglob("config.yaml"))

@@ -1,0 +1,127 @@
+"""run(cfg, run_dir): the loop, the run directory, truncation handling."""
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from rlexp import algos
+from rlexp.algos.dqn import DQN
+from rlexp.checkpoint import load_checkpoint
+from rlexp.config import ConfigError, DeviceConfig
+from rlexp.loggers.jsonl import read_metrics
+from rlexp.train import RunInfo, resolve_device, run
+from tests.conftest import TINY, compose_train
+
+
+def test_run_writes_the_run_directory(tmp_path):
+    cfg = compose_train([*TINY, "eval_interval_steps=500", "checkpoint_interval_steps=1000",
+                         "logger.log_interval_steps=500"])
+    summary = run(cfg, tmp_path / "run", RunInfo(command="rlexp train x=1", overrides=("x=1",)))
+    run_dir = tmp_path / "run"
+    assert (run_dir / "command.txt").read_text() == "rlexp train x=1\n"
+    assert "id: CartPole-v1" in (run_dir / "config.yaml").read_text()
+    assert (run_dir / "overrides.yaml").read_text().strip() == "- x=1"
+    rows = read_metrics(run_dir / "metrics.jsonl")
+    train_rows = [r for r in rows if "perf/sps" in r]
+    eval_rows = [r for r in rows if "eval/episode_return" in r]
+    assert [r["step"] for r in train_rows] == [500, 1000, 1500]
+    assert [r["step"] for r in eval_rows] == [500, 1000, 1500]
+    assert all(r["eval/episodes"] == 2 for r in eval_rows)
+    for key in ("train/epsilon", "train/episode_return", "train/episode_length", "loss/td", "train/updates"):
+        assert key in train_rows[-1], key
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
+        "latest.pt", "step_0000001000.pt", "step_0000001500.pt"]
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+    assert ckpt["step"] == 1500 and set(ckpt["algo"]) >= {"q", "q_target", "optimizer"}
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == summary["steps"] == 1500
+
+
+def test_refuses_a_directory_that_holds_a_run(tmp_path, tiny_cfg):
+    run(tiny_cfg, tmp_path)
+    before = (tmp_path / "metrics.jsonl").read_text()
+    with pytest.raises(ConfigError, match="already holds a run"):
+        run(tiny_cfg, tmp_path)
+    assert (tmp_path / "metrics.jsonl").read_text() == before
+
+
+def test_bad_config_writes_nothing(tmp_path):
+    cfg = compose_train([*TINY, "env.id=NoSuchEnv-v0"])
+    with pytest.raises(ConfigError):
+        run(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_same_seed_same_run(tmp_path):
+    cfg = compose_train([*TINY, "logger.log_interval_steps=500"])
+    run(cfg, tmp_path / "a")
+    run(cfg, tmp_path / "b")
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("perf/")} for r in rows]  # noqa: E731
+    a, b = (strip(read_metrics(tmp_path / d / "metrics.jsonl")) for d in "ab")
+    assert a == b and len(a) > 3
+
+
+def test_parallel_envs_count_agent_steps(tmp_path):
+    cfg = compose_train([*TINY, "env.num_envs=4", "total_steps=1000"])
+    summary = run(cfg, tmp_path / "run")
+    assert summary["steps"] == 1000
+
+
+def test_resolve_device():
+    assert resolve_device(DeviceConfig(type="cpu")) == torch.device("cpu")
+    assert resolve_device(DeviceConfig(type="auto")).type in ("cpu", "cuda")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="device=cuda is not available"):
+            resolve_device(DeviceConfig(type="cuda"))
+
+
+# ------------------------------------------------------------------ truncation is not termination
+
+
+class CountingEnv(gym.Env):
+    """obs = [t]; never terminates by itself, so every episode end is a time-limit truncation."""
+
+    observation_space = gym.spaces.Box(0, 100, (1,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.array([0.0], np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.array([self.t], np.float32), 1.0, False, False, {}
+
+
+class Recorder(DQN):
+    transitions: list = []
+    instance = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        Recorder.instance = self
+
+    def observe(self, obs, actions, rewards, next_obs, terminated, truncated, step):
+        Recorder.transitions.append((obs.copy(), next_obs.copy(), terminated.copy(), truncated.copy()))
+        return super().observe(obs, actions, rewards, next_obs, terminated, truncated, step)
+
+
+def test_truncation_bootstraps_from_the_real_final_observation(tmp_path, monkeypatch):
+    gym.register("rlexp-test/Counting-v0", entry_point=CountingEnv, max_episode_steps=3)
+    monkeypatch.setitem(algos.ALGOS, "dqn", Recorder)
+    Recorder.transitions = []
+    cfg = compose_train([*TINY, "env.id=rlexp-test/Counting-v0", "total_steps=7"])
+    run(cfg, tmp_path / "run")
+    obs = [float(t[0][0, 0]) for t in Recorder.transitions]
+    next_obs = [float(t[1][0, 0]) for t in Recorder.transitions]
+    terminated = [bool(t[2][0]) for t in Recorder.transitions]
+    truncated = [bool(t[3][0]) for t in Recorder.transitions]
+    assert obs == [0, 1, 2, 0, 1, 2, 0]
+    assert next_obs == [1, 2, 3, 1, 2, 3, 1]  # 3 is the real final obs, not the reset obs 0
+    assert truncated == [False, False, True, False, False, True, False]
+    assert not any(terminated)  # so the TD target bootstraps from Q(3, .)
+    buffer = Recorder.instance.buffer
+    assert buffer.next_obs[:7, 0].tolist() == next_obs and buffer.terminated[:7].tolist() == [0.0] * 7
