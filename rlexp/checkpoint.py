@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 LATEST = "latest.pt"
+BEST = "best.pt"
 
 
 def save_atomic(obj: Any, path: Path) -> None:
@@ -36,6 +37,13 @@ def save_checkpoint(checkpoint_dir: Path, state: dict[str, Any], step: int, peri
     latest = checkpoint_dir / LATEST
     save_atomic(state, latest)
     return latest
+
+
+def save_best_checkpoint(checkpoint_dir: Path, state: dict[str, Any]) -> Path:
+    """Write ``best.pt``: the state at the best evaluation so far."""
+    path = Path(checkpoint_dir) / BEST
+    save_atomic(state, path)
+    return path
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -129,7 +129,7 @@ class DeviceConfig:
     """Where tensors live and how many CPU threads torch may use."""
 
     type: str = "auto"  # auto (CUDA when present, else CPU), cpu, cuda or cuda:N
-    torch_threads: int = 1  # torch intra-op CPU threads; 0 keeps torch's default (one per core)
+    torch_threads: int = 0  # torch intra-op CPU threads; 0 keeps torch's default (one per core)
     deterministic: bool = False  # ask torch for deterministic kernels (slower on GPU)
     flush_denormal: bool = True  # CPU: treat denormal floats as zero (Adam's tiny moments otherwise run ~5x slower)
 
@@ -178,7 +178,7 @@ class TrainConfig:
     logger: LoggerConfig = MISSING  # metric sinks
     seed: int = 1  # seeds python, numpy, torch and the envs
     total_steps: int = 50_000  # agent steps to train (summed over parallel envs)
-    eval_interval_steps: int = 10_000  # agent steps between evaluations; 0 evaluates only at the end
+    eval_interval_steps: int = 5_000  # agent steps between evaluations; 0 evaluates only at the end
     eval_episodes: int = 10  # episodes per evaluation
     checkpoint_interval_steps: int = 25_000  # agent steps between periodic checkpoints; 0 saves only the last
 

@@ -23,7 +23,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from rlexp.algos import ALGOS
-from rlexp.checkpoint import save_checkpoint
+from rlexp.checkpoint import save_best_checkpoint, save_checkpoint
 from rlexp.config import ConfigError, DeviceConfig, TrainConfig, to_typed
 from rlexp.envs import make_vector_env
 from rlexp.evaluation import evaluate
@@ -137,6 +137,11 @@ def _loop(cfg, run_dir, info, device, envs, eval_envs, algo) -> dict[str, Any]:
         num_envs = cfg.env.num_envs
         eval_index = 0
 
+        best = {"eval_return": -float("inf"), "step": 0}
+
+        def checkpoint_state(step: int) -> dict[str, Any]:
+            return {"algo": algo.state_dict(), "step": step, "config": resolved}
+
         def run_eval(step: int) -> tuple[float, float]:
             nonlocal eval_index
             seed = cfg.seed + EVAL_SEED_OFFSET + eval_index * cfg.eval_episodes
@@ -145,11 +150,13 @@ def _loop(cfg, run_dir, info, device, envs, eval_envs, algo) -> dict[str, Any]:
             mean, std = float(returns.mean()), float(returns.std())
             log(step, {"eval/episode_return": mean, "eval/episode_return_std": std,
                        "eval/episode_length": float(lengths.mean()), "eval/episodes": float(len(returns))})
+            if mean > best["eval_return"]:  # DQN's returns oscillate: keep the best policy too
+                best.update(eval_return=mean, step=step)
+                save_best_checkpoint(run_dir / "checkpoints", checkpoint_state(step))
             return mean, std
 
         def checkpoint(step: int, periodic: bool) -> None:
-            state = {"algo": algo.state_dict(), "step": step, "config": resolved}
-            save_checkpoint(run_dir / "checkpoints", state, step, periodic)
+            save_checkpoint(run_dir / "checkpoints", checkpoint_state(step), step, periodic)
 
         obs, _ = envs.reset(seed=cfg.seed)
         ep_return = np.zeros(num_envs)
@@ -215,15 +222,18 @@ def _loop(cfg, run_dir, info, device, envs, eval_envs, algo) -> dict[str, Any]:
             "wall_s": wall_s,
             "eval_return_mean": eval_mean,
             "eval_return_std": eval_std,
+            "best_eval_return": best["eval_return"],
+            "best_eval_step": best["step"],
         }
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         console.close()
         console.message(
-            f"done: {step} agent steps in {wall_s:.1f}s; eval return {eval_mean:.1f} +/- {eval_std:.1f} "
-            f"over {cfg.eval_episodes} episodes\nrun directory: {run_dir}\n"
+            f"done: {step} agent steps in {wall_s:.1f}s; final eval return {eval_mean:.1f} +/- {eval_std:.1f} "
+            f"over {cfg.eval_episodes} episodes (best {best['eval_return']:.1f} at step {best['step']})\n"
+            f"run directory: {run_dir}\n"
             "  config.yaml, command.txt  what ran, and how to run it again\n"
             "  metrics.jsonl             one JSON object per log event (train/, eval/, loss/, perf/)\n"
-            "  checkpoints/              latest.pt and periodic step_<N>.pt\n"
+            "  checkpoints/              latest.pt, best.pt (best eval) and periodic step_<N>.pt\n"
             + ("  wandb/                    the W&B run (`wandb sync` uploads an offline run)" if wandb_on else "")
         )
         return summary

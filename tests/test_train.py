@@ -33,7 +33,10 @@ def test_run_writes_the_run_directory(tmp_path):
     for key in ("train/epsilon", "train/episode_return", "train/episode_length", "loss/td", "train/updates"):
         assert key in train_rows[-1], key
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
-        "latest.pt", "step_0000001000.pt", "step_0000001500.pt"]
+        "best.pt", "latest.pt", "step_0000001000.pt", "step_0000001500.pt"]
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    assert max(r["eval/episode_return"] for r in eval_rows) == summary["best_eval_return"]
+    assert best["step"] == summary["best_eval_step"]
     ckpt = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
     assert ckpt["step"] == 1500 and set(ckpt["algo"]) >= {"q", "q_target", "optimizer"}
     assert json.loads((run_dir / "summary.json").read_text())["steps"] == summary["steps"] == 1500

@@ -227,3 +227,11 @@ def test_dqn_refuses_continuous_actions():
 
     with pytest.raises(ConfigError, match="discrete action space"):
         DQN(DQNConfig(), OBS, gym.spaces.Box(-1, 1, (2,)), NetworkConfig(), torch.device("cpu"), 0, 1)
+
+
+def test_evaluation_does_not_touch_the_training_rng():
+    a, b = make_dqn(epsilon_eval=0.5), make_dqn(epsilon_eval=0.5)
+    obs = np.zeros((50, 4), np.float32)
+    b.predict(obs)
+    b.predict(obs)
+    assert np.array_equal(a.act(obs, 10), b.act(obs, 10))
