@@ -70,10 +70,12 @@ class DQN(Algorithm):
             )
         self.n_actions = int(action_space.n)
         self.q = build_q_network(network, obs_space, action_space).to(device)
-        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
-        # One flat parameter: Adam and the gradient clip each become a few kernels over one
-        # tensor instead of a few per layer; fused Adam runs on CPU (torch >= 2.4) and CUDA.
+        # One flat parameter: Adam, the gradient clip and the target sync each become a few
+        # kernels over one tensor instead of a few per layer; fused Adam runs on CPU
+        # (torch >= 2.4) and CUDA.
         self.flat_params = flatten_parameters(self.q)
+        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
+        self.target_flat_params = flatten_parameters(self.q_target, with_grad=False)
         self.optimizer = torch.optim.Adam([self.flat_params], lr=cfg.lr, eps=cfg.adam_eps, fused=True)
         self.buffer = ReplayBuffer(cfg.buffer_capacity_transitions, obs_space.shape, obs_space.dtype, device, seed)
         self.eval_rng = np.random.default_rng([seed, 1])
@@ -133,10 +135,9 @@ class DQN(Algorithm):
     def sync_target(self) -> None:
         """Copy (tau=1) or Polyak-average (tau<1) the online weights into the target network."""
         if self.cfg.tau >= 1.0:
-            self.q_target.load_state_dict(self.q.state_dict())
+            self.target_flat_params.copy_(self.flat_params)
         else:
-            target = list(self.q_target.parameters())
-            torch._foreach_lerp_(target, list(self.q.parameters()), self.cfg.tau)
+            self.target_flat_params.lerp_(self.flat_params, self.cfg.tau)
         self.target_syncs += 1
 
     def train(self, num_updates: int) -> dict[str, float]:

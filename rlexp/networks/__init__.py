@@ -52,27 +52,27 @@ def build_q_network(cfg: NetworkConfig, obs_space: gym.Space, action_space: gym.
     return MLP(in_features, int(action_space.n), list(cfg.hidden_sizes), cfg.activation)
 
 
-def flatten_parameters(module: nn.Module) -> nn.Parameter:
+def flatten_parameters(module: nn.Module, with_grad: bool = True) -> nn.Parameter:
     """Re-home a module's parameters (and their gradients) as views of one flat tensor.
 
     Returns the flat parameter, whose ``.grad`` holds every gradient. An optimizer given
     ``[flat]`` then updates the whole network in a handful of kernels instead of a few per
     layer, which is most of an update's cost for the small networks of classic control.
     Backward accumulates into the views, so zero ``flat.grad`` (do not set it to None)
-    before each backward.
+    before each backward. ``with_grad=False`` (a target network) allocates no gradient.
     """
     params = list(module.parameters())
     total = sum(p.numel() for p in params)
     device, dtype = params[0].device, params[0].dtype
     flat = torch.empty(total, device=device, dtype=dtype)
-    grad = torch.zeros(total, device=device, dtype=dtype)
+    grad = torch.zeros(total, device=device, dtype=dtype) if with_grad else None
     offset = 0
     for p in params:
         n = p.numel()
         flat[offset : offset + n].copy_(p.detach().reshape(-1))
         p.data = flat[offset : offset + n].view_as(p)
-        p.grad = grad[offset : offset + n].view_as(p)
+        p.grad = grad[offset : offset + n].view_as(p) if with_grad else None
         offset += n
-    flat_param = nn.Parameter(flat)
+    flat_param = nn.Parameter(flat, requires_grad=with_grad)
     flat_param.grad = grad
     return flat_param

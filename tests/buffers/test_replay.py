@@ -85,3 +85,15 @@ def test_errors():
         ReplayBuffer(0, (3,), np.float32)
     with pytest.raises(ValueError, match="empty"):
         ReplayBuffer(5, (3,), np.float32).sample(1)
+
+
+def test_tensor_write_path_matches_the_numpy_path():
+    """The path used when storage is on a GPU (no numpy views) stores the same data."""
+    a = ReplayBuffer(10, (3,), np.float32, seed=0)
+    b = ReplayBuffer(10, (3,), np.float32, seed=0)
+    b._np = None
+    for buf in (a, b):
+        _fill(buf, 0, 8, num_envs=4)
+        _fill(buf, 8, 4, num_envs=4)  # wraps
+    for field_a, field_b in zip(a._fields, b._fields):
+        assert torch.equal(field_a, field_b)
