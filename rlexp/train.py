@@ -105,7 +105,7 @@ def run(cfg: TrainConfig, run_dir: Path, info: RunInfo | None = None) -> dict[st
             cfg.seed,
             cfg.env.num_envs,
         )
-        return _loop(cfg, run_dir, info, device, envs, eval_envs, algo)
+        return _loop(cfg, run_dir, info, envs, eval_envs, algo)
     finally:
         envs.close()
         if eval_envs is not None:
@@ -121,7 +121,7 @@ def _write_run_files(cfg: TrainConfig, run_dir: Path, info: RunInfo) -> dict[str
     return resolved
 
 
-def _loop(cfg, run_dir, info, device, envs, eval_envs, algo) -> dict[str, Any]:
+def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo) -> dict[str, Any]:
     resolved = _write_run_files(cfg, run_dir, info)
     console = ConsoleLogger(cfg.logger.progress, cfg.total_steps, f"{cfg.algo.name} {cfg.env.id} seed={cfg.seed}")
     sinks: list[Any] = [JsonlLogger(run_dir / "metrics.jsonl"), console]
