@@ -51,8 +51,10 @@ class DQNConfig:
     """Deep Q-Network (Mnih et al. 2015) with the usual modern switches."""
 
     name: str = "dqn"  # registry key in rlexp.algos.ALGOS
-    lr: float = 1e-4  # Adam learning rate
-    adam_eps: float = 1e-8  # Adam epsilon (numerical floor of the second-moment estimate)
+    optimizer: str = "adam"  # adam, or rmsprop (centered, as the DQN Nature paper)
+    lr: float = 1e-4  # learning rate
+    optimizer_eps: float = 1e-8  # Adam/RMSProp epsilon (numerical floor of the second-moment estimate)
+    rmsprop_alpha: float = 0.95  # RMSProp squared-gradient smoothing (DQN Nature: 0.95)
     gamma: float = 0.99  # discount factor
     buffer_capacity_transitions: int = 100_000  # replay capacity, in transitions
     batch_size: int = 32  # transitions per gradient update
@@ -71,12 +73,13 @@ class DQNConfig:
 
     def __post_init__(self) -> None:
         o = "algo"
-        _positive(o, lr=self.lr, adam_eps=self.adam_eps, buffer_capacity_transitions=self.buffer_capacity_transitions,
+        _one_of(o, "optimizer", self.optimizer, ("adam", "rmsprop"))
+        _positive(o, lr=self.lr, optimizer_eps=self.optimizer_eps, buffer_capacity_transitions=self.buffer_capacity_transitions,
                   batch_size=self.batch_size, train_interval_steps=self.train_interval_steps,
                   updates_per_train=self.updates_per_train,
                   target_update_interval_steps=self.target_update_interval_steps)
         _non_negative(o, learning_starts_steps=self.learning_starts_steps, epsilon_decay_steps=self.epsilon_decay_steps)
-        _unit_interval(o, gamma=self.gamma, epsilon_start=self.epsilon_start, epsilon_end=self.epsilon_end,
+        _unit_interval(o, gamma=self.gamma, rmsprop_alpha=self.rmsprop_alpha, epsilon_start=self.epsilon_start, epsilon_end=self.epsilon_end,
                        epsilon_eval=self.epsilon_eval)
         if not 0.0 < self.tau <= 1.0:
             raise ConfigError(f"algo.tau must be in (0, 1], got {self.tau}")
@@ -92,17 +95,77 @@ class DQNConfig:
 class EnvConfig:
     """A gymnasium environment, vectorized."""
 
+    type: str = "gym"  # env builder: gym (any gymnasium id through gymnasium.make_vec)
     id: str = "CartPole-v1"  # gymnasium env id (any registered id)
     num_envs: int = 1  # parallel training envs; agent steps count every env's step
     vectorization: str = "sync"  # gymnasium vector mode: sync (one process) or async (subprocesses)
     max_episode_steps: Optional[int] = None  # episode step cap (truncation); null keeps the env's own
     kwargs: Dict[str, Any] = field(default_factory=dict)  # extra keyword arguments for gymnasium.make
+    clip_rewards: bool = False  # learn from rewards clipped to [-1, 1]; logged returns stay raw
 
     def __post_init__(self) -> None:
+        _one_of("env", "type", self.type, ("gym",))
         _positive("env", num_envs=self.num_envs)
         _one_of("env", "vectorization", self.vectorization, ("sync", "async"))
         if self.max_episode_steps is not None:
             _positive("env", max_episode_steps=self.max_episode_steps)
+
+
+ATARI_PROTOCOLS = {
+    # name: (sticky-action probability, life loss is terminal for learning)
+    "nature": (0.0, True),  # Mnih et al. 2015
+    "machado2018": (0.25, False),  # Machado et al. 2018, "Revisiting the ALE"
+}
+
+
+def atari_env_id(game: str) -> str:
+    """``space_invaders`` -> ``ALE/SpaceInvaders-v5`` (the gymnasium id of the same ROM)."""
+    return "ALE/" + "".join(part.capitalize() for part in game.split("_")) + "-v5"
+
+
+@dataclass
+class AtariEnvConfig:
+    """An Atari 2600 game through ale-py's native vector env (C++ threads), DeepMind preprocessing."""
+
+    type: str = "atari"  # env builder: atari
+    game: str = MISSING  # ALE ROM name in snake_case: pong, breakout, space_invaders, ...
+    id: str = ""  # gymnasium id for names and videos; empty derives it from game (ALE/Pong-v5)
+    num_envs: int = 1  # parallel emulators; agent steps count every env's step
+    protocol: str = "nature"  # evaluation protocol recorded with every score: nature or machado2018
+    repeat_action_probability: Optional[float] = None  # sticky actions; null: the protocol's (nature 0, machado2018 0.25)
+    life_loss_terminal: Optional[bool] = None  # a lost life ends the episode for bootstrapping; null: the protocol's
+    full_action_space: bool = False  # all 18 actions for every game (a machado2018 option)
+    frame_skip: int = 4  # emulator frames per agent step, max-pooled over the last two
+    frame_stack: int = 4  # stacked frames per observation
+    screen_size: int = 84  # observation height and width in pixels (grayscale)
+    noop_max: int = 30  # up to this many no-op actions at reset
+    fire_reset: bool = True  # press FIRE at reset in games that need it
+    clip_rewards: bool = True  # learn from rewards clipped to [-1, 1]; logged returns stay the game score
+    max_episode_frames: int = 108_000  # episode cap in emulator frames (108k = 30 minutes at 60 Hz)
+    num_threads: int = 0  # ale-py worker threads; 0 = ale-py's default
+
+    def __post_init__(self) -> None:
+        import ale_py.roms
+
+        games = sorted(ale_py.roms.get_all_rom_ids())
+        if self.game not in games:
+            import difflib
+
+            close = difflib.get_close_matches(self.game, games, n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else f"{len(games)} games, e.g. {', '.join(games[:5])}"
+            raise ConfigError(f"env.game={self.game!r} is not an ALE game; {hint}")
+        _one_of("env", "protocol", self.protocol, tuple(ATARI_PROTOCOLS))
+        sticky, life_loss = ATARI_PROTOCOLS[self.protocol]
+        if self.repeat_action_probability is None:
+            self.repeat_action_probability = sticky
+        if self.life_loss_terminal is None:
+            self.life_loss_terminal = life_loss
+        if not self.id:
+            self.id = atari_env_id(self.game)
+        _positive("env", num_envs=self.num_envs, frame_skip=self.frame_skip, frame_stack=self.frame_stack,
+                  screen_size=self.screen_size, max_episode_frames=self.max_episode_frames)
+        _non_negative("env", noop_max=self.noop_max, num_threads=self.num_threads)
+        _unit_interval("env", repeat_action_probability=self.repeat_action_probability)
 
 
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu")
@@ -112,12 +175,14 @@ ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu")
 class NetworkConfig:
     """Function approximator; input and output sizes come from the env's spaces at build time."""
 
-    name: str = "mlp"  # architecture: mlp
-    hidden_sizes: List[int] = field(default_factory=lambda: [256, 256])  # width of each hidden layer
-    activation: str = "relu"  # hidden activation: relu, tanh, elu, gelu or silu
+    name: str = "auto"  # architecture: auto (nature_cnn for image observations, else mlp), mlp or nature_cnn
+    hidden_sizes: List[int] = field(default_factory=lambda: [256, 256])  # MLP: width of each hidden layer
+    activation: str = "relu"  # MLP: hidden activation: relu, tanh, elu, gelu or silu
+    cnn_hidden_size: int = 512  # Nature CNN: units of the fully connected layer after the convolutions
 
     def __post_init__(self) -> None:
-        _one_of("network", "name", self.name, ("mlp",))
+        _one_of("network", "name", self.name, ("auto", "mlp", "nature_cnn"))
+        _positive("network", cnn_hidden_size=self.cnn_hidden_size)
         _one_of("network", "activation", self.activation, ACTIVATIONS)
         for width in self.hidden_sizes:
             if not isinstance(width, int) or width <= 0:
@@ -172,7 +237,7 @@ class TrainConfig:
     """One training run."""
 
     algo: Any = MISSING  # the algorithm: a schema from rlexp.config (e.g. DQNConfig)
-    env: EnvConfig = MISSING  # the environment
+    env: Any = MISSING  # the environment: EnvConfig or AtariEnvConfig
     network: NetworkConfig = MISSING  # the function approximator
     device: DeviceConfig = MISSING  # compute device
     logger: LoggerConfig = MISSING  # metric sinks
@@ -195,8 +260,8 @@ ALGO_SCHEMAS: dict[str, type] = {"dqn": DQNConfig}
 
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "algo": ALGO_SCHEMAS,
-    "env": {"gym": EnvConfig},
-    "network": {"mlp": NetworkConfig},
+    "env": {"gym": EnvConfig, "atari": AtariEnvConfig},
+    "network": {"network": NetworkConfig},
     "device": {"device": DeviceConfig},
     "logger": {"logger": LoggerConfig},
 }
@@ -214,6 +279,8 @@ def register_configs() -> None:
 register_configs()
 
 # ${slug:...} makes a value safe as one path component (ALE/Pong-v5 -> ALE-Pong-v5)
+if not OmegaConf.has_resolver("atari_id"):
+    OmegaConf.register_new_resolver("atari_id", lambda game: atari_env_id(str(game)))
 if not OmegaConf.has_resolver("slug"):
     OmegaConf.register_new_resolver("slug", lambda value: re.sub(r"[^\w.=+-]+", "-", str(value)).strip("-"))
 

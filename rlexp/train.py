@@ -189,7 +189,12 @@ def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo)
                     ep_return[i] = 0.0
                     ep_length[i] = 0
                     episodes += 1
-            update = algo.observe(obs, actions, rewards, real_next, terminated, truncated, step)
+            # learning signals: clipped rewards, a lost life as terminal (Atari); logged
+            # returns above stay the real score
+            learn_rewards = np.clip(rewards, -1.0, 1.0) if cfg.env.clip_rewards else rewards
+            life_loss = infos.get("life_loss")
+            learn_terminated = terminated | life_loss if life_loss is not None else terminated
+            update = algo.observe(obs, actions, learn_rewards, real_next, learn_terminated, truncated, step, done)
             if update:
                 last_update = update
             prev, step, obs = step, step + num_envs, next_obs

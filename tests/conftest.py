@@ -52,3 +52,20 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     """Keep W&B and friends out of the real home directory."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
+
+
+def wandb_run_bytes(run_dir: Path, needles: tuple[bytes, ...], timeout_s: float = 20.0) -> bytes:
+    """The offline W&B log of a run, once it holds every needle.
+
+    W&B's service process writes the binary log asynchronously and may still be flushing
+    just after ``finish()`` returns; wait for it (bounded) instead of racing it.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        files = list(Path(run_dir, "wandb").glob("offline-run-*/run-*.wandb"))
+        data = files[0].read_bytes() if len(files) == 1 else b""
+        if all(n in data for n in needles) or time.monotonic() > deadline:
+            return data
+        time.sleep(0.2)

@@ -3,7 +3,7 @@
 import pytest
 
 from rlexp.loggers.jsonl import read_metrics
-from tests.conftest import TINY, run_cli
+from tests.conftest import TINY, run_cli, wandb_run_bytes
 
 
 def _files(root):
@@ -58,15 +58,16 @@ def test_multirun_two_jobs_one_sweep_dir(tmp_path):
         assert read_metrics(job / "metrics.jsonl")
         # W&B offline writes one binary log (protobuf records, strings stored raw): the
         # sweep's group, the resolved config and the metrics are in it
-        (wandb_file,) = (job / "wandb").glob("offline-run-*/run-*.wandb")
-        data = wandb_file.read_bytes()
-        for needle in (f"multirun-{sweeps[0].name}", "buffer_capacity_transitions", "eval/episode_return"):
-            assert needle.encode() in data, needle
+        needles = tuple(n.encode() for n in (f"multirun-{sweeps[0].name}", "buffer_capacity_transitions",
+                                              "eval/episode_return"))
+        data = wandb_run_bytes(job, needles)
+        for needle in needles:
+            assert needle in data, needle
 
 
 BAD_INPUTS = [
     (["algo.lr=abc"], "invalid value for algo.lr: 'abc' is not a valid float"),
-    (["algo.lrr=1"], "unknown key 'algo.lrr'; valid keys: name, lr,"),
+    (["algo.lrr=1"], "unknown key 'algo.lrr'; valid keys: name, optimizer, lr,"),
     (["algo=sac"], "unknown option algo=sac; valid choices: dqn"),
     (["env.id=CartPol-v1"], "env.id='CartPol-v1' is not a registered gymnasium environment; did you mean CartPole-v1"),
     (["total_steps=0"], "total_steps must be > 0, got 0"),

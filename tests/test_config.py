@@ -13,12 +13,13 @@ ALL_OPTIONS = [(group, name) for group, options in config_groups().items() for n
 
 
 def test_groups_are_the_documented_ones():
-    assert set(config_groups()) == {"algo", "env", "network", "device", "logger"}
+    assert set(config_groups()) == {"algo", "env", "network", "device", "logger", "experiment"}
 
 
 @pytest.mark.parametrize(("group", "option"), ALL_OPTIONS, ids=[f"{g}={o}" for g, o in ALL_OPTIONS])
 def test_every_option_composes(group, option):
-    cfg = compose_train([f"{group}={option}"])
+    required = {("env", "atari"): ["env.game=pong"]}  # options with a mandatory field
+    cfg = compose_train([f"{group}={option}", *required.get((group, option), [])])
     assert isinstance(cfg, TrainConfig)
     if group == "algo":
         assert isinstance(cfg.algo, ALGO_SCHEMAS[option])

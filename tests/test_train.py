@@ -107,9 +107,9 @@ class Recorder(DQN):
         super().__init__(*args, **kwargs)
         Recorder.instance = self
 
-    def observe(self, obs, actions, rewards, next_obs, terminated, truncated, step):
+    def observe(self, obs, actions, rewards, next_obs, terminated, truncated, step, episode_end=None):
         Recorder.transitions.append((obs.copy(), next_obs.copy(), terminated.copy(), truncated.copy()))
-        return super().observe(obs, actions, rewards, next_obs, terminated, truncated, step)
+        return super().observe(obs, actions, rewards, next_obs, terminated, truncated, step, episode_end)
 
 
 def test_truncation_bootstraps_from_the_real_final_observation(tmp_path, monkeypatch):

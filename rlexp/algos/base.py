@@ -55,12 +55,15 @@ class Algorithm(ABC):
         terminated: np.ndarray,
         truncated: np.ndarray,
         step: int,
+        episode_end: np.ndarray | None = None,
     ) -> dict[str, float]:
         """Take one vector step of experience; learn when due.
 
-        ``next_obs`` is the real next observation (the final one where an episode ended), and
-        ``step`` the agent-step count before this transition. Returns metrics of any update
-        it made (empty when it made none).
+        ``next_obs`` is the real next observation (the final one where an episode ended),
+        ``terminated`` the learning terminal (no bootstrap; includes an Atari life loss),
+        ``episode_end`` where the env's episode really ended (default: terminated or
+        truncated), and ``step`` the agent-step count before this transition. Returns
+        metrics of any update it made (empty when it made none).
         """
 
     def schedules(self, step: int) -> dict[str, float]:

@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from rlexp.algos.base import Algorithm
-from rlexp.buffers import ReplayBuffer
+from rlexp.buffers import FrameReplayBuffer, ReplayBuffer
 from rlexp.config import ConfigError, DQNConfig
-from rlexp.networks import build_q_network, flatten_parameters
+from rlexp.networks import build_q_network, flatten_parameters, is_image_space
 
 
 def linear_schedule(start: float, end: float, duration_steps: int, step: int) -> float:
@@ -76,8 +76,17 @@ class DQN(Algorithm):
         self.flat_params = flatten_parameters(self.q)
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.target_flat_params = flatten_parameters(self.q_target, with_grad=False)
-        self.optimizer = torch.optim.Adam([self.flat_params], lr=cfg.lr, eps=cfg.adam_eps, fused=True)
-        self.buffer = ReplayBuffer(cfg.buffer_capacity_transitions, obs_space.shape, obs_space.dtype, device, seed)
+        if cfg.optimizer == "adam":
+            self.optimizer = torch.optim.Adam([self.flat_params], lr=cfg.lr, eps=cfg.optimizer_eps, fused=True)
+        else:  # DeepMind's RMSProp, as torch's centered variant
+            self.optimizer = torch.optim.RMSprop(
+                [self.flat_params], lr=cfg.lr, alpha=cfg.rmsprop_alpha, eps=cfg.optimizer_eps, centered=True
+            )
+        # stacked frames: store each frame once (a 1M-transition Atari buffer in ~7 GB, not ~56)
+        buffer_cls = FrameReplayBuffer if is_image_space(obs_space) else ReplayBuffer
+        self.buffer = buffer_cls(
+            cfg.buffer_capacity_transitions, obs_space.shape, obs_space.dtype, device, seed, num_envs=num_envs
+        )
         self.eval_rng = np.random.default_rng([seed, 1])
         self.updates = 0  # gradient updates made
         self.target_syncs = 0  # target-network updates made
@@ -121,9 +130,11 @@ class DQN(Algorithm):
 
     # ------------------------------------------------------------------ learning
 
-    def observe(self, obs, actions, rewards, next_obs, terminated, truncated, step) -> dict[str, float]:
+    def observe(self, obs, actions, rewards, next_obs, terminated, truncated, step, episode_end=None):
         c = self.cfg
-        self.buffer.add(obs, actions, rewards, next_obs, terminated)
+        if episode_end is None:
+            episode_end = np.logical_or(terminated, truncated)
+        self.buffer.add(obs, actions, rewards, next_obs, terminated, episode_end)
         after = step + len(actions)
         if crossed(step, after, c.target_update_interval_steps):
             self.sync_target()

@@ -38,6 +38,7 @@ class ReplayBuffer:
         obs_dtype: np.dtype | type,
         device: torch.device | str = "cpu",
         seed: int = 0,
+        num_envs: int = 1,
     ):
         if capacity <= 0:
             raise ValueError(f"capacity must be > 0, got {capacity}")
@@ -68,8 +69,13 @@ class ReplayBuffer:
         rewards: np.ndarray,
         next_obs: np.ndarray,
         terminated: np.ndarray,
+        episode_end: np.ndarray | None = None,
     ) -> None:
-        """Add one transition per env (arrays with a leading ``num_envs`` axis)."""
+        """Add one transition per env (arrays with a leading ``num_envs`` axis).
+
+        ``episode_end`` is accepted for symmetry with the frame store; full observations
+        need no episode boundaries.
+        """
         n = len(actions)
         if n > self.capacity:
             raise ValueError(f"cannot add {n} transitions at once to a buffer of capacity {self.capacity}")

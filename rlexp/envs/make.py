@@ -12,7 +12,7 @@ import difflib
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode
 
-from rlexp.config import ConfigError, EnvConfig
+from rlexp.config import AtariEnvConfig, ConfigError, EnvConfig
 
 
 def _check_id(env_id: str) -> None:
@@ -35,18 +35,26 @@ def _make_kwargs(cfg: EnvConfig) -> dict:
     return kwargs
 
 
-def make_env(cfg: EnvConfig, render_mode: str | None = None) -> gym.Env:
-    """One (non-vector) env, e.g. for rendering a video."""
+def make_env(cfg: EnvConfig | AtariEnvConfig, render_mode: str | None = None) -> gym.Env:
+    """One (non-vector) env whose observations match one copy of the vector env, e.g. for videos."""
+    if isinstance(cfg, AtariEnvConfig):
+        from rlexp.envs.atari import make_atari_env
+
+        return make_atari_env(cfg, render_mode)
     _check_id(cfg.id)
     return gym.make(cfg.id, render_mode=render_mode, **_make_kwargs(cfg))
 
 
-def make_vector_env(cfg: EnvConfig, num_envs: int | None = None) -> gym.vector.VectorEnv:
+def make_vector_env(cfg: EnvConfig | AtariEnvConfig, num_envs: int | None = None) -> gym.vector.VectorEnv:
     """A vector env of ``num_envs`` copies (default ``cfg.num_envs``), autoreset in the same step.
 
     Raises:
         ConfigError: unknown env id or bad kwargs, in one line.
     """
+    if isinstance(cfg, AtariEnvConfig):
+        from rlexp.envs.atari import make_atari_vector_env
+
+        return make_atari_vector_env(cfg, num_envs)
     _check_id(cfg.id)
     try:
         return gym.make_vec(

@@ -35,11 +35,40 @@ class MLP(nn.Module):
         return x
 
 
+class NatureCNN(nn.Module):
+    """The DQN Nature network (Mnih et al. 2015): 3 conv layers and a 512-unit layer.
+
+    Takes uint8 frames (N, C, H, W) as stored, so observations cross to the device as
+    bytes, and scales them to [0, 1] there.
+    """
+
+    def __init__(self, obs_shape: tuple[int, ...], out_features: int, hidden_size: int = 512):
+        super().__init__()
+        channels = obs_shape[0]
+        self.convs = nn.Sequential(
+            nn.Conv2d(channels, 32, kernel_size=8, stride=4), nn.ReLU(),
+            nn.Conv2d(32, 64, kernel_size=4, stride=2), nn.ReLU(),
+            nn.Conv2d(64, 64, kernel_size=3, stride=1), nn.ReLU(),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            flat = self.convs(torch.zeros(1, *obs_shape)).shape[1]
+        self.head = nn.Sequential(nn.Linear(flat, hidden_size), nn.ReLU(), nn.Linear(hidden_size, out_features))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.head(self.convs(obs.float() / 255.0))
+
+
+def is_image_space(space: gym.Space) -> bool:
+    """uint8 boxes of shape (C, H, W): stacked frames."""
+    return isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
+
+
 def build_q_network(cfg: NetworkConfig, obs_space: gym.Space, action_space: gym.Space) -> nn.Module:
-    """A Q-network with one output per discrete action.
+    """A Q-network with one output per discrete action; ``auto`` picks the CNN for frames.
 
     Raises:
-        ConfigError: the spaces do not fit a Q-network.
+        ConfigError: the spaces do not fit the network.
     """
     if not isinstance(action_space, gym.spaces.Discrete):
         raise ConfigError(
@@ -48,6 +77,19 @@ def build_q_network(cfg: NetworkConfig, obs_space: gym.Space, action_space: gym.
         )
     if not isinstance(obs_space, gym.spaces.Box):
         raise ConfigError(f"network={cfg.name} needs a Box observation space, the env has {type(obs_space).__name__}")
+    image = is_image_space(obs_space)
+    name = ("nature_cnn" if image else "mlp") if cfg.name == "auto" else cfg.name
+    if name == "mlp" and image:
+        raise ConfigError(
+            f"network=mlp cannot take image observations {obs_space.shape}; use network=nature_cnn or network=auto"
+        )
+    if name == "nature_cnn":
+        if not image:
+            raise ConfigError(
+                f"network=nature_cnn needs uint8 image observations (C, H, W), the env has {obs_space.shape} "
+                f"{obs_space.dtype}; use network=mlp or network=auto"
+            )
+        return NatureCNN(obs_space.shape, int(action_space.n), cfg.cnn_hidden_size)
     in_features = int(np.prod(obs_space.shape))
     return MLP(in_features, int(action_space.n), list(cfg.hidden_sizes), cfg.activation)
 

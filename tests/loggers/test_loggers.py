@@ -6,6 +6,7 @@ from rich.console import Console
 
 from rlexp.loggers import ConsoleLogger, JsonlLogger
 from rlexp.loggers.jsonl import read_metrics
+from tests.conftest import wandb_run_bytes
 
 
 def test_jsonl_one_object_per_event(tmp_path):
@@ -56,9 +57,9 @@ def test_wandb_offline_stays_in_the_run_dir(tmp_path):
     log = WandbLogger(WandbConfig(mode="offline", tags=["t1"]), tmp_path, {"algo": {"lr": 0.1}}, group="g1")
     log.log(5, {"train/episode_return": 1.5})
     log.close()
-    (run_file,) = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
-    data = run_file.read_bytes()
-    for needle in (b"g1", b"train/episode_return", b"t1", b"lr"):
+    needles = (b"g1", b"train/episode_return", b"t1", b"lr")
+    data = wandb_run_bytes(tmp_path, needles)
+    for needle in needles:
         assert needle in data, (needle, len(data))
     home = Path(os.environ["HOME"])  # the isolated home of conftest
     assert not (home / ".cache" / "wandb").exists() and not (home / ".config" / "wandb").exists()

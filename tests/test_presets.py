@@ -1,0 +1,49 @@
+"""Every experiment preset composes with the paper's numbers, and runs for a few steps."""
+
+from importlib import resources
+
+import pytest
+
+from rlexp.config import AtariEnvConfig, DQNConfig
+from rlexp.train import run
+from tests.conftest import compose_train
+
+PRESETS = sorted(f.name[: -len(".yaml")] for f in resources.files("rlexp.conf").joinpath("experiment").iterdir()
+                 if f.name.endswith(".yaml"))
+ATARI_DQN = [p for p in PRESETS if p.startswith("dqn_") and p.endswith("_mnih2015")]
+
+
+def test_the_six_dqn_paper_presets_exist():
+    games = {"pong", "breakout", "seaquest", "space_invaders", "beam_rider", "qbert"}
+    assert {p.removeprefix("dqn_").removesuffix("_mnih2015") for p in ATARI_DQN} == games
+
+
+@pytest.mark.parametrize("preset", ATARI_DQN)
+def test_dqn_mnih2015_presets_have_the_papers_settings(preset):
+    cfg = compose_train([f"experiment={preset}"])
+    algo, env = cfg.algo, cfg.env
+    assert isinstance(algo, DQNConfig) and isinstance(env, AtariEnvConfig)
+    assert cfg.total_steps * env.frame_skip == 50_000_000
+    assert (algo.buffer_capacity_transitions, algo.batch_size, algo.gamma) == (1_000_000, 32, 0.99)
+    assert (algo.target_update_interval_steps, algo.learning_starts_steps, algo.train_interval_steps) == (10_000, 50_000, 4)
+    assert (algo.epsilon_start, algo.epsilon_end, algo.epsilon_decay_steps * env.frame_skip) == (1.0, 0.1, 1_000_000)
+    assert (algo.optimizer, algo.lr, algo.epsilon_eval) == ("rmsprop", 2.5e-4, 0.05)
+    assert env.protocol == "nature" and env.repeat_action_probability == 0.0 and env.life_loss_terminal
+    assert cfg.network.name == "nature_cnn"
+
+
+def test_adam_variant_is_a_one_line_override():
+    cfg = compose_train(["experiment=dqn_pong_mnih2015", "algo.optimizer=adam", "algo.lr=1e-4"])
+    assert (cfg.algo.optimizer, cfg.algo.lr) == ("adam", 1e-4)
+
+
+SMOKE = ["total_steps=300", "eval_interval_steps=0", "eval_episodes=1", "checkpoint_interval_steps=0",
+         "algo.learning_starts_steps=100", "algo.train_interval_steps=50", "algo.updates_per_train=2",
+         "algo.buffer_capacity_transitions=1000", "logger=none", "logger.progress=none"]
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_runs_a_few_steps(preset, tmp_path):
+    extra = ["env.max_episode_frames=800"] if preset in ATARI_DQN else []
+    summary = run(compose_train([f"experiment={preset}", *SMOKE, *extra]), tmp_path / "run")
+    assert summary["steps"] == 300 and (tmp_path / "run" / "checkpoints" / "latest.pt").exists()
