@@ -12,6 +12,7 @@ import os
 import re
 import sys
 from importlib import resources
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -86,7 +87,7 @@ def _valid_keys(object_type: Optional[type]) -> str:
 def format_error(err: BaseException) -> str:
     """One line naming the problem and, where known, the valid choices."""
     from hydra.errors import MissingConfigException, OverrideParseException
-    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, ValidationError
 
     from rlexp.config import ConfigError
 
@@ -106,6 +107,12 @@ def format_error(err: BaseException) -> str:
         arg = re.search(r"'(.+?)'", str(err))
         arg = arg.group(1) if arg else "a comma-separated value"
         return f"{arg} is a sweep: add -m to run one job per value, or write key=[a,b] for a list"
+    missing = re.search(r"Missing mandatory value: ([\w.]+)", str(err)) or re.search(
+        r"Missing mandatory value: ([\w.]+)", str(cause))
+    if isinstance(err, MissingMandatoryValue) or isinstance(cause, MissingMandatoryValue) or missing:
+        key = missing.group(1) if missing else getattr(err, "full_key", None) or getattr(cause, "full_key", None)
+        example = " (e.g. env=atari env.game=ms_pacman; `rlexp list` shows the games' options)" if key == "env.game" else ""
+        return f"{key} is required: add {key}=<value>{example}"
     if isinstance(err, OverrideParseException):
         return f"malformed override: {_first_line(str(err))}"
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
@@ -212,3 +219,56 @@ def list_options() -> None:
         width = max(len(name) for name, _ in options)
         for name, doc in options:
             typer.echo(f"  {name:<{width}}  {doc}")
+
+
+def _fmt(value: float) -> str:
+    """2 decimals, trailing zeros dropped: 21.0 -> 21, 9.6667 -> 9.67."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+@app.command(
+    "eval",
+    short_help="Evaluate a trained run's checkpoint; --video records mp4s.",
+    help="Evaluate a run's checkpoint: returns over N episodes (appended to RUN_DIR/evals.jsonl), "
+    "optionally mp4 videos in RUN_DIR/videos/. Example: `rlexp eval runs/dqn/CartPole-v1/<run> --episodes 20 --video`.",
+)
+def eval_run(
+    run_dir: str = typer.Argument(..., metavar="RUN_DIR",
+                                  help="a run directory written by `rlexp train` (it holds config.yaml)"),
+    checkpoint: str = typer.Option("latest", "--checkpoint", "-c", metavar="latest|best|PATH",
+                                   help="latest, best (best in-training eval), a file in checkpoints/ or a path"),
+    episodes: Optional[int] = typer.Option(None, "--episodes", "-n", metavar="N",
+                                           help="episodes to evaluate  [default: the run's eval_episodes]"),
+    video: bool = typer.Option(False, "--video", help="also record episodes as mp4 files in RUN_DIR/videos/"),
+    video_episodes: int = typer.Option(1, "--video-episodes", metavar="K", help="episodes to record with --video"),
+    seed: Optional[int] = typer.Option(None, "--seed", metavar="S",
+                                       help="env seed  [default: the seed of the run's first in-training eval]"),
+    device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto, cpu, cuda or cuda:N"),
+) -> None:
+    from rlexp.config import ConfigError
+    from rlexp.runs import evaluate_run
+
+    try:
+        record = evaluate_run(
+            run_dir, checkpoint=checkpoint, episodes=episodes, seed=seed,
+            video_episodes=video_episodes if video else 0, device=device,
+        )
+    except ConfigError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2)
+    run_path = Path(run_dir)  # record paths are relative to it
+    step = record["step"] if record["step"] is not None else "?"
+    typer.echo(f"checkpoint: {run_path / record['checkpoint']} (step {step})")
+    eps = record.get("epsilon_eval")
+    typer.echo(f"env:        {record['env']}, {record['episodes']} episodes, seed {record['seed']}"
+               + (f", epsilon_eval {eps:g}" if eps is not None else ""))
+    protocol = record.get("protocol")
+    if protocol:
+        details = ", ".join(f"{k}={v}" for k, v in protocol.items() if k != "name")
+        typer.echo(f"protocol:   {protocol['name']}" + (f" ({details})" if details else ""))
+    typer.echo(f"return:     mean {_fmt(record['mean'])}, std {_fmt(record['std'])} over {record['episodes']} episodes")
+    typer.echo(f"returns:    {' '.join(_fmt(r) for r in record['returns'])}")
+    typer.echo(f"lengths:    {' '.join(str(n) for n in record['lengths'])}")
+    for v in record.get("videos", []):
+        typer.echo(f"video:      {run_path / v['path']} (return {_fmt(v['return'])}, {v['frames']} frames)")
+    typer.echo(f"recorded in {run_path / 'evals.jsonl'}")

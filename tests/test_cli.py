@@ -76,6 +76,10 @@ BAD_INPUTS = [
     (["algo.batch_size=0"], "algo.batch_size must be > 0"),
     (["seed=1,2"], "seed=1,2 is a sweep: add -m"),
     (["nosuchgroup=x"], "unknown"),
+    (["env=atari"], "env.game is required: add env.game=<value>"),
+    (["env=atari", "env.game=pacmn"], "env.game='pacmn' is not an ALE game; did you mean pacman"),
+    (["env=cartpole", "network=nature_cnn"], "network=nature_cnn needs uint8 image observations"),
+    (["env=pong", "network=mlp"], "network=mlp cannot take image observations"),
 ]
 
 

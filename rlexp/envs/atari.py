@@ -87,7 +87,10 @@ def make_atari_env(cfg: AtariEnvConfig, render_mode: str | None = None) -> gym.E
         env, noop_max=cfg.noop_max, frame_skip=cfg.frame_skip, screen_size=cfg.screen_size,
         terminal_on_life_loss=False, grayscale_obs=True, scale_obs=False,
     )
-    return FrameStackObservation(env, cfg.frame_stack, padding_type="zero")
+    env = FrameStackObservation(env, cfg.frame_stack, padding_type="zero")
+    # one rendered frame per agent step: play videos at the game's real speed (60 Hz / skip)
+    env.metadata = {**env.metadata, "render_fps": 60 / cfg.frame_skip}
+    return env
 
 
 class FireReset(gym.Wrapper):

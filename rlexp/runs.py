@@ -1,0 +1,422 @@
+"""Finished (or running) runs: load a run directory's config and checkpoints, evaluate them.
+
+A run directory is what ``rlexp train`` writes: ``config.yaml`` (the resolved config),
+``checkpoints/{latest,best,step_<N>}.pt``. Loading never executes code from those files:
+the config is plain YAML read by OmegaConf and typed against ``rlexp.config``'s schemas,
+and checkpoints go through :func:`rlexp.checkpoint.load_checkpoint` (``weights_only=True``).
+
+Every problem a user can cause (a wrong path, a missing or corrupt checkpoint, a config
+this rlexp cannot read) is a :class:`~rlexp.config.ConfigError` with one line naming the
+problem and the valid choices, raised before anything is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlexp.config import (
+    ALGO_SCHEMAS,
+    GROUP_SCHEMAS,
+    ConfigError,
+    DeviceConfig,
+    LoggerConfig,
+    NetworkConfig,
+    TrainConfig,
+    to_typed,
+)
+
+RUN_CONFIG = "config.yaml"
+CHECKPOINT_DIR = "checkpoints"
+EVALS_FILE = "evals.jsonl"
+VIDEO_DIR = "videos"
+# --checkpoint shorthands: rlexp.checkpoint's LATEST and BEST (not imported here: importing torch
+# takes seconds, and bad input should get its answer at once)
+CHECKPOINT_NAMES = {"latest": "latest.pt", "best": "best.pt"}
+EVAL_BUFFER_CAPACITY = 1_024  # evaluation never fills a replay buffer: do not allocate the training one
+
+
+def _first_line(text: object) -> str:
+    lines = str(text).strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
+# --------------------------------------------------------------------------- the run directory
+
+
+def check_run_dir(run_dir: Path | str) -> Path:
+    """``run_dir`` as a Path if it holds a run (a ``config.yaml``).
+
+    Raises:
+        ConfigError: it does not exist, is not a directory, or has no ``config.yaml``.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        hint = ""
+        parent = run_dir.parent
+        if parent.is_dir():
+            close = difflib.get_close_matches(run_dir.name, [p.name for p in parent.iterdir() if p.is_dir()], n=3)
+            if close:
+                hint = f"; did you mean {', '.join(str(parent / name) for name in close)}?"
+        raise ConfigError(f"run directory {run_dir} does not exist{hint}")
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is not a directory; pass a run directory (the one with config.yaml and checkpoints/)")
+    if not (run_dir / RUN_CONFIG).is_file():
+        jobs = sorted(p.name for p in run_dir.iterdir() if (p / RUN_CONFIG).is_file())
+        if jobs:
+            raise ConfigError(f"{run_dir} is a sweep directory, not a run; pass one of its runs: {', '.join(jobs)}")
+        raise ConfigError(
+            f"{run_dir} is not a run directory (no {RUN_CONFIG}); pass the directory `rlexp train` printed, "
+            "e.g. runs/dqn/CartPole-v1/<date>_<time>_seed1"
+        )
+    return run_dir
+
+
+def _schema_error(err: Exception) -> str:
+    """One line for an OmegaConf merge/validation error."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, ValidationError
+
+    key = getattr(err, "full_key", None)
+    if isinstance(err, (ConfigKeyError, ConfigAttributeError)) and key:
+        object_type = getattr(err, "object_type", None)
+        valid = ", ".join(f.name for f in dataclasses.fields(object_type)) if dataclasses.is_dataclass(object_type) else ""
+        return f"unknown key {key!r}" + (f"; valid keys: {valid}" if valid else "")
+    if isinstance(err, MissingMandatoryValue) and key:
+        return f"missing value for {key}"
+    if isinstance(err, ValidationError) and key:
+        return f"invalid value for {key}: {_first_line(err)}"
+    return _first_line(err) or type(err).__name__
+
+
+def load_run_config(run_dir: Path | str) -> TrainConfig:
+    """The typed :class:`~rlexp.config.TrainConfig` a run was trained with (its ``config.yaml``).
+
+    The algorithm schema comes from ``ALGO_SCHEMAS[algo.name]``, the env schema from
+    ``GROUP_SCHEMAS["env"][env.type]``; every ``__post_init__`` range check runs.
+
+    Raises:
+        ConfigError: not a run directory, unreadable YAML, an unknown algorithm or env type,
+            or values this rlexp's schemas reject (one line, naming the file).
+    """
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    path = check_run_dir(run_dir) / RUN_CONFIG
+    try:
+        data = OmegaConf.load(path)  # plain YAML (a safe loader): no code runs
+    except Exception as err:  # noqa: BLE001 - yaml.YAMLError, UnicodeDecodeError, ...
+        raise ConfigError(f"{path} is not valid YAML: {_first_line(err)}") from None
+    if not isinstance(data, DictConfig):
+        raise ConfigError(f"{path} is not a run config (expected a mapping with algo, env, network, ...)")
+
+    def section(name: str) -> Any:
+        node = data.get(name)
+        if not isinstance(node, DictConfig):
+            raise ConfigError(f"{path} has no {name} section; it is not a config written by `rlexp train`")
+        return node
+
+    algo_name = section("algo").get("name")
+    if algo_name not in ALGO_SCHEMAS:
+        raise ConfigError(
+            f"{path}: algo.name={algo_name!r} is not a known algorithm; valid choices: {', '.join(ALGO_SCHEMAS)}"
+        )
+    env_schemas = GROUP_SCHEMAS["env"]
+    env_type = section("env").get("type", "gym")
+    if env_type not in env_schemas:
+        raise ConfigError(f"{path}: env.type={env_type!r} is not a known env type; valid choices: {', '.join(env_schemas)}")
+
+    try:
+        base = OmegaConf.structured(TrainConfig)
+        base.algo = OmegaConf.structured(ALGO_SCHEMAS[algo_name])
+        base.env = OmegaConf.structured(env_schemas[env_type])
+        base.network = OmegaConf.structured(NetworkConfig)
+        base.device = OmegaConf.structured(DeviceConfig)
+        base.logger = OmegaConf.structured(LoggerConfig)
+        merged = OmegaConf.merge(base, data)
+        return to_typed(merged)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"{path} does not fit this rlexp's config schema: {_schema_error(err)}") from None
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def available_checkpoints(run_dir: Path | str) -> list[str]:
+    """The checkpoint choices that exist: ``latest``, ``best``, then ``step_<N>.pt`` file names."""
+    ckpt_dir = Path(run_dir) / CHECKPOINT_DIR
+    names = [name for name, file in CHECKPOINT_NAMES.items() if (ckpt_dir / file).is_file()]
+    if ckpt_dir.is_dir():
+        names += sorted(p.name for p in ckpt_dir.glob("*.pt") if p.name not in CHECKPOINT_NAMES.values())
+    return names
+
+
+def resolve_checkpoint(run_dir: Path | str, which: str = "latest") -> Path:
+    """The checkpoint file ``which`` names.
+
+    ``which`` is ``latest`` (``checkpoints/latest.pt``), ``best`` (``checkpoints/best.pt``),
+    a file name in ``checkpoints/`` (``step_0000025000.pt``, the ``.pt`` optional), or a
+    path (absolute, relative to the working directory, or relative to the run directory).
+
+    Raises:
+        ConfigError: no such checkpoint; the message lists the ones that exist.
+    """
+    run_dir = Path(run_dir)
+    ckpt_dir = run_dir / CHECKPOINT_DIR
+    if which in CHECKPOINT_NAMES:
+        candidates = [ckpt_dir / CHECKPOINT_NAMES[which]]
+    else:
+        given = Path(which).expanduser()
+        candidates = [given]
+        if not given.is_absolute():
+            candidates += [run_dir / given, ckpt_dir / given]
+            if given.suffix != ".pt":
+                candidates.append(ckpt_dir / f"{which}.pt")
+    for path in candidates:
+        if path.is_file():
+            return path
+    available = available_checkpoints(run_dir)
+    choices = f"available: {', '.join(available)}" if available else f"{ckpt_dir} holds no checkpoints"
+    raise ConfigError(f"checkpoint {which!r} not found in {run_dir}; {choices} (or pass a path to a .pt file)")
+
+
+def load_run_checkpoint(path: Path | str, map_location: Any = "cpu") -> dict[str, Any]:
+    """A checkpoint's contents (``weights_only=True``: no code runs).
+
+    Raises:
+        ConfigError: the file is corrupt, truncated or not an rlexp checkpoint.
+    """
+    from rlexp.checkpoint import load_checkpoint
+
+    path = Path(path)
+    try:
+        ckpt = load_checkpoint(path, map_location=map_location)
+    except Exception as err:  # noqa: BLE001 - zip, pickle, EOF and weights-only errors alike
+        why = _first_line(err) or type(err).__name__
+        raise ConfigError(f"checkpoint {path} cannot be loaded (corrupt or truncated?): {why}") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("algo"), dict):
+        raise ConfigError(f"{path} is not an rlexp checkpoint (no 'algo' state in it)")
+    return ckpt
+
+
+@dataclass
+class LoadedRun:
+    """A run's config and an algorithm restored from one of its checkpoints."""
+
+    run_dir: Path
+    cfg: TrainConfig
+    checkpoint: Path
+    step: int | None  # agent steps at the checkpoint (None if it does not say)
+    algo: Any  # rlexp.algos.Algorithm
+    device: Any  # torch.device
+
+
+def load_run(run_dir: Path | str, checkpoint: str = "latest", device: str = "auto", envs: Any = None) -> LoadedRun:
+    """Load ``run_dir``'s config, rebuild its algorithm with the training builders and restore
+    ``checkpoint`` into it.
+
+    ``device`` is a ``DeviceConfig.type`` (``auto``, ``cpu``, ``cuda``, ...); a run trained on
+    a GPU evaluates on a CPU machine and back; the run's ``device.torch_threads`` and
+    ``device.flush_denormal`` apply (process-wide, as in training). ``envs``: a vector env
+    of the run's env to take the spaces from (default: one copy is built and closed).
+
+    Raises:
+        ConfigError: any problem with the run directory, its config, the checkpoint or the device.
+    """
+    from rlexp.algos import ALGOS
+    from rlexp.envs import make_vector_env
+    from rlexp.train import resolve_device
+
+    run_dir = check_run_dir(run_dir)
+    cfg = load_run_config(run_dir)
+    if cfg.algo.name not in ALGOS:
+        raise ConfigError(f"algo.name={cfg.algo.name!r} is not registered; valid choices: {', '.join(ALGOS)}")
+    path = resolve_checkpoint(run_dir, checkpoint)
+    torch_device = resolve_device(DeviceConfig(type=device))
+    # the run's CPU settings, as training applied them
+    import torch
+
+    if cfg.device.torch_threads > 0:
+        torch.set_num_threads(cfg.device.torch_threads)
+    torch.set_flush_denormal(cfg.device.flush_denormal)
+    ckpt = load_run_checkpoint(path)
+
+    # the spaces of one copy of the vector env, as training built them
+    if envs is None:
+        envs = make_vector_env(cfg.env, num_envs=1)
+        try:
+            obs_space, action_space = envs.single_observation_space, envs.single_action_space
+        finally:
+            envs.close()
+    else:
+        obs_space, action_space = envs.single_observation_space, envs.single_action_space
+    algo_cfg = cfg.algo
+    capacity = getattr(algo_cfg, "buffer_capacity_transitions", None)
+    if capacity is not None and capacity > EVAL_BUFFER_CAPACITY:
+        algo_cfg = dataclasses.replace(algo_cfg, buffer_capacity_transitions=EVAL_BUFFER_CAPACITY)
+    algo = ALGOS[cfg.algo.name](algo_cfg, obs_space, action_space, cfg.network, torch_device, cfg.seed, cfg.env.num_envs)
+    try:
+        algo.load_state_dict(ckpt["algo"])
+    except (RuntimeError, KeyError, ValueError, TypeError) as err:
+        raise ConfigError(
+            f"checkpoint {path} does not fit {run_dir / RUN_CONFIG} ({cfg.algo.name} on {cfg.env.id}): {_first_line(err)}"
+        ) from None
+    step = ckpt.get("step")
+    return LoadedRun(run_dir, cfg, path, int(step) if step is not None else None, algo, torch_device)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def protocol_of(env_cfg: Any) -> dict[str, Any] | None:
+    """The evaluation protocol of an env config that has one (Atari), else None."""
+    name = getattr(env_cfg, "protocol", None)
+    if name is None:
+        return None
+    details = {"name": name}
+    for key in ("repeat_action_probability", "noop_max", "max_episode_frames", "frame_skip", "full_action_space"):
+        if hasattr(env_cfg, key):
+            details[key] = getattr(env_cfg, key)
+    return details
+
+
+def _video_env(env_cfg: Any, seed: int):
+    """One render env, checked to render before anything is written."""
+    import gymnasium as gym
+
+    from rlexp.envs import make_env
+
+    try:
+        import imageio.v2  # noqa: F401
+        import imageio_ffmpeg
+
+        imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError) as err:
+        raise ConfigError(
+            f"videos need imageio and imageio-ffmpeg ({_first_line(err)}); install them: pip install imageio imageio-ffmpeg"
+        ) from None
+    env = None
+    try:
+        env = make_env(env_cfg, render_mode="rgb_array")
+        env.reset(seed=seed)
+        frame = env.render()
+    except (gym.error.DependencyNotInstalled, ImportError) as err:
+        if env is not None:
+            env.close()
+        raise ConfigError(f"{env_cfg.id} cannot render videos here: {_first_line(err)}") from None
+    if frame is None:
+        env.close()
+        raise ConfigError(f"{env_cfg.id} renders no rgb_array frames; it cannot be recorded")
+    return env
+
+
+def run_relative(path: Path, run_dir: Path) -> str:
+    """``path`` relative to ``run_dir`` when inside it (records survive moving the run), else absolute."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path(run_dir).resolve()))
+    except ValueError:
+        return str(path)
+
+
+def video_path(run_dir: Path, checkpoint: Path, step: int | None, episode: int) -> Path:
+    """``RUN_DIR/videos/eval_<checkpoint name>_step<N>_ep<k>.mp4``."""
+    step_text = f"step{step}" if step is not None else "stepNA"
+    return Path(run_dir) / VIDEO_DIR / f"eval_{checkpoint.stem}_{step_text}_ep{episode}.mp4"
+
+
+def evaluate_run(
+    run_dir: Path | str,
+    checkpoint: str = "latest",
+    episodes: int | None = None,
+    seed: int | None = None,
+    video_episodes: int = 0,
+    device: str = "auto",
+    video_max_steps: int | None = None,
+) -> dict[str, Any]:
+    """Evaluate a run's checkpoint and append the result to ``RUN_DIR/evals.jsonl``.
+
+    The protocol is training's: ``rlexp.evaluation.evaluate`` with the algorithm's
+    ``predict`` (its ``epsilon_eval``) on ``min(episodes, 16)`` copies of the run's env (its
+    no-op starts, sticky actions and episode cap). ``episodes`` defaults to the run's
+    ``eval_episodes``, ``seed`` to the seed of its first in-training evaluation. With
+    ``video_episodes`` > 0, that many episodes (seeds ``seed``, ``seed + 1``, ...: the first
+    episodes of the vector env's copies) of one render env are written as mp4 files to
+    ``RUN_DIR/videos/``, each at most ``video_max_steps`` agent steps.
+
+    Returns:
+        The record appended to ``evals.jsonl``; its paths are relative to the run directory
+        (absolute for a checkpoint outside it).
+
+    Raises:
+        ConfigError: bad input (see :func:`load_run`), ``episodes`` < 1, or an env that
+            cannot render when videos are asked for; nothing has been written.
+    """
+    if video_episodes < 0:
+        raise ConfigError(f"--video-episodes must be >= 0, got {video_episodes}")
+    if seed is not None and seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {seed}")
+    # ---- everything that can refuse the input, before any file is written
+    cfg = load_run_config(run_dir)
+    episodes = cfg.eval_episodes if episodes is None else episodes
+    if episodes < 1:
+        raise ConfigError(f"--episodes must be >= 1, got {episodes}")
+    checkpoint_path = resolve_checkpoint(run_dir, checkpoint)
+
+    from rlexp.envs import make_vector_env  # torch, gymnasium: after the quick checks
+    from rlexp.evaluation import evaluate
+    from rlexp.train import EVAL_SEED_OFFSET, MAX_EVAL_ENVS
+    from rlexp.video import record_episode
+
+    eval_envs = make_vector_env(cfg.env, num_envs=min(episodes, MAX_EVAL_ENVS))
+    render_env = None
+    try:
+        run = load_run(run_dir, str(checkpoint_path), device, envs=eval_envs)
+        seed = cfg.seed + EVAL_SEED_OFFSET if seed is None else seed
+        if video_episodes > 0:
+            render_env = _video_env(cfg.env, seed)
+        start = time.perf_counter()
+        returns, lengths = evaluate(run.algo.predict, eval_envs, episodes, seed)
+        eval_s = time.perf_counter() - start
+        videos = []
+        for k in range(video_episodes):
+            path = video_path(run.run_dir, run.checkpoint, run.step, k)
+            episode_return, frames = record_episode(run.algo.predict, render_env, path, seed + k, video_max_steps)
+            videos.append({"path": run_relative(path, run.run_dir), "seed": seed + k,
+                           "return": episode_return, "frames": frames})
+    finally:
+        eval_envs.close()
+        if render_env is not None:
+            render_env.close()
+
+    record: dict[str, Any] = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "checkpoint": run_relative(run.checkpoint, run.run_dir),
+        "step": run.step,
+        "env": cfg.env.id,
+        "episodes": int(len(returns)),
+        "seed": seed,
+        "mean": float(np.mean(returns)),
+        "std": float(np.std(returns)),
+        "returns": [float(r) for r in returns],
+        "lengths": [int(n) for n in lengths],
+        "epsilon_eval": getattr(cfg.algo, "epsilon_eval", None),
+        "device": str(run.device),
+        "eval_s": eval_s,
+    }
+    protocol = protocol_of(cfg.env)
+    if protocol is not None:
+        record["protocol"] = protocol
+    if videos:
+        record["videos"] = videos
+    with open(run.run_dir / EVALS_FILE, "a") as f:
+        f.write(json.dumps(record) + "\n")
+    return record
