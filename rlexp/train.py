@@ -142,8 +142,11 @@ def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo)
         def checkpoint_state(step: int) -> dict[str, Any]:
             return {"algo": algo.state_dict(), "step": step, "config": resolved}
 
+        side_s = 0.0  # wall time spent in evaluations and checkpoints, not training
+
         def run_eval(step: int) -> tuple[float, float]:
-            nonlocal eval_index
+            nonlocal eval_index, side_s
+            started = time.perf_counter()
             seed = cfg.seed + EVAL_SEED_OFFSET + eval_index * cfg.eval_episodes
             returns, lengths = evaluate(algo.predict, eval_envs, cfg.eval_episodes, seed)
             eval_index += 1
@@ -153,10 +156,14 @@ def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo)
             if mean > best["eval_return"]:  # DQN's returns oscillate: keep the best policy too
                 best.update(eval_return=mean, step=step)
                 save_best_checkpoint(run_dir / "checkpoints", checkpoint_state(step))
+            side_s += time.perf_counter() - started
             return mean, std
 
         def checkpoint(step: int, periodic: bool) -> None:
+            nonlocal side_s
+            started = time.perf_counter()
             save_checkpoint(run_dir / "checkpoints", checkpoint_state(step), step, periodic)
+            side_s += time.perf_counter() - started
 
         obs, _ = envs.reset(seed=cfg.seed)
         ep_return = np.zeros(num_envs)
@@ -225,6 +232,7 @@ def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo)
             "steps": step,
             "episodes": episodes,
             "wall_s": wall_s,
+            "train_wall_s": wall_s - side_s,  # without evaluations and checkpoints
             "eval_return_mean": eval_mean,
             "eval_return_std": eval_std,
             "best_eval_return": best["eval_return"],

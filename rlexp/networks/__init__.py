@@ -54,9 +54,12 @@ class NatureCNN(nn.Module):
         with torch.no_grad():
             flat = self.convs(torch.zeros(1, *obs_shape)).shape[1]
         self.head = nn.Sequential(nn.Linear(flat, hidden_size), nn.ReLU(), nn.Linear(hidden_size, out_features))
+        # channels-last convolutions: ~2x faster backward on CPU (oneDNN), the fast path on GPU
+        self.convs.to(memory_format=torch.channels_last)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.head(self.convs(obs.float() / 255.0))
+        x = obs.to(dtype=torch.float32, memory_format=torch.channels_last).div_(255.0)  # one copy
+        return self.head(self.convs(x))
 
 
 def is_image_space(space: gym.Space) -> bool:
@@ -111,9 +114,11 @@ def flatten_parameters(module: nn.Module, with_grad: bool = True) -> nn.Paramete
     offset = 0
     for p in params:
         n = p.numel()
-        flat[offset : offset + n].copy_(p.detach().reshape(-1))
-        p.data = flat[offset : offset + n].view_as(p)
-        p.grad = grad[offset : offset + n].view_as(p) if with_grad else None
+        # as_strided keeps each tensor's memory layout (e.g. channels-last conv weights)
+        view = flat[offset : offset + n].as_strided(p.shape, p.stride())
+        view.copy_(p.detach())
+        p.data = view
+        p.grad = grad[offset : offset + n].as_strided(p.shape, p.stride()) if with_grad else None
         offset += n
     flat_param = nn.Parameter(flat, requires_grad=with_grad)
     flat_param.grad = grad
