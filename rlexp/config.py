@@ -197,9 +197,13 @@ class DeviceConfig:
     torch_threads: int = 0  # torch intra-op CPU threads; 0 keeps torch's default (one per core)
     deterministic: bool = False  # ask torch for deterministic kernels (slower on GPU)
     flush_denormal: bool = True  # CPU: treat denormal floats as zero (Adam's tiny moments otherwise run ~5x slower)
+    amp: bool = False  # mixed precision: bfloat16 autocast for network passes (a GPU speed-up; losses stay fp32)
+    compile: bool = False  # torch.compile the networks (pays off on GPUs for long runs; compiling takes ~1 min)
+    replay: str = "auto"  # replay storage: auto (on the GPU when it fits in free memory, else pinned host), device or host
 
     def __post_init__(self) -> None:
         _non_negative("device", torch_threads=self.torch_threads)
+        _one_of("device", "replay", self.replay, ("auto", "device", "host"))
         if self.type not in ("auto", "cpu", "cuda", "mps") and not self.type.startswith("cuda:"):
             raise ConfigError(f"device.type={self.type!r} is not valid; choose one of: auto, cpu, cuda, cuda:N, mps")
 

@@ -262,7 +262,8 @@ def load_run(run_dir: Path | str, checkpoint: str = "latest", device: str = "aut
     capacity = getattr(algo_cfg, "buffer_capacity_transitions", None)
     if capacity is not None and capacity > EVAL_BUFFER_CAPACITY:
         algo_cfg = dataclasses.replace(algo_cfg, buffer_capacity_transitions=EVAL_BUFFER_CAPACITY)
-    algo = ALGOS[cfg.algo.name](algo_cfg, obs_space, action_space, cfg.network, torch_device, cfg.seed, cfg.env.num_envs)
+    algo = ALGOS[cfg.algo.name](algo_cfg, obs_space, action_space, cfg.network, torch_device, cfg.seed,
+                                cfg.env.num_envs, compute=cfg.device)
     try:
         algo.load_state_dict(ckpt["algo"])
     except (RuntimeError, KeyError, ValueError, TypeError) as err:

@@ -104,6 +104,7 @@ def run(cfg: TrainConfig, run_dir: Path, info: RunInfo | None = None) -> dict[st
             device,
             cfg.seed,
             cfg.env.num_envs,
+            compute=cfg.device,
         )
         return _loop(cfg, run_dir, info, envs, eval_envs, algo)
     finally:

@@ -111,3 +111,17 @@ def test_bad_input_in_a_multirun_leaves_no_job_dir(tmp_path):
     assert out.returncode != 0
     assert "error: env.id='CartPol-v1' is not a registered" in out.stderr
     assert not list(tmp_path.rglob("config.yaml"))
+
+
+def test_train_pong_through_the_cli(tmp_path):
+    out = run_cli(["train", "algo=dqn", "env=pong", "total_steps=600", "eval_episodes=1", "eval_interval_steps=0",
+                   "checkpoint_interval_steps=300", "algo.learning_starts_steps=200", "algo.train_interval_steps=4",
+                   "algo.buffer_capacity_transitions=2000", "env.max_episode_frames=2000", "logger=none",
+                   "device.torch_threads=1"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    (run_dir,) = (tmp_path / "runs" / "dqn" / "ALE-Pong-v5").iterdir()
+    rows = read_metrics(run_dir / "metrics.jsonl")
+    assert rows[-1]["step"] == 600 and "eval/episode_return" in rows[-1]
+    assert -21 <= rows[-1]["eval/episode_return"] <= 21  # the game score, not clipped rewards
+    assert {"latest.pt", "best.pt", "step_0000000300.pt"} <= {p.name for p in (run_dir / "checkpoints").iterdir()}
+    assert "protocol: nature" in (run_dir / "config.yaml").read_text()

@@ -14,7 +14,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlexp.config import NetworkConfig
+from rlexp.config import DeviceConfig, NetworkConfig
 
 
 class Algorithm(ABC):
@@ -29,8 +29,10 @@ class Algorithm(ABC):
         device: torch.device,
         seed: int,
         num_envs: int,
+        compute: DeviceConfig | None = None,
     ):
         self.cfg = cfg
+        self.compute = compute or DeviceConfig()  # amp, compile and replay placement
         self.obs_space = obs_space
         self.action_space = action_space
         self.device = device

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from rlexp.algos.base import Algorithm
-from rlexp.buffers import FrameReplayBuffer, ReplayBuffer
+from rlexp.buffers import FrameReplayBuffer, ReplayBatch, ReplayBuffer
 from rlexp.config import ConfigError, DQNConfig
 from rlexp.networks import build_q_network, flatten_parameters, is_image_space
 
@@ -51,6 +51,28 @@ def clip_grad_norm_(grad: torch.Tensor, max_norm: float) -> None:
         grad.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
 
 
+def replay_bytes(capacity: int, obs_space, frames: bool) -> int:
+    """Storage a replay of ``capacity`` transitions needs (observations dominate)."""
+    item = np.dtype(obs_space.dtype).itemsize
+    per_obs = int(np.prod(obs_space.shape)) * item
+    per_transition = per_obs // obs_space.shape[0] if frames else 2 * per_obs  # frames: one new frame each
+    return capacity * (per_transition + 16)
+
+
+def replay_device(mode: str, device: torch.device, needed_bytes: int, free_bytes: int | None = None) -> torch.device:
+    """Where the replay lives: with the updates when it fits (80% of free GPU memory), else host.
+
+    ``mode`` is ``device.replay``: auto, device (always with the updates) or host.
+    """
+    if device.type == "cpu" or mode == "host":
+        return torch.device("cpu")
+    if mode == "device":
+        return device
+    if free_bytes is None:
+        free_bytes, _ = torch.cuda.mem_get_info(device) if device.type == "cuda" else (needed_bytes, 0)
+    return device if needed_bytes <= 0.8 * free_bytes else torch.device("cpu")
+
+
 def crossed(before: int, after: int, interval: int) -> bool:
     """Whether a multiple of ``interval`` lies in ``(before, after]``."""
     return after // interval > before // interval
@@ -61,8 +83,8 @@ class DQN(Algorithm):
 
     cfg: DQNConfig
 
-    def __init__(self, cfg: DQNConfig, obs_space, action_space, network, device, seed, num_envs):
-        super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs)
+    def __init__(self, cfg: DQNConfig, obs_space, action_space, network, device, seed, num_envs, compute=None):
+        super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs, compute)
         if not isinstance(action_space, gym.spaces.Discrete):
             raise ConfigError(
                 f"algo=dqn needs a discrete action space, this env's is {action_space}; "
@@ -83,10 +105,16 @@ class DQN(Algorithm):
                 [self.flat_params], lr=cfg.lr, alpha=cfg.rmsprop_alpha, eps=cfg.optimizer_eps, centered=True
             )
         # stacked frames: store each frame once (a 1M-transition Atari buffer in ~7 GB, not ~56)
-        buffer_cls = FrameReplayBuffer if is_image_space(obs_space) else ReplayBuffer
+        frames = is_image_space(obs_space)
+        buffer_cls = FrameReplayBuffer if frames else ReplayBuffer
+        needed = replay_bytes(cfg.buffer_capacity_transitions, obs_space, frames)
+        self.storage_device = replay_device(self.compute.replay, device, needed)
         self.buffer = buffer_cls(
-            cfg.buffer_capacity_transitions, obs_space.shape, obs_space.dtype, device, seed, num_envs=num_envs
+            cfg.buffer_capacity_transitions, obs_space.shape, obs_space.dtype, self.storage_device, seed,
+            num_envs=num_envs,
         )
+        # compiled forward passes when asked (they share the modules' parameters)
+        self._compiled = (torch.compile(self.q), torch.compile(self.q_target)) if self.compute.compile else None
         self.eval_rng = np.random.default_rng([seed, 1])
         self.updates = 0  # gradient updates made
         self.target_syncs = 0  # target-network updates made
@@ -101,10 +129,23 @@ class DQN(Algorithm):
     def schedules(self, step: int) -> dict[str, float]:
         return {"train/epsilon": self.epsilon(step)}
 
+    @property
+    def q_fn(self):
+        return self._compiled[0] if self._compiled else self.q
+
+    @property
+    def q_target_fn(self):
+        return self._compiled[1] if self._compiled else self.q_target
+
+    def autocast(self):
+        """bfloat16 autocast for network passes when ``device.amp`` (no gradient scaler needed)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.compute.amp)
+
     @torch.inference_mode()
     def greedy(self, obs: np.ndarray) -> np.ndarray:
         """argmax_a Q(s, a) for a batch of observations."""
-        q = self.q(torch.as_tensor(obs, device=self.device))
+        with self.autocast():
+            q = self.q_fn(torch.as_tensor(obs, device=self.device))
         return q.argmax(dim=1).cpu().numpy()
 
     def _epsilon_greedy(self, obs: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
@@ -155,27 +196,30 @@ class DQN(Algorithm):
         """``num_updates`` gradient steps on fresh uniform minibatches."""
         c = self.cfg
         batch = self.buffer.sample(c.batch_size, num_batches=num_updates)
+        if self.storage_device != self.device:  # replay in pinned host memory, updates on the GPU
+            batch = ReplayBatch(*(t.pin_memory().to(self.device, non_blocking=True) for t in batch))
         targets = None
         if not c.double_dqn:
             # The target network does not change during a training phase, so every update's
             # targets come from one batched forward pass: the same numbers, far less overhead.
-            with torch.no_grad():
-                next_q = self.q_target(batch.next_obs.flatten(0, 1)).amax(dim=1).view(num_updates, c.batch_size)
-                targets = td_targets(batch.rewards, batch.terminated, next_q, c.gamma)
+            with torch.no_grad(), self.autocast():
+                next_q = self.q_target_fn(batch.next_obs.flatten(0, 1)).float().amax(dim=1)
+                targets = td_targets(batch.rewards, batch.terminated, next_q.view(num_updates, c.batch_size), c.gamma)
         loss_fn = F.smooth_l1_loss if c.loss == "huber" else F.mse_loss
         flat = self.flat_params
         losses, q_means = [], []
         for i in range(num_updates):
             obs, actions = batch.obs[i], batch.actions[i]
             if targets is None:
-                with torch.no_grad():
+                with torch.no_grad(), self.autocast():
                     next_obs = batch.next_obs[i]
-                    best = self.q(next_obs).argmax(dim=1, keepdim=True)
-                    next_q = self.q_target(next_obs).gather(1, best).squeeze(1)
+                    best = self.q_fn(next_obs).argmax(dim=1, keepdim=True)
+                    next_q = self.q_target_fn(next_obs).float().gather(1, best).squeeze(1)
                     target = td_targets(batch.rewards[i], batch.terminated[i], next_q, c.gamma)
             else:
                 target = targets[i]
-            q = self.q(obs).gather(1, actions.unsqueeze(1)).squeeze(1)
+            with self.autocast():
+                q = self.q_fn(obs).float().gather(1, actions.unsqueeze(1)).squeeze(1)
             loss = loss_fn(q, target)
             flat.grad.zero_()  # the layers' .grad are views of it: never set it to None
             loss.backward()

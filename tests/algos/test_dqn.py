@@ -235,3 +235,31 @@ def test_evaluation_does_not_touch_the_training_rng():
     b.predict(obs)
     b.predict(obs)
     assert np.array_equal(a.act(obs, 10), b.act(obs, 10))
+
+
+def test_replay_placement():
+    from rlexp.algos.dqn import replay_bytes, replay_device
+
+    frames = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    assert 7.0e9 < replay_bytes(1_000_000, frames, frames=True) < 7.1e9
+    assert replay_bytes(1_000_000, frames, frames=False) > 56e9
+    cuda = torch.device("cuda")
+    assert replay_device("auto", torch.device("cpu"), 10) == torch.device("cpu")
+    assert replay_device("auto", cuda, 7e9, free_bytes=80e9) == cuda  # fits: stays with the updates
+    assert replay_device("auto", cuda, 7e9, free_bytes=6e9) == torch.device("cpu")  # pinned host instead
+    assert replay_device("host", cuda, 10, free_bytes=80e9) == torch.device("cpu")
+    assert replay_device("device", cuda, 7e9, free_bytes=1e9) == cuda
+
+
+def test_amp_and_compile_train(tmp_path):
+    """bfloat16 autocast and torch.compile run the same update path (here on CPU)."""
+    from rlexp.config import DeviceConfig
+
+    for compute in (DeviceConfig(amp=True), DeviceConfig(compile=True)):
+        cfg = DQNConfig(learning_starts_steps=0, batch_size=8, train_interval_steps=10_000)
+        algo = DQN(cfg, OBS, ACTIONS, NetworkConfig(hidden_sizes=[16]), torch.device("cpu"), 0, 1, compute=compute)
+        obs = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
+        algo.buffer.add(obs, np.zeros(32, int), np.ones(32, np.float32), obs, np.zeros(32, np.float32))
+        metrics = algo.train(3)
+        assert np.isfinite(metrics["loss/td"]) and algo.updates == 3
+        assert algo.predict(obs[:4]).shape == (4,)
