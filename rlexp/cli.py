@@ -41,8 +41,10 @@ def config_groups() -> dict[str, list[tuple[str, str]]]:
         options = []
         for f in sorted(entry.iterdir(), key=lambda e: e.name):
             if f.name.endswith(".yaml"):
-                first = f.read_text().splitlines()[0] if f.read_text() else ""
-                options.append((f.name[: -len(".yaml")], first.lstrip("# ").strip() if first.startswith("#") else ""))
+                # the first comment line that is not a Hydra directive (# @package ...)
+                comments = [ln.lstrip("# ").strip() for ln in f.read_text().splitlines() if ln.startswith("#")]
+                doc = next((c for c in comments if not c.startswith("@")), "")
+                options.append((f.name[: -len(".yaml")], doc))
         if options:
             groups[entry.name] = options
     return groups

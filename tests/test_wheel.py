@@ -1,6 +1,7 @@
 """The configs ship inside the wheel: a wheel installed into a fresh venv trains."""
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -14,9 +15,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_wheel_installs_and_trains(tmp_path):
+    # build from a copy: setuptools' in-tree build/ folder could carry stale files
+    src = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("rlexp", "conf"):
+        shutil.copytree(ROOT / name, src / name, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
     dist = tmp_path / "dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(src)],
         check=True, capture_output=True, text=True,
     )
     (wheel,) = dist.glob("rlexp-*.whl")
