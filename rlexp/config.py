@@ -229,10 +229,12 @@ class LoggerConfig:
 
     log_interval_steps: int = 2_000  # agent steps between aggregated metric events
     progress: str = "auto"  # console output: auto (bar on a terminal, lines otherwise), bar, lines or none
+    video_interval_evals: int = 0  # record one greedy episode as mp4 every N evaluations (videos/, W&B); 0 = never
     wandb: WandbConfig = field(default_factory=WandbConfig)  # W&B settings
 
     def __post_init__(self) -> None:
         _positive("logger", log_interval_steps=self.log_interval_steps)
+        _non_negative("logger", video_interval_evals=self.video_interval_evals)
         _one_of("logger", "progress", self.progress, ("auto", "bar", "lines", "none"))
 
 

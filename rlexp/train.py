@@ -25,9 +25,10 @@ from omegaconf import DictConfig, OmegaConf
 from rlexp.algos import ALGOS
 from rlexp.checkpoint import save_best_checkpoint, save_checkpoint
 from rlexp.config import ConfigError, DeviceConfig, TrainConfig, to_typed
-from rlexp.envs import make_vector_env
+from rlexp.envs import make_env, make_vector_env
 from rlexp.evaluation import evaluate
 from rlexp.loggers import ConsoleLogger, JsonlLogger, WandbLogger
+from rlexp.video import record_episode
 
 EVAL_SEED_OFFSET = 1_000_000  # eval envs get seeds far from the training envs'
 MAX_EVAL_ENVS = 16
@@ -128,8 +129,9 @@ def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo)
     sinks: list[Any] = [JsonlLogger(run_dir / "metrics.jsonl"), console]
     try:
         wandb_on = cfg.logger.wandb.mode != "disabled"
-        if wandb_on:
-            sinks.append(WandbLogger(cfg.logger.wandb, run_dir, resolved, info.wandb_group))
+        wandb_sink = WandbLogger(cfg.logger.wandb, run_dir, resolved, info.wandb_group) if wandb_on else None
+        if wandb_sink is not None:
+            sinks.append(wandb_sink)
 
         def log(step: int, metrics: dict[str, float]) -> None:
             for sink in sinks:
@@ -154,11 +156,24 @@ def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo)
             mean, std = float(returns.mean()), float(returns.std())
             log(step, {"eval/episode_return": mean, "eval/episode_return_std": std,
                        "eval/episode_length": float(lengths.mean()), "eval/episodes": float(len(returns))})
+            if cfg.logger.video_interval_evals and (eval_index - 1) % cfg.logger.video_interval_evals == 0:
+                record_video(step, seed)
             if mean > best["eval_return"]:  # DQN's returns oscillate: keep the best policy too
                 best.update(eval_return=mean, step=step)
                 save_best_checkpoint(run_dir / "checkpoints", checkpoint_state(step))
             side_s += time.perf_counter() - started
             return mean, std
+
+        def record_video(step: int, seed: int) -> None:
+            env = make_env(cfg.env, render_mode="rgb_array")
+            try:
+                path = run_dir / "videos" / f"train_step{step}.mp4"
+                episode_return, _ = record_episode(algo.predict, env, path, seed)
+            finally:
+                env.close()
+            if wandb_sink is not None:
+                wandb_sink.log_video(step, "eval/video", path)
+            log(step, {"eval/video_episode_return": episode_return})
 
         def checkpoint(step: int, periodic: bool) -> None:
             nonlocal side_s

@@ -128,3 +128,13 @@ def test_truncation_bootstraps_from_the_real_final_observation(tmp_path, monkeyp
     assert not any(terminated)  # so the TD target bootstraps from Q(3, .)
     buffer = Recorder.instance.buffer
     assert buffer.next_obs[:7, 0].tolist() == next_obs and buffer.terminated[:7].tolist() == [0.0] * 7
+
+
+def test_periodic_eval_videos(tmp_path):
+    cfg = compose_train([*TINY, "eval_interval_steps=500", "logger.video_interval_evals=2", "logger=wandb",
+                         "logger.progress=none", "logger.video_interval_evals=2"])
+    run(cfg, tmp_path / "run")
+    videos = sorted(p.name for p in (tmp_path / "run" / "videos").iterdir())
+    assert videos == ["train_step1500.mp4", "train_step500.mp4"]  # evals 1 and 3 of 3
+    rows = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "eval/video_episode_return" in r]
+    assert [r["step"] for r in rows] == [500, 1500]

@@ -50,5 +50,9 @@ class WandbLogger:
     def log(self, step: int, metrics: dict[str, float]) -> None:
         self.run.log({"step": step, **metrics})
 
+    def log_video(self, step: int, key: str, path: Path) -> None:
+        """Attach an mp4 (a file W&B copies; no re-encoding)."""
+        self.run.log({"step": step, key: self._wandb.Video(str(path), format="mp4")})
+
     def close(self) -> None:
         self.run.finish()
