@@ -254,11 +254,15 @@ def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo)
             "best_eval_return": best["eval_return"],
             "best_eval_step": best["step"],
         }
+        protocol = getattr(cfg.env, "protocol", None)
+        if protocol is not None:  # every Atari score carries its evaluation protocol
+            summary["protocol"] = protocol
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         console.close()
         console.message(
             f"done: {step} agent steps in {wall_s:.1f}s; final eval return {eval_mean:.1f} +/- {eval_std:.1f} "
-            f"over {cfg.eval_episodes} episodes (best {best['eval_return']:.1f} at step {best['step']})\n"
+            f"over {cfg.eval_episodes} episodes (best {best['eval_return']:.1f} at step {best['step']})"
+            + (f", protocol {protocol}" if protocol else "") + "\n"
             f"run directory: {run_dir}\n"
             "  config.yaml, command.txt  what ran, and how to run it again\n"
             "  metrics.jsonl             one JSON object per log event (train/, eval/, loss/, perf/)\n"

@@ -1,5 +1,7 @@
 """The rlexp command, through a subprocess, as a user runs it."""
 
+import json
+
 import pytest
 
 from rlexp.loggers.jsonl import read_metrics
@@ -125,3 +127,5 @@ def test_train_pong_through_the_cli(tmp_path):
     assert -21 <= rows[-1]["eval/episode_return"] <= 21  # the game score, not clipped rewards
     assert {"latest.pt", "best.pt", "step_0000000300.pt"} <= {p.name for p in (run_dir / "checkpoints").iterdir()}
     assert "protocol: nature" in (run_dir / "config.yaml").read_text()
+    assert json.loads((run_dir / "summary.json").read_text())["protocol"] == "nature"
+    assert "protocol nature" in out.stdout
