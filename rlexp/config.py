@@ -88,6 +88,40 @@ class DQNConfig:
             _positive(o, max_grad_norm=self.max_grad_norm)
 
 
+@dataclass
+class PPOConfig:
+    """Proximal Policy Optimization (Schulman et al. 2017), clipped surrogate, GAE."""
+
+    name: str = "ppo"  # registry key in rlexp.algos.ALGOS
+    lr: float = 2.5e-4  # Adam learning rate (at the start, when annealed)
+    anneal_lr: bool = True  # decay the learning rate linearly to 0 over total_steps
+    optimizer_eps: float = 1e-5  # Adam epsilon (1e-5 as in the PPO reference implementations)
+    rollout_steps: int = 128  # steps per env between updates (rollout = rollout_steps x num_envs transitions)
+    num_minibatches: int = 4  # minibatches per epoch over the rollout
+    update_epochs: int = 4  # passes over each rollout
+    gamma: float = 0.99  # discount factor
+    gae_lambda: float = 0.95  # GAE lambda (1 = Monte-Carlo advantages, 0 = one-step TD)
+    clip_coef: float = 0.2  # surrogate clip range epsilon
+    anneal_clip: bool = False  # decay clip_coef linearly to 0 over total_steps
+    clip_value_loss: bool = True  # clip the value update around the old values (as PPO2)
+    ent_coef: float = 0.01  # entropy bonus coefficient
+    vf_coef: float = 0.5  # value loss coefficient
+    max_grad_norm: Optional[float] = 0.5  # gradient-norm clip; null disables
+    norm_adv: bool = True  # normalize advantages per minibatch
+    target_kl: Optional[float] = None  # stop the epochs early when the approximate KL exceeds this; null never
+
+    def __post_init__(self) -> None:
+        o = "algo"
+        _positive(o, lr=self.lr, optimizer_eps=self.optimizer_eps, rollout_steps=self.rollout_steps,
+                  num_minibatches=self.num_minibatches, update_epochs=self.update_epochs)
+        _unit_interval(o, gamma=self.gamma, gae_lambda=self.gae_lambda)
+        _non_negative(o, clip_coef=self.clip_coef, ent_coef=self.ent_coef, vf_coef=self.vf_coef)
+        if self.max_grad_norm is not None:
+            _positive(o, max_grad_norm=self.max_grad_norm)
+        if self.target_kl is not None:
+            _positive(o, target_kl=self.target_kl)
+
+
 # --------------------------------------------------------------------------- groups
 
 
@@ -262,7 +296,7 @@ class TrainConfig:
 
 
 # One line per algorithm: its schema.
-ALGO_SCHEMAS: dict[str, type] = {"dqn": DQNConfig}
+ALGO_SCHEMAS: dict[str, type] = {"dqn": DQNConfig, "ppo": PPOConfig}
 
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "algo": ALGO_SCHEMAS,

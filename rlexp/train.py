@@ -106,6 +106,7 @@ def run(cfg: TrainConfig, run_dir: Path, info: RunInfo | None = None) -> dict[st
             cfg.seed,
             cfg.env.num_envs,
             compute=cfg.device,
+            total_steps=cfg.total_steps,
         )
         return _loop(cfg, run_dir, info, envs, eval_envs, algo)
     finally:

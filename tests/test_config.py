@@ -19,6 +19,9 @@ def test_groups_are_the_documented_ones():
 @pytest.mark.parametrize(("group", "option"), ALL_OPTIONS, ids=[f"{g}={o}" for g, o in ALL_OPTIONS])
 def test_every_option_composes(group, option):
     required = {("env", "atari"): ["env.game=pong"]}  # options with a mandatory field
+    if group == "tuned":  # tuned options are <algo>_<env>: they fit their own algorithm and env
+        algo, env = option.split("_", 1)
+        required[(group, option)] = [f"algo={algo}", f"env={env}", *(["env.game=pong"] if env == "atari" else [])]
     cfg = compose_train([f"{group}={option}", *required.get((group, option), [])])
     assert isinstance(cfg, TrainConfig)
     if group == "algo":

@@ -17,3 +17,11 @@ def test_dqn_solves_cartpole(tmp_path):
     final = read_metrics(tmp_path / "run" / "metrics.jsonl")[-1]
     assert final["step"] == 50_000 and final["eval/episode_return"] >= 475
     assert summary["best_eval_return"] >= 475 and (tmp_path / "run" / "checkpoints" / "best.pt").exists()
+
+
+@pytest.mark.slow
+def test_ppo_solves_cartpole_within_100k_steps(tmp_path):
+    cfg = compose_train(["algo=ppo", "seed=1", "logger=none", "logger.progress=none"])  # RL Zoo's tuned values
+    assert cfg.total_steps == 100_000 and cfg.env.num_envs == 8
+    summary = run(cfg, tmp_path / "run")
+    assert summary["eval_return_mean"] >= 475, summary

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from rlexp.algos.base import Algorithm
 from rlexp.algos.dqn import DQN
+from rlexp.algos.ppo import PPO
 
 ALGOS: dict[str, type[Algorithm]] = {
     "dqn": DQN,
+    "ppo": PPO,
 }
 
-__all__ = ["ALGOS", "Algorithm", "DQN"]
+__all__ = ["ALGOS", "Algorithm", "DQN", "PPO"]

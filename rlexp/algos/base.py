@@ -30,8 +30,10 @@ class Algorithm(ABC):
         seed: int,
         num_envs: int,
         compute: DeviceConfig | None = None,
+        total_steps: int | None = None,
     ):
         self.cfg = cfg
+        self.total_steps = total_steps  # the run's budget, for schedules that anneal to its end
         self.compute = compute or DeviceConfig()  # amp, compile and replay placement
         self.obs_space = obs_space
         self.action_space = action_space

@@ -83,8 +83,9 @@ class DQN(Algorithm):
 
     cfg: DQNConfig
 
-    def __init__(self, cfg: DQNConfig, obs_space, action_space, network, device, seed, num_envs, compute=None):
-        super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs, compute)
+    def __init__(self, cfg: DQNConfig, obs_space, action_space, network, device, seed, num_envs, compute=None,
+                 total_steps=None):
+        super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs, compute, total_steps)
         if not isinstance(action_space, gym.spaces.Discrete):
             raise ConfigError(
                 f"algo=dqn needs a discrete action space, this env's is {action_space}; "

@@ -123,3 +123,79 @@ def flatten_parameters(module: nn.Module, with_grad: bool = True) -> nn.Paramete
     flat_param = nn.Parameter(flat, requires_grad=with_grad)
     flat_param.grad = grad
     return flat_param
+
+
+def _orthogonal(layer: nn.Module, gain: float) -> nn.Module:
+    """Orthogonal weights and zero biases (the PPO reference implementations' init)."""
+    if isinstance(layer, (nn.Linear, nn.Conv2d)):
+        weight = torch.empty(layer.weight.shape)  # contiguous: orthogonal_ cannot view channels-last
+        nn.init.orthogonal_(weight, gain)
+        with torch.no_grad():
+            layer.weight.copy_(weight)
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+class ActorCritic(nn.Module):
+    """Policy logits and state value: separate MLP trunks for vectors, one shared CNN for frames."""
+
+    def __init__(self, cfg: NetworkConfig, obs_space: gym.Space, n_actions: int):
+        super().__init__()
+        self.shared = None
+        if is_image_space(obs_space) and cfg.name != "mlp":
+            cnn = NatureCNN(obs_space.shape, cfg.cnn_hidden_size, cfg.cnn_hidden_size)
+            # the trunk is the CNN up to its hidden layer; heads on top
+            self.shared = nn.Sequential(cnn.convs, cnn.head[0], nn.ReLU())
+            self.actor = nn.Linear(cfg.cnn_hidden_size, n_actions)
+            self.critic = nn.Linear(cfg.cnn_hidden_size, 1)
+            for m in self.shared.modules():
+                _orthogonal(m, np.sqrt(2))
+        else:
+            in_features = int(np.prod(obs_space.shape))
+            self.actor = MLP(in_features, n_actions, list(cfg.hidden_sizes), cfg.activation)
+            self.critic = MLP(in_features, 1, list(cfg.hidden_sizes), cfg.activation)
+            for trunk in (self.actor, self.critic):
+                for layer in trunk.layers[:-1]:
+                    _orthogonal(layer, np.sqrt(2))
+        last = lambda m: m.layers[-1] if isinstance(m, MLP) else m  # noqa: E731
+        _orthogonal(last(self.actor), 0.01)  # near-uniform initial policy
+        _orthogonal(last(self.critic), 1.0)
+
+    def _features(self, obs: torch.Tensor) -> torch.Tensor:
+        if self.shared is None:
+            return obs.float()
+        x = obs.to(dtype=torch.float32, memory_format=torch.channels_last).div_(255.0)
+        return self.shared(x)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits (N, A), value (N,))."""
+        x = self._features(obs)
+        return self.actor(x), self.critic(x).squeeze(-1)
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.critic(self._features(obs)).squeeze(-1)
+
+
+def build_actor_critic(cfg: NetworkConfig, obs_space: gym.Space, action_space: gym.Space) -> ActorCritic:
+    """An actor-critic for a discrete action space.
+
+    Raises:
+        ConfigError: the spaces do not fit.
+    """
+    if not isinstance(action_space, gym.spaces.Discrete):
+        raise ConfigError(
+            f"this actor-critic needs a discrete action space so far, the env has {action_space}; "
+            "choose a discrete-action env (e.g. env=cartpole)"
+        )
+    if not isinstance(obs_space, gym.spaces.Box):
+        raise ConfigError(f"network={cfg.name} needs a Box observation space, the env has {type(obs_space).__name__}")
+    if cfg.name == "mlp" and is_image_space(obs_space):
+        raise ConfigError(
+            f"network=mlp cannot take image observations {obs_space.shape}; use network=nature_cnn or network=auto"
+        )
+    if cfg.name == "nature_cnn" and not is_image_space(obs_space):
+        raise ConfigError(
+            f"network=nature_cnn needs uint8 image observations (C, H, W), the env has {obs_space.shape} "
+            f"{obs_space.dtype}; use network=mlp or network=auto"
+        )
+    return ActorCritic(cfg, obs_space, int(action_space.n))

@@ -1,0 +1,123 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from rlexp.algos.ppo import PPO, clipped_surrogate_loss, compute_gae
+from rlexp.config import ConfigError, NetworkConfig, PPOConfig
+
+OBS = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+ACTIONS = gym.spaces.Discrete(2)
+
+
+def make_ppo(num_envs=2, **kw) -> PPO:
+    cfg = PPOConfig(**{"rollout_steps": 4, "num_minibatches": 2, "update_epochs": 2, **kw})
+    return PPO(cfg, OBS, ACTIONS, NetworkConfig(hidden_sizes=[8], activation="tanh"), torch.device("cpu"), 0,
+               num_envs, total_steps=100)
+
+
+def test_gae_hand_computed_with_an_episode_end_inside():
+    # one env, T=3, gamma=0.5, lambda=0.5; the episode ends at t=1 (terminated or truncated:
+    # a truncation's bootstrap value is already folded into its reward)
+    r = torch.tensor([[1.0], [2.0], [3.0]])
+    v = torch.tensor([[0.5], [1.0], [2.0]])
+    d = torch.tensor([[0.0], [1.0], [0.0]])
+    next_v = torch.tensor([4.0])
+    adv, ret = compute_gae(r, v, d, next_v, gamma=0.5, lam=0.5)
+    # t=2: delta = 3 + 0.5*4 - 2 = 3;          A2 = 3
+    # t=1: delta = 2 + 0 - 1 = 1 (episode end); A1 = 1
+    # t=0: delta = 1 + 0.5*1.0 - 0.5 = 1;       A0 = 1 + 0.25*1 = 1.25
+    assert adv.squeeze(1).tolist() == pytest.approx([1.25, 1.0, 3.0])
+    assert ret.squeeze(1).tolist() == pytest.approx([1.75, 2.0, 5.0])
+
+
+def test_gae_lambda_one_is_monte_carlo_and_zero_is_td():
+    r = torch.tensor([[1.0], [1.0]])
+    v = torch.tensor([[0.3], [0.7]])
+    d = torch.zeros(2, 1)
+    nv = torch.tensor([2.0])
+    adv1, _ = compute_gae(r, v, d, nv, gamma=0.9, lam=1.0)
+    assert adv1[0, 0].item() == pytest.approx(1 + 0.9 * 1 + 0.81 * 2 - 0.3)
+    adv0, _ = compute_gae(r, v, d, nv, gamma=0.9, lam=0.0)
+    assert adv0[0, 0].item() == pytest.approx(1 + 0.9 * 0.7 - 0.3)
+
+
+@pytest.mark.parametrize(("adv", "ratio", "zero_grad"), [
+    (1.0, 1.5, True),    # positive advantage, ratio above 1+eps: clipped, no gradient
+    (1.0, 1.1, False),   # inside the range
+    (-1.0, 0.5, True),   # negative advantage, ratio below 1-eps: clipped
+    (-1.0, 1.5, False),  # negative advantage above the range: the pessimistic unclipped term
+])
+def test_clipped_objective_gradient_vanishes_outside_the_range(adv, ratio, zero_grad):
+    r = torch.tensor([ratio], requires_grad=True)
+    clipped_surrogate_loss(torch.tensor([adv]), r, clip=0.2).backward()
+    assert (r.grad.abs().item() == 0.0) == zero_grad
+
+
+def test_entropy_is_positive_and_maximal_for_a_uniform_policy():
+    from torch.distributions import Categorical
+
+    uniform = Categorical(logits=torch.zeros(4)).entropy()
+    peaked = Categorical(logits=torch.tensor([5.0, 0, 0, 0])).entropy()
+    assert uniform.item() == pytest.approx(np.log(4)) and 0 < peaked < uniform
+
+
+def _step(algo, n, step, truncated=None, rewards=None):
+    obs = np.zeros((n, 3), np.float32)
+    actions = algo.act(obs, step)
+    trunc = np.zeros(n, bool) if truncated is None else truncated
+    rew = np.ones(n, np.float32) if rewards is None else rewards
+    return algo.observe(obs, actions, rew, obs + 0.5, np.zeros(n, bool), trunc, step)
+
+
+def test_updates_once_per_rollout_with_epochs_times_minibatches():
+    algo = make_ppo()
+    metrics = [_step(algo, 2, 2 * k) for k in range(8)]
+    assert [bool(m) for m in metrics] == [False, False, False, True] * 2
+    assert algo.updates == 2 * (2 * 2)  # rollouts x epochs x minibatches
+    assert {"loss/policy", "loss/value", "loss/entropy", "train/approx_kl", "train/clipfrac"} <= set(metrics[3])
+
+
+def test_truncation_bootstraps_from_the_final_observation():
+    algo = make_ppo(num_envs=1, rollout_steps=8)
+    _step(algo, 1, 0, truncated=np.array([True]), rewards=np.array([1.0], np.float32))
+    with torch.no_grad():
+        v_final = algo.net.value(torch.full((1, 3), 0.5)).item()
+    assert algo.rewards[0, 0].item() == pytest.approx(1.0 + algo.cfg.gamma * v_final)
+    assert algo.dones[0, 0].item() == 1.0
+
+
+def test_learning_rate_anneals_to_zero():
+    algo = make_ppo(lr=1e-3)
+    for k in range(8):
+        _step(algo, 2, 2 * k)
+    assert algo.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * (1 - 16 / 100))
+
+
+def test_state_round_trip_and_greedy_predict():
+    a = make_ppo()
+    for k in range(4):
+        _step(a, 2, 2 * k)
+    b = make_ppo()
+    b.load_state_dict(a.state_dict())
+    obs = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+    assert np.array_equal(a.predict(obs), b.predict(obs)) and b.updates == a.updates
+
+
+def test_refuses_continuous_actions_and_tiny_rollouts():
+    with pytest.raises(ConfigError, match="discrete action space"):
+        PPO(PPOConfig(), OBS, gym.spaces.Box(-1, 1, (2,)), NetworkConfig(), torch.device("cpu"), 0, 1)
+    with pytest.raises(ConfigError, match="num_minibatches=8 exceeds the rollout of 4"):
+        make_ppo(num_envs=1, num_minibatches=8)
+
+
+def test_image_observations_use_a_shared_cnn():
+    frames = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    algo = PPO(PPOConfig(rollout_steps=2, num_minibatches=1, update_epochs=1), frames, gym.spaces.Discrete(6),
+               NetworkConfig(), torch.device("cpu"), 0, 2)
+    assert algo.net.shared is not None
+    obs = np.random.default_rng(0).integers(0, 255, (2, 4, 84, 84), dtype=np.uint8)
+    for step in (0, 2):
+        actions = algo.act(obs, step)
+        metrics = algo.observe(obs, actions, np.zeros(2, np.float32), obs, np.zeros(2, bool), np.zeros(2, bool), step)
+    assert algo.updates == 1 and np.isfinite(metrics["loss/value"])
