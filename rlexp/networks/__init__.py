@@ -67,16 +67,17 @@ def is_image_space(space: gym.Space) -> bool:
     return isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
 
 
-def build_q_network(cfg: NetworkConfig, obs_space: gym.Space, action_space: gym.Space) -> nn.Module:
-    """A Q-network with one output per discrete action; ``auto`` picks the CNN for frames.
+def resolve_architecture(cfg: NetworkConfig, obs_space: gym.Space, action_space: gym.Space, what: str) -> str:
+    """``mlp`` or ``nature_cnn`` for these spaces (``auto``: the CNN for frames).
 
     Raises:
-        ConfigError: the spaces do not fit the network.
+        ConfigError: the spaces do not fit ``what`` (a network with one output per discrete
+            action) or the chosen architecture.
     """
     if not isinstance(action_space, gym.spaces.Discrete):
         raise ConfigError(
-            f"a Q-network needs a discrete action space, the env has {type(action_space).__name__}; "
-            "use a discrete-action env"
+            f"{what} needs a discrete action space, the env has {action_space}; "
+            "choose a discrete-action env (e.g. env=cartpole)"
         )
     if not isinstance(obs_space, gym.spaces.Box):
         raise ConfigError(f"network={cfg.name} needs a Box observation space, the env has {type(obs_space).__name__}")
@@ -86,12 +87,21 @@ def build_q_network(cfg: NetworkConfig, obs_space: gym.Space, action_space: gym.
         raise ConfigError(
             f"network=mlp cannot take image observations {obs_space.shape}; use network=nature_cnn or network=auto"
         )
-    if name == "nature_cnn":
-        if not image:
-            raise ConfigError(
-                f"network=nature_cnn needs uint8 image observations (C, H, W), the env has {obs_space.shape} "
-                f"{obs_space.dtype}; use network=mlp or network=auto"
-            )
+    if name == "nature_cnn" and not image:
+        raise ConfigError(
+            f"network=nature_cnn needs uint8 image observations (C, H, W), the env has {obs_space.shape} "
+            f"{obs_space.dtype}; use network=mlp or network=auto"
+        )
+    return name
+
+
+def build_q_network(cfg: NetworkConfig, obs_space: gym.Space, action_space: gym.Space) -> nn.Module:
+    """A Q-network with one output per discrete action; ``auto`` picks the CNN for frames.
+
+    Raises:
+        ConfigError: the spaces do not fit the network.
+    """
+    if resolve_architecture(cfg, obs_space, action_space, "a Q-network") == "nature_cnn":
         return NatureCNN(obs_space.shape, int(action_space.n), cfg.cnn_hidden_size)
     in_features = int(np.prod(obs_space.shape))
     return MLP(in_features, int(action_space.n), list(cfg.hidden_sizes), cfg.activation)
@@ -139,10 +149,10 @@ def _orthogonal(layer: nn.Module, gain: float) -> nn.Module:
 class ActorCritic(nn.Module):
     """Policy logits and state value: separate MLP trunks for vectors, one shared CNN for frames."""
 
-    def __init__(self, cfg: NetworkConfig, obs_space: gym.Space, n_actions: int):
+    def __init__(self, cfg: NetworkConfig, obs_space: gym.Space, n_actions: int, cnn: bool):
         super().__init__()
         self.shared = None
-        if is_image_space(obs_space) and cfg.name != "mlp":
+        if cnn:
             cnn = NatureCNN(obs_space.shape, cfg.cnn_hidden_size, cfg.cnn_hidden_size)
             # the trunk is the CNN up to its hidden layer; heads on top
             self.shared = nn.Sequential(cnn.convs, cnn.head[0], nn.ReLU())
@@ -177,25 +187,10 @@ class ActorCritic(nn.Module):
 
 
 def build_actor_critic(cfg: NetworkConfig, obs_space: gym.Space, action_space: gym.Space) -> ActorCritic:
-    """An actor-critic for a discrete action space.
+    """An actor-critic for a discrete action space (a shared CNN for frames, MLP trunks otherwise).
 
     Raises:
         ConfigError: the spaces do not fit.
     """
-    if not isinstance(action_space, gym.spaces.Discrete):
-        raise ConfigError(
-            f"this actor-critic needs a discrete action space so far, the env has {action_space}; "
-            "choose a discrete-action env (e.g. env=cartpole)"
-        )
-    if not isinstance(obs_space, gym.spaces.Box):
-        raise ConfigError(f"network={cfg.name} needs a Box observation space, the env has {type(obs_space).__name__}")
-    if cfg.name == "mlp" and is_image_space(obs_space):
-        raise ConfigError(
-            f"network=mlp cannot take image observations {obs_space.shape}; use network=nature_cnn or network=auto"
-        )
-    if cfg.name == "nature_cnn" and not is_image_space(obs_space):
-        raise ConfigError(
-            f"network=nature_cnn needs uint8 image observations (C, H, W), the env has {obs_space.shape} "
-            f"{obs_space.dtype}; use network=mlp or network=auto"
-        )
-    return ActorCritic(cfg, obs_space, int(action_space.n))
+    name = resolve_architecture(cfg, obs_space, action_space, "this actor-critic (discrete actions so far)")
+    return ActorCritic(cfg, obs_space, int(action_space.n), cnn=name == "nature_cnn")
