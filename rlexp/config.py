@@ -122,6 +122,34 @@ class PPOConfig:
             _positive(o, target_kl=self.target_kl)
 
 
+@dataclass
+class A2CConfig:
+    """Synchronous advantage actor-critic (Mnih et al. 2016, A2C): one gradient step per rollout."""
+
+    name: str = "a2c"  # registry key in rlexp.algos.ALGOS
+    optimizer: str = "rmsprop"  # rmsprop (the paper's) or adam
+    lr: float = 7e-4  # learning rate
+    anneal_lr: bool = False  # decay the learning rate linearly to 0 over total_steps
+    optimizer_eps: float = 1e-5  # RMSProp/Adam epsilon
+    rmsprop_alpha: float = 0.99  # RMSProp squared-gradient smoothing
+    rollout_steps: int = 5  # steps per env per update (n of the n-step returns)
+    gamma: float = 0.99  # discount factor
+    gae_lambda: float = 1.0  # 1.0 = n-step returns; < 1 = GAE(lambda)
+    ent_coef: float = 0.01  # entropy bonus coefficient
+    vf_coef: float = 0.5  # value loss coefficient
+    max_grad_norm: Optional[float] = 0.5  # gradient-norm clip; null disables
+    norm_adv: bool = False  # normalize advantages over the rollout
+
+    def __post_init__(self) -> None:
+        o = "algo"
+        _one_of(o, "optimizer", self.optimizer, ("rmsprop", "adam"))
+        _positive(o, lr=self.lr, optimizer_eps=self.optimizer_eps, rollout_steps=self.rollout_steps)
+        _unit_interval(o, gamma=self.gamma, gae_lambda=self.gae_lambda, rmsprop_alpha=self.rmsprop_alpha)
+        _non_negative(o, ent_coef=self.ent_coef, vf_coef=self.vf_coef)
+        if self.max_grad_norm is not None:
+            _positive(o, max_grad_norm=self.max_grad_norm)
+
+
 # --------------------------------------------------------------------------- groups
 
 
@@ -296,7 +324,7 @@ class TrainConfig:
 
 
 # One line per algorithm: its schema.
-ALGO_SCHEMAS: dict[str, type] = {"dqn": DQNConfig, "ppo": PPOConfig}
+ALGO_SCHEMAS: dict[str, type] = {"dqn": DQNConfig, "ppo": PPOConfig, "a2c": A2CConfig}
 
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "algo": ALGO_SCHEMAS,

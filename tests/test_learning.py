@@ -25,3 +25,11 @@ def test_ppo_solves_cartpole_within_100k_steps(tmp_path):
     assert cfg.total_steps == 100_000 and cfg.env.num_envs == 8
     summary = run(cfg, tmp_path / "run")
     assert summary["eval_return_mean"] >= 475, summary
+
+
+@pytest.mark.slow
+def test_a2c_solves_cartpole(tmp_path):
+    cfg = compose_train(["algo=a2c", "seed=1", "logger=none", "logger.progress=none"])  # conf/tuned/a2c_cartpole
+    assert cfg.total_steps == 200_000 and cfg.env.num_envs == 8
+    summary = run(cfg, tmp_path / "run")
+    assert summary["eval_return_mean"] >= 475, summary

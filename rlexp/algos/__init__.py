@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rlexp.algos.a2c import A2C
 from rlexp.algos.base import Algorithm
 from rlexp.algos.dqn import DQN
 from rlexp.algos.ppo import PPO
@@ -9,6 +10,7 @@ from rlexp.algos.ppo import PPO
 ALGOS: dict[str, type[Algorithm]] = {
     "dqn": DQN,
     "ppo": PPO,
+    "a2c": A2C,
 }
 
-__all__ = ["ALGOS", "Algorithm", "DQN", "PPO"]
+__all__ = ["A2C", "ALGOS", "Algorithm", "DQN", "PPO"]

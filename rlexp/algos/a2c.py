@@ -1,0 +1,53 @@
+"""Advantage actor-critic, synchronous (A2C; Mnih et al. 2016): one gradient step per rollout.
+
+Reads top to bottom: the rollout and its n-step (or GAE) advantages come from ``OnPolicy``;
+the update is the policy gradient with the advantage as baseline-corrected return, plus a
+value regression and an entropy bonus.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.distributions import Categorical
+
+from rlexp.algos.onpolicy import OnPolicy
+from rlexp.algos.ppo import explained_variance
+from rlexp.config import A2CConfig
+
+
+class A2C(OnPolicy):
+    """Synchronous advantage actor-critic over the vector env's copies."""
+
+    cfg: A2CConfig
+
+    def __init__(self, cfg: A2CConfig, obs_space, action_space, network, device, seed, num_envs, compute=None,
+                 total_steps=None):
+        super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs, compute, total_steps)
+        params = self.net.parameters()
+        if cfg.optimizer == "rmsprop":
+            self.optimizer = torch.optim.RMSprop(params, lr=cfg.lr, alpha=cfg.rmsprop_alpha, eps=cfg.optimizer_eps)
+        else:
+            self.optimizer = torch.optim.Adam(params, lr=cfg.lr, eps=cfg.optimizer_eps)
+
+    def update(self, advantages: torch.Tensor, returns: torch.Tensor, step: int) -> dict[str, float]:
+        c = self.cfg
+        if c.anneal_lr:
+            self.optimizer.param_groups[0]["lr"] = c.lr * self._progress_left(step)
+        logits, values = self.net(self.obs.flatten(0, 1))
+        dist = Categorical(logits=logits)
+        adv = advantages.flatten()
+        if c.norm_adv and adv.numel() > 1:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        policy_loss = -(adv * dist.log_prob(self.actions.flatten())).mean()
+        value_loss = F.mse_loss(values, returns.flatten())
+        entropy = dist.entropy().mean()
+        loss = policy_loss - c.ent_coef * entropy + c.vf_coef * value_loss
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self._clip_and_step()
+        return {
+            "loss/policy": policy_loss.item(), "loss/value": value_loss.item(), "loss/entropy": entropy.item(),
+            "train/explained_variance": explained_variance(self.values.flatten(), returns.flatten()),
+            "train/updates": float(self.updates),
+        }
