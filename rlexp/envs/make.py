@@ -8,6 +8,7 @@ observation in ``info["final_obs"]``, which the learner needs to bootstrap on tr
 from __future__ import annotations
 
 import difflib
+import os
 
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode
@@ -37,6 +38,10 @@ def _make_kwargs(cfg: EnvConfig) -> dict:
 
 def make_env(cfg: EnvConfig | AtariEnvConfig, render_mode: str | None = None) -> gym.Env:
     """One (non-vector) env whose observations match one copy of the vector env, e.g. for videos."""
+    if render_mode == "rgb_array":
+        # off-screen rendering: pygame's SDL otherwise probes for a display and prints
+        # "error: XDG_RUNTIME_DIR is invalid" on headless machines
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     if isinstance(cfg, AtariEnvConfig):
         from rlexp.envs.atari import make_atari_env
 
