@@ -123,6 +123,31 @@ class PPOConfig:
 
 
 @dataclass
+class ReinforceConfig:
+    """REINFORCE (Williams 1992): Monte-Carlo policy gradient on complete episodes."""
+
+    name: str = "reinforce"  # registry key in rlexp.algos.ALGOS
+    lr: float = 1e-3  # Adam learning rate
+    optimizer_eps: float = 1e-8  # Adam epsilon
+    gamma: float = 0.99  # discount of the Monte-Carlo returns
+    episodes_per_update: int = 1  # complete episodes per gradient step (collected across the parallel envs)
+    baseline: str = "value"  # none, mean (the batch's mean return) or value (a learned state value)
+    normalize_returns: bool = True  # scale the advantages to zero mean, unit std per update
+    ent_coef: float = 0.0  # entropy bonus coefficient
+    vf_coef: float = 0.5  # value loss coefficient (baseline=value)
+    max_grad_norm: Optional[float] = None  # gradient-norm clip; null disables
+
+    def __post_init__(self) -> None:
+        o = "algo"
+        _positive(o, lr=self.lr, optimizer_eps=self.optimizer_eps, episodes_per_update=self.episodes_per_update)
+        _unit_interval(o, gamma=self.gamma)
+        _one_of(o, "baseline", self.baseline, ("none", "mean", "value"))
+        _non_negative(o, ent_coef=self.ent_coef, vf_coef=self.vf_coef)
+        if self.max_grad_norm is not None:
+            _positive(o, max_grad_norm=self.max_grad_norm)
+
+
+@dataclass
 class A2CConfig:
     """Synchronous advantage actor-critic (Mnih et al. 2016, A2C): one gradient step per rollout."""
 
@@ -324,7 +349,7 @@ class TrainConfig:
 
 
 # One line per algorithm: its schema.
-ALGO_SCHEMAS: dict[str, type] = {"dqn": DQNConfig, "ppo": PPOConfig, "a2c": A2CConfig}
+ALGO_SCHEMAS: dict[str, type] = {"dqn": DQNConfig, "ppo": PPOConfig, "a2c": A2CConfig, "reinforce": ReinforceConfig}
 
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "algo": ALGO_SCHEMAS,

@@ -33,3 +33,11 @@ def test_a2c_solves_cartpole(tmp_path):
     assert cfg.total_steps == 200_000 and cfg.env.num_envs == 8
     summary = run(cfg, tmp_path / "run")
     assert summary["eval_return_mean"] >= 475, summary
+
+
+@pytest.mark.slow
+def test_reinforce_solves_cartpole(tmp_path):
+    cfg = compose_train(["algo=reinforce", "seed=1", "logger=none", "logger.progress=none"])  # conf/tuned
+    assert cfg.total_steps == 150_000
+    summary = run(cfg, tmp_path / "run")
+    assert summary["eval_return_mean"] >= 475, summary

@@ -1,0 +1,123 @@
+"""REINFORCE (Williams 1992): theta <- theta + alpha * sum_t (G_t - b(s_t)) * grad log pi(a_t | s_t).
+
+Reads top to bottom: act by sampling the policy, keep each env's episode until it ends,
+compute the discounted returns G_t after the episode, and take one gradient step per
+``episodes_per_update`` finished episodes, with an optional baseline (the batch's mean
+return or a learned state value) and return normalization.
+
+With several parallel envs, an episode that straddles an update was partly collected by
+the previous policy (as in most vectorized implementations); with one env it is exact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.distributions import Categorical
+
+from rlexp.algos.base import Algorithm
+from rlexp.config import ReinforceConfig
+from rlexp.networks import build_actor_critic
+
+
+def discounted_returns(rewards: np.ndarray, gamma: float, bootstrap: float = 0.0) -> np.ndarray:
+    """G_t = r_t + gamma * G_{t+1}, with G_T = ``bootstrap`` (0 for a terminated episode)."""
+    returns = np.zeros(len(rewards), dtype=np.float64)
+    running = bootstrap
+    for t in reversed(range(len(rewards))):
+        running = rewards[t] + gamma * running
+        returns[t] = running
+    return returns.astype(np.float32)
+
+
+class Reinforce(Algorithm):
+    """Monte-Carlo policy gradient over complete episodes."""
+
+    cfg: ReinforceConfig
+
+    def __init__(self, cfg: ReinforceConfig, obs_space, action_space, network, device, seed, num_envs, compute=None,
+                 total_steps=None):
+        super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs, compute, total_steps)
+        self.net = build_actor_critic(network, obs_space, action_space).to(device)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, eps=cfg.optimizer_eps)
+        self._running: list[list[tuple[np.ndarray, int, float]]] = [[] for _ in range(num_envs)]  # per env
+        self._finished: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (obs, actions, returns)
+        self.updates = 0
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, step: int) -> np.ndarray:
+        logits, _ = self.net(torch.as_tensor(obs, device=self.device))
+        return Categorical(logits=logits).sample().cpu().numpy()
+
+    @torch.no_grad()
+    def predict(self, obs: np.ndarray) -> np.ndarray:
+        logits, _ = self.net(torch.as_tensor(obs, device=self.device))
+        return logits.argmax(dim=1).cpu().numpy()
+
+    def observe(self, obs, actions, rewards, next_obs, terminated, truncated, step, episode_end=None):
+        c = self.cfg
+        if episode_end is None:
+            episode_end = np.logical_or(terminated, truncated)
+        for i in range(len(actions)):
+            self._running[i].append((obs[i], int(actions[i]), float(rewards[i])))
+            if not episode_end[i]:
+                continue
+            episode, self._running[i] = self._running[i], []
+            bootstrap = 0.0
+            if not terminated[i] and c.baseline == "value":
+                # truncation is not termination: the learned value stands in for the rest
+                with torch.no_grad():
+                    bootstrap = float(self.net.value(torch.as_tensor(next_obs[i : i + 1], device=self.device)))
+            ep_obs = np.stack([o for o, _, _ in episode])
+            ep_actions = np.array([a for _, a, _ in episode])
+            ep_returns = discounted_returns(np.array([r for _, _, r in episode]), c.gamma, bootstrap)
+            self._finished.append((ep_obs, ep_actions, ep_returns))
+        if len(self._finished) < c.episodes_per_update:
+            return {}
+        return self.update()
+
+    def update(self) -> dict[str, float]:
+        """One policy-gradient step on the finished episodes."""
+        c = self.cfg
+        obs = torch.as_tensor(np.concatenate([e[0] for e in self._finished]), device=self.device)
+        actions = torch.as_tensor(np.concatenate([e[1] for e in self._finished]), device=self.device)
+        returns = torch.as_tensor(np.concatenate([e[2] for e in self._finished]), device=self.device)
+        self._finished = []
+        logits, values = self.net(obs)
+        dist = Categorical(logits=logits)
+        if c.baseline == "value":
+            advantages = returns - values.detach()
+        elif c.baseline == "mean":
+            advantages = returns - returns.mean()
+        else:
+            advantages = returns
+        if c.normalize_returns and advantages.numel() > 1:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        policy_loss = -(advantages * dist.log_prob(actions)).mean()
+        entropy = dist.entropy().mean()
+        loss = policy_loss - c.ent_coef * entropy
+        value_loss = F.mse_loss(values, returns) if c.baseline == "value" else None
+        if value_loss is not None:
+            loss = loss + c.vf_coef * value_loss
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if c.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.max_grad_norm)
+        self.optimizer.step()
+        self.updates += 1
+        metrics = {"loss/policy": policy_loss.item(), "loss/entropy": entropy.item(),
+                   "train/updates": float(self.updates)}
+        if value_loss is not None:
+            metrics["loss/value"] = value_loss.item()
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.updates = state["updates"]
