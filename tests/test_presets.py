@@ -37,13 +37,25 @@ def test_adam_variant_is_a_one_line_override():
     assert (cfg.algo.optimizer, cfg.algo.lr) == ("adam", 1e-4)
 
 
-SMOKE = ["total_steps=300", "eval_interval_steps=0", "eval_episodes=1", "checkpoint_interval_steps=0",
-         "algo.learning_starts_steps=100", "algo.train_interval_steps=50", "algo.updates_per_train=2",
-         "algo.buffer_capacity_transitions=1000", "logger=none", "logger.progress=none"]
+SMOKE = ["total_steps=320", "eval_interval_steps=0", "eval_episodes=1", "checkpoint_interval_steps=0",
+         "logger=none", "logger.progress=none"]
+SMOKE_ALGO = {  # a few updates within 320 agent steps
+    "dqn": ["algo.learning_starts_steps=100", "algo.train_interval_steps=50", "algo.updates_per_train=2",
+            "algo.buffer_capacity_transitions=1000"],
+    "ppo": ["env.num_envs=2", "algo.rollout_steps=16", "algo.num_minibatches=2", "algo.update_epochs=1"],
+    "a2c": ["env.num_envs=2"],
+    "reinforce": [],
+}
 
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_runs_a_few_steps(preset, tmp_path):
-    extra = ["env.max_episode_frames=800"] if preset in ATARI_DQN else []
+    algo = preset.split("_")[0]
+    atari = compose_train([f"experiment={preset}"]).env.type == "atari"
+    extra = [*SMOKE_ALGO[algo], *(["env.max_episode_frames=800"] if atari else [])]
     summary = run(compose_train([f"experiment={preset}", *SMOKE, *extra]), tmp_path / "run")
-    assert summary["steps"] == 300 and (tmp_path / "run" / "checkpoints" / "latest.pt").exists()
+    assert summary["steps"] == 320 and (tmp_path / "run" / "checkpoints" / "latest.pt").exists()
+
+
+def test_issue4_presets_exist():
+    assert {"reinforce_cartpole", "a2c_cartpole", "ppo_cartpole", "ppo_pong_schulman2017", "a2c_pong_mnih2016"} <= set(PRESETS)
