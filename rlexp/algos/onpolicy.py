@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.distributions import Categorical
 
 from rlexp.algos.base import Algorithm
 from rlexp.networks import build_actor_critic
@@ -76,9 +75,9 @@ class OnPolicy(Algorithm):
     def act(self, obs: np.ndarray, step: int) -> np.ndarray:
         obs_t = torch.as_tensor(obs, device=self.device)
         logits, value = self.net(obs_t)
-        dist = Categorical(logits=logits)
-        action = dist.sample()
-        self._pending = (obs_t, action, dist.log_prob(action), value)
+        log_probs = torch.log_softmax(logits, dim=1)  # a Categorical object per step costs more than this
+        action = torch.multinomial(log_probs.exp(), 1).squeeze(1)
+        self._pending = (obs_t, action, log_probs.gather(1, action.unsqueeze(1)).squeeze(1), value)
         return action.cpu().numpy()
 
     @torch.no_grad()

@@ -11,10 +11,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.distributions import Categorical
-
+from rlexp.algos.dqn import clip_grad_norm_
 from rlexp.algos.onpolicy import OnPolicy, compute_gae
 from rlexp.config import ConfigError, PPOConfig
+from rlexp.networks import flatten_parameters
 
 __all__ = ["PPO", "clipped_surrogate_loss", "compute_gae"]
 
@@ -41,7 +41,9 @@ class PPO(OnPolicy):
                 f"{cfg.rollout_steps * num_envs} transitions (algo.rollout_steps x env.num_envs)"
             )
         super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs, compute, total_steps)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, eps=cfg.optimizer_eps)
+        # one flat parameter: fused Adam and the clip run a few kernels instead of a few per layer
+        self.flat_params = flatten_parameters(self.net)
+        self.optimizer = torch.optim.Adam([self.flat_params], lr=cfg.lr, eps=cfg.optimizer_eps, fused=True)
         self.generator = torch.Generator().manual_seed(seed)  # minibatch shuffles
 
     def update(self, advantages: torch.Tensor, returns: torch.Tensor, step: int) -> dict[str, float]:
@@ -62,8 +64,8 @@ class PPO(OnPolicy):
             for start in range(0, minibatch * c.num_minibatches, minibatch):
                 idx = order[start : start + minibatch]
                 logits, value = self.net(b_obs[idx])
-                dist = Categorical(logits=logits)
-                logratio = dist.log_prob(b_actions[idx]) - b_logprobs[idx]
+                log_probs = torch.log_softmax(logits, dim=1)  # no distribution object per minibatch
+                logratio = log_probs.gather(1, b_actions[idx].unsqueeze(1)).squeeze(1) - b_logprobs[idx]
                 ratio = logratio.exp()
                 adv = b_adv[idx]
                 if c.norm_adv and len(idx) > 1:
@@ -74,11 +76,14 @@ class PPO(OnPolicy):
                     value_loss = 0.5 * torch.max((value - b_returns[idx]) ** 2, (clipped - b_returns[idx]) ** 2).mean()
                 else:
                     value_loss = 0.5 * F.mse_loss(value, b_returns[idx])
-                entropy = dist.entropy().mean()
+                entropy = -(log_probs.exp() * log_probs).sum(dim=1).mean()
                 loss = policy_loss - c.ent_coef * entropy + c.vf_coef * value_loss
-                self.optimizer.zero_grad(set_to_none=True)
+                self.flat_params.grad.zero_()  # the layers' .grad are views of it
                 loss.backward()
-                self._clip_and_step()
+                if c.max_grad_norm is not None:
+                    clip_grad_norm_(self.flat_params.grad, c.max_grad_norm)
+                self.optimizer.step()
+                self.updates += 1
                 with torch.no_grad():
                     kl = ((ratio - 1) - logratio).mean()  # the low-variance estimator (Schulman)
                     for key, v in (("policy", policy_loss), ("value", value_loss), ("entropy", entropy), ("kl", kl),
