@@ -46,7 +46,29 @@ def compute_gae(
     return advantages, advantages + values
 
 
-class OnPolicy(Algorithm):
+class ActorCriticLearner:
+    """What every actor-critic learner shares: one optimizer step and its saved state.
+
+    Mixed into classes that set ``self.net``, ``self.optimizer``, ``self.updates`` and
+    ``self.cfg.max_grad_norm``.
+    """
+
+    def _clip_and_step(self) -> None:
+        if self.cfg.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.max_grad_norm)
+        self.optimizer.step()
+        self.updates += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.updates = state["updates"]
+
+
+class OnPolicy(ActorCriticLearner, Algorithm):
     """Rollout collection shared by the on-policy algorithms; subclasses implement ``update``."""
 
     def __init__(self, cfg, obs_space, action_space, network, device, seed, num_envs, compute=None,
@@ -121,16 +143,3 @@ class OnPolicy(Algorithm):
     def update(self, advantages: torch.Tensor, returns: torch.Tensor, step: int) -> dict[str, float]:
         """Learn from the full rollout (``self.obs``, ``self.actions``, ...) and its advantages."""
 
-    def _clip_and_step(self) -> None:
-        if self.cfg.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.max_grad_norm)
-        self.optimizer.step()
-        self.updates += 1
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "updates": self.updates}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.net.load_state_dict(state["net"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.updates = state["updates"]

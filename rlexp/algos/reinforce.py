@@ -11,14 +11,13 @@ the previous policy (as in most vectorized implementations); with one env it is 
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.distributions import Categorical
 
 from rlexp.algos.base import Algorithm
+from rlexp.algos.onpolicy import ActorCriticLearner
 from rlexp.config import ReinforceConfig
 from rlexp.networks import build_actor_critic
 
@@ -33,7 +32,7 @@ def discounted_returns(rewards: np.ndarray, gamma: float, bootstrap: float = 0.0
     return returns.astype(np.float32)
 
 
-class Reinforce(Algorithm):
+class Reinforce(ActorCriticLearner, Algorithm):
     """Monte-Carlo policy gradient over complete episodes."""
 
     cfg: ReinforceConfig
@@ -104,20 +103,9 @@ class Reinforce(Algorithm):
             loss = loss + c.vf_coef * value_loss
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if c.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.max_grad_norm)
-        self.optimizer.step()
-        self.updates += 1
+        self._clip_and_step()
         metrics = {"loss/policy": policy_loss.item(), "loss/entropy": entropy.item(),
                    "train/updates": float(self.updates)}
         if value_loss is not None:
             metrics["loss/value"] = value_loss.item()
         return metrics
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "updates": self.updates}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.net.load_state_dict(state["net"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.updates = state["updates"]
