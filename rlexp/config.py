@@ -108,6 +108,7 @@ class PPOConfig:
     vf_coef: float = 0.5  # value loss coefficient
     max_grad_norm: Optional[float] = 0.5  # gradient-norm clip; null disables
     norm_adv: bool = True  # normalize advantages per minibatch
+    normalize_rewards: bool = False  # scale rewards by the running std of the discounted return (continuous control)
     target_kl: Optional[float] = None  # stop the epochs early when the approximate KL exceeds this; null never
 
     def __post_init__(self) -> None:
@@ -164,6 +165,7 @@ class A2CConfig:
     vf_coef: float = 0.5  # value loss coefficient
     max_grad_norm: Optional[float] = 0.5  # gradient-norm clip; null disables
     norm_adv: bool = False  # normalize advantages over the rollout
+    normalize_rewards: bool = False  # scale rewards by the running std of the discounted return
 
     def __post_init__(self) -> None:
         o = "algo"
@@ -266,9 +268,14 @@ class NetworkConfig:
     hidden_sizes: List[int] = field(default_factory=lambda: [256, 256])  # MLP: width of each hidden layer
     activation: str = "relu"  # MLP: hidden activation: relu, tanh, elu, gelu or silu
     cnn_hidden_size: int = 512  # Nature CNN: units of the fully connected layer after the convolutions
+    shared_trunk: Optional[bool] = None  # actor-critic: actor and critic share hidden layers; null: shared CNN, separate MLPs
+    normalize_obs: bool = False  # actor-critic: normalize vector observations by running mean/std (saved with the weights)
+    log_std_init: float = 0.0  # continuous actions: initial log std of the Gaussian policy (state-independent)
+    action_bound: str = "clip"  # continuous actions: clip the Gaussian draw to the bounds, or squash it (tanh)
 
     def __post_init__(self) -> None:
         _one_of("network", "name", self.name, ("auto", "mlp", "nature_cnn"))
+        _one_of("network", "action_bound", self.action_bound, ("clip", "squash"))
         _positive("network", cnn_hidden_size=self.cnn_hidden_size)
         _one_of("network", "activation", self.activation, ACTIVATIONS)
         for width in self.hidden_sizes:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch.distributions import Categorical
 
 from rlexp.algos.onpolicy import OnPolicy
 from rlexp.algos.ppo import explained_variance
@@ -34,20 +33,21 @@ class A2C(OnPolicy):
         c = self.cfg
         if c.anneal_lr:
             self.optimizer.param_groups[0]["lr"] = c.lr * self._progress_left(step)
-        logits, values = self.net(self.obs.flatten(0, 1))
-        dist = Categorical(logits=logits)
+        r = self.rollout
+        out, values = self.net(r.obs.flatten(0, 1))
+        logprob, entropy = self.net.head.log_prob_entropy(out, r.actions.flatten(0, 1))
         adv = advantages.flatten()
         if c.norm_adv and adv.numel() > 1:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-        policy_loss = -(adv * dist.log_prob(self.actions.flatten())).mean()
+        policy_loss = -(adv * logprob).mean()
         value_loss = F.mse_loss(values, returns.flatten())
-        entropy = dist.entropy().mean()
+        entropy = entropy.mean()
         loss = policy_loss - c.ent_coef * entropy + c.vf_coef * value_loss
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self._clip_and_step()
         return {
             "loss/policy": policy_loss.item(), "loss/value": value_loss.item(), "loss/entropy": entropy.item(),
-            "train/explained_variance": explained_variance(self.values.flatten(), returns.flatten()),
+            "train/explained_variance": explained_variance(r.values.flatten(), returns.flatten()),
             "train/updates": float(self.updates),
         }

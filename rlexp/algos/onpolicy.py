@@ -3,6 +3,7 @@
 ``OnPolicy`` samples actions (keeping their log-probs and values), fills the rollout,
 bootstraps truncated episodes, and hands the full rollout with its GAE advantages to the
 subclass's ``update`` (PPO: epochs of clipped minibatch steps; A2C: one gradient step).
+The network's policy head makes the same code serve discrete and continuous actions.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import numpy as np
 import torch
 
 from rlexp.algos.base import Algorithm
-from rlexp.networks import build_actor_critic
+from rlexp.buffers import RolloutBuffer
+from rlexp.networks import RunningMeanStd, build_actor_critic
 
 
 def compute_gae(
@@ -75,17 +77,15 @@ class OnPolicy(ActorCriticLearner, Algorithm):
                  total_steps=None):
         super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs, compute, total_steps)
         self.net = build_actor_critic(network, obs_space, action_space).to(device)
-        shape = (cfg.rollout_steps, num_envs)
-        obs_dtype = torch.from_numpy(np.zeros(0, dtype=obs_space.dtype)).dtype
-        self.obs = torch.zeros((*shape, *obs_space.shape), dtype=obs_dtype, device=device)
-        self.actions = torch.zeros(shape, dtype=torch.int64, device=device)
-        self.logprobs = torch.zeros(shape, device=device)
-        self.values = torch.zeros(shape, device=device)
-        self.rewards = torch.zeros(shape, device=device)
-        self.dones = torch.zeros(shape, device=device)
-        self.pos = 0  # next rollout row
+        head = self.net.head
+        self.rollout = RolloutBuffer(cfg.rollout_steps, num_envs, obs_space.shape, obs_space.dtype,
+                                     head.action_shape, head.action_dtype, device)
         self._pending: tuple[torch.Tensor, ...] | None = None  # what act() computed, for observe()
         self.updates = 0  # gradient updates made
+        # reward scaling: divide by the running std of each env's discounted return (as
+        # SB3's VecNormalize and gymnasium's NormalizeReward), statistics kept on the CPU
+        self.return_stats = RunningMeanStd() if cfg.normalize_rewards else None
+        self._discounted_return = np.zeros(num_envs)
 
     def _progress_left(self, step: int) -> float:
         """1 at the start of the run, 0 at its end (for annealing)."""
@@ -96,19 +96,24 @@ class OnPolicy(ActorCriticLearner, Algorithm):
     @torch.no_grad()
     def act(self, obs: np.ndarray, step: int) -> np.ndarray:
         obs_t = torch.as_tensor(obs, device=self.device)
-        logits, value = self.net(obs_t)
-        log_probs = torch.log_softmax(logits, dim=1)  # a Categorical object per step costs more than this
-        action = torch.multinomial(log_probs.exp(), 1).squeeze(1)
-        self._pending = (obs_t, action, log_probs.gather(1, action.unsqueeze(1)).squeeze(1), value)
-        return action.cpu().numpy()
+        out, value = self.net(obs_t)
+        action, logprob = self.net.head.sample(out)
+        self._pending = (obs_t, action, logprob, value)
+        return self.net.head.env_action(action).cpu().numpy()
 
     @torch.no_grad()
     def predict(self, obs: np.ndarray) -> np.ndarray:
-        logits, _ = self.net(torch.as_tensor(obs, device=self.device))
-        return logits.argmax(dim=1).cpu().numpy()  # the policy's mode
+        out, _ = self.net(torch.as_tensor(obs, device=self.device))
+        return self.net.head.env_action(self.net.head.mode(out)).cpu().numpy()  # the policy's mode
 
     def schedules(self, step: int) -> dict[str, float]:
         return {"train/lr": self.optimizer.param_groups[0]["lr"]}
+
+    def _scale_rewards(self, rewards: np.ndarray, episode_end: np.ndarray) -> np.ndarray:
+        self._discounted_return = self._discounted_return * self.cfg.gamma + rewards
+        self.return_stats.update(torch.from_numpy(self._discounted_return))
+        self._discounted_return[episode_end] = 0.0
+        return rewards / float((self.return_stats.var + self.return_stats.epsilon).sqrt())
 
     def observe(self, obs, actions, rewards, next_obs, terminated, truncated, step, episode_end=None):
         if self._pending is None:
@@ -117,6 +122,8 @@ class OnPolicy(ActorCriticLearner, Algorithm):
         self._pending = None
         if episode_end is None:
             episode_end = np.logical_or(terminated, truncated)
+        if self.return_stats is not None:
+            rewards = self._scale_rewards(rewards, episode_end)
         reward = torch.as_tensor(rewards, dtype=torch.float32, device=self.device).clone()
         cut = np.logical_and(truncated, np.logical_not(terminated))
         if cut.any():
@@ -124,22 +131,32 @@ class OnPolicy(ActorCriticLearner, Algorithm):
             with torch.no_grad():
                 final = torch.as_tensor(next_obs[cut], device=self.device)
                 reward[torch.as_tensor(cut, device=self.device)] += self.cfg.gamma * self.net.value(final)
-        t = self.pos
-        self.obs[t], self.actions[t], self.logprobs[t], self.values[t] = obs_t, action, logprob, value
-        self.rewards[t] = reward
-        self.dones[t] = torch.as_tensor(episode_end, dtype=torch.float32, device=self.device)
-        self.pos += 1
-        if self.pos < self.cfg.rollout_steps:
+        done = torch.as_tensor(episode_end, dtype=torch.float32, device=self.device)
+        if not self.rollout.add(obs_t, action, logprob, value, reward, done):
             return {}
-        self.pos = 0
+        r = self.rollout
         with torch.no_grad():
             next_value = self.net.value(torch.as_tensor(next_obs, device=self.device))
-        advantages, returns = compute_gae(
-            self.rewards, self.values, self.dones, next_value, self.cfg.gamma, self.cfg.gae_lambda
-        )
-        return self.update(advantages, returns, step + len(actions))
+        advantages, returns = compute_gae(r.rewards, r.values, r.dones, next_value, self.cfg.gamma, self.cfg.gae_lambda)
+        metrics = self.update(advantages, returns, step + len(actions))
+        if self.net.obs_norm is not None:
+            # after the update: the rollout was collected, and is learned from, with the same statistics
+            self.net.obs_norm.update(r.obs.flatten(0, 1))
+        return metrics
 
     @abstractmethod
     def update(self, advantages: torch.Tensor, returns: torch.Tensor, step: int) -> dict[str, float]:
-        """Learn from the full rollout (``self.obs``, ``self.actions``, ...) and its advantages."""
+        """Learn from the full rollout (``self.rollout``) and its advantages."""
 
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        if self.return_stats is not None:
+            state["return_stats"] = self.return_stats.state_dict()
+            state["discounted_return"] = self._discounted_return.copy()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        if self.return_stats is not None:
+            self.return_stats.load_state_dict(state["return_stats"])
+            self._discounted_return = np.asarray(state["discounted_return"], dtype=np.float64)

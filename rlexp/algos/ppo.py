@@ -53,19 +53,20 @@ class PPO(OnPolicy):
         if c.anneal_lr:
             self.optimizer.param_groups[0]["lr"] = c.lr * left
         clip = c.clip_coef * left if c.anneal_clip else c.clip_coef
-        b_obs = self.obs.flatten(0, 1)
-        b_actions, b_logprobs = self.actions.flatten(), self.logprobs.flatten()
-        b_adv, b_returns, b_values = advantages.flatten(), returns.flatten(), self.values.flatten()
-        batch = b_actions.numel()
+        r = self.rollout
+        b_obs, b_actions = r.obs.flatten(0, 1), r.actions.flatten(0, 1)
+        b_logprobs, b_values = r.logprobs.flatten(), r.values.flatten()
+        b_adv, b_returns = advantages.flatten(), returns.flatten()
+        batch = b_logprobs.numel()
         minibatch = batch // c.num_minibatches
         stats: dict[str, list[torch.Tensor]] = {k: [] for k in ("policy", "value", "entropy", "kl", "clipfrac")}
         for _ in range(c.update_epochs):
             order = torch.randperm(batch, generator=self.generator).to(self.device)
             for start in range(0, minibatch * c.num_minibatches, minibatch):
                 idx = order[start : start + minibatch]
-                logits, value = self.net(b_obs[idx])
-                log_probs = torch.log_softmax(logits, dim=1)  # no distribution object per minibatch
-                logratio = log_probs.gather(1, b_actions[idx].unsqueeze(1)).squeeze(1) - b_logprobs[idx]
+                out, value = self.net(b_obs[idx])
+                new_logprob, entropy = self.net.head.log_prob_entropy(out, b_actions[idx])
+                logratio = new_logprob - b_logprobs[idx]
                 ratio = logratio.exp()
                 adv = b_adv[idx]
                 if c.norm_adv and len(idx) > 1:
@@ -76,7 +77,7 @@ class PPO(OnPolicy):
                     value_loss = 0.5 * torch.max((value - b_returns[idx]) ** 2, (clipped - b_returns[idx]) ** 2).mean()
                 else:
                     value_loss = 0.5 * F.mse_loss(value, b_returns[idx])
-                entropy = -(log_probs.exp() * log_probs).sum(dim=1).mean()
+                entropy = entropy.mean()
                 loss = policy_loss - c.ent_coef * entropy + c.vf_coef * value_loss
                 self.flat_params.grad.zero_()  # the layers' .grad are views of it
                 loss.backward()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.distributions import Categorical
 
 from rlexp.algos.base import Algorithm
 from rlexp.algos.onpolicy import ActorCriticLearner
@@ -42,26 +41,32 @@ class Reinforce(ActorCriticLearner, Algorithm):
         super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs, compute, total_steps)
         self.net = build_actor_critic(network, obs_space, action_space).to(device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, eps=cfg.optimizer_eps)
-        self._running: list[list[tuple[np.ndarray, int, float]]] = [[] for _ in range(num_envs)]  # per env
+        self._running: list[list[tuple[np.ndarray, np.ndarray, float]]] = [[] for _ in range(num_envs)]  # per env
+        self._pending: np.ndarray | None = None  # act()'s raw actions (the Gaussian draw before clipping)
         self._finished: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (obs, actions, returns)
         self.updates = 0
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, step: int) -> np.ndarray:
-        logits, _ = self.net(torch.as_tensor(obs, device=self.device))
-        return Categorical(logits=logits).sample().cpu().numpy()
+        out, _ = self.net(torch.as_tensor(obs, device=self.device))
+        action, _ = self.net.head.sample(out)
+        self._pending = action.cpu().numpy()
+        return self.net.head.env_action(action).cpu().numpy()
 
     @torch.no_grad()
     def predict(self, obs: np.ndarray) -> np.ndarray:
-        logits, _ = self.net(torch.as_tensor(obs, device=self.device))
-        return logits.argmax(dim=1).cpu().numpy()
+        out, _ = self.net(torch.as_tensor(obs, device=self.device))
+        return self.net.head.env_action(self.net.head.mode(out)).cpu().numpy()
 
     def observe(self, obs, actions, rewards, next_obs, terminated, truncated, step, episode_end=None):
         c = self.cfg
+        if self._pending is None:
+            raise RuntimeError("Reinforce.observe() needs the act() call of the same step first")
+        raw_actions, self._pending = self._pending, None
         if episode_end is None:
             episode_end = np.logical_or(terminated, truncated)
         for i in range(len(actions)):
-            self._running[i].append((obs[i], int(actions[i]), float(rewards[i])))
+            self._running[i].append((obs[i], raw_actions[i], float(rewards[i])))
             if not episode_end[i]:
                 continue
             episode, self._running[i] = self._running[i], []
@@ -71,7 +76,7 @@ class Reinforce(ActorCriticLearner, Algorithm):
                 with torch.no_grad():
                     bootstrap = float(self.net.value(torch.as_tensor(next_obs[i : i + 1], device=self.device)))
             ep_obs = np.stack([o for o, _, _ in episode])
-            ep_actions = np.array([a for _, a, _ in episode])
+            ep_actions = np.stack([a for _, a, _ in episode])
             ep_returns = discounted_returns(np.array([r for _, _, r in episode]), c.gamma, bootstrap)
             self._finished.append((ep_obs, ep_actions, ep_returns))
         if len(self._finished) < c.episodes_per_update:
@@ -85,8 +90,8 @@ class Reinforce(ActorCriticLearner, Algorithm):
         actions = torch.as_tensor(np.concatenate([e[1] for e in self._finished]), device=self.device)
         returns = torch.as_tensor(np.concatenate([e[2] for e in self._finished]), device=self.device)
         self._finished = []
-        logits, values = self.net(obs)
-        dist = Categorical(logits=logits)
+        out, values = self.net(obs)
+        logprob, entropy = self.net.head.log_prob_entropy(out, actions)
         if c.baseline == "value":
             advantages = returns - values.detach()
         elif c.baseline == "mean":
@@ -95,8 +100,8 @@ class Reinforce(ActorCriticLearner, Algorithm):
             advantages = returns
         if c.normalize_returns and advantages.numel() > 1:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-        policy_loss = -(advantages * dist.log_prob(actions)).mean()
-        entropy = dist.entropy().mean()
+        policy_loss = -(advantages * logprob).mean()
+        entropy = entropy.mean()
         loss = policy_loss - c.ent_coef * entropy
         value_loss = F.mse_loss(values, returns) if c.baseline == "value" else None
         if value_loss is not None:

@@ -9,25 +9,38 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlexp.config import ConfigError, NetworkConfig
+from rlexp.networks.heads import CategoricalHead, GaussianHead, PolicyHead, policy_head
+from rlexp.networks.normalization import RunningMeanStd
+
+__all__ = [
+    "MLP", "NatureCNN", "ActorCritic", "CategoricalHead", "GaussianHead", "PolicyHead", "RunningMeanStd",
+    "build_q_network", "build_actor_critic", "flatten_parameters", "is_image_space", "policy_head",
+    "resolve_architecture",
+]
 
 _ACTIVATION_FNS = {"relu": torch.relu, "tanh": torch.tanh, "elu": F.elu, "gelu": F.gelu, "silu": F.silu}
 
 
 class MLP(nn.Module):
-    """Flatten the observation, then fully connected layers with one activation."""
+    """Flatten the observation, then fully connected layers with one activation.
 
-    def __init__(self, in_features: int, out_features: int, hidden_sizes: list[int], activation: str = "relu"):
+    ``out_features=None`` makes a trunk: the last hidden layer is the output, activated.
+    """
+
+    def __init__(self, in_features: int, out_features: int | None, hidden_sizes: list[int], activation: str = "relu"):
         super().__init__()
-        widths = [in_features, *hidden_sizes, out_features]
+        widths = [in_features, *hidden_sizes] + ([out_features] if out_features is not None else [])
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.activation = activation
         self._act = _ACTIVATION_FNS[activation]
+        self._activate_last = out_features is None
+        self.out_features = widths[-1]
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         # F.linear on the layers' tensors instead of calling each submodule: the module-call
         # machinery costs more than a small layer's arithmetic (this runs once per env step).
         x = obs.flatten(1)
-        last = len(self.layers) - 1
+        last = len(self.layers) - (0 if self._activate_last else 1)
         for i, layer in enumerate(self.layers):
             x = F.linear(x, layer.weight, layer.bias)
             if i < last:
@@ -67,18 +80,12 @@ def is_image_space(space: gym.Space) -> bool:
     return isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
 
 
-def resolve_architecture(cfg: NetworkConfig, obs_space: gym.Space, action_space: gym.Space, what: str) -> str:
-    """``mlp`` or ``nature_cnn`` for these spaces (``auto``: the CNN for frames).
+def resolve_architecture(cfg: NetworkConfig, obs_space: gym.Space) -> str:
+    """``mlp`` or ``nature_cnn`` for this observation space (``auto``: the CNN for frames).
 
     Raises:
-        ConfigError: the spaces do not fit ``what`` (a network with one output per discrete
-            action) or the chosen architecture.
+        ConfigError: the observations do not fit the chosen architecture.
     """
-    if not isinstance(action_space, gym.spaces.Discrete):
-        raise ConfigError(
-            f"{what} needs a discrete action space, the env has {action_space}; "
-            "choose a discrete-action env (e.g. env=cartpole)"
-        )
     if not isinstance(obs_space, gym.spaces.Box):
         raise ConfigError(f"network={cfg.name} needs a Box observation space, the env has {type(obs_space).__name__}")
     image = is_image_space(obs_space)
@@ -101,7 +108,12 @@ def build_q_network(cfg: NetworkConfig, obs_space: gym.Space, action_space: gym.
     Raises:
         ConfigError: the spaces do not fit the network.
     """
-    if resolve_architecture(cfg, obs_space, action_space, "a Q-network") == "nature_cnn":
+    if not isinstance(action_space, gym.spaces.Discrete):
+        raise ConfigError(
+            f"a Q-network needs a discrete action space, the env has {action_space}; "
+            "choose a discrete-action env (e.g. env=cartpole) or an actor-critic (algo=ppo, a2c or reinforce)"
+        )
+    if resolve_architecture(cfg, obs_space) == "nature_cnn":
         return NatureCNN(obs_space.shape, int(action_space.n), cfg.cnn_hidden_size)
     in_features = int(np.prod(obs_space.shape))
     return MLP(in_features, int(action_space.n), list(cfg.hidden_sizes), cfg.activation)
@@ -146,39 +158,73 @@ def _orthogonal(layer: nn.Module, gain: float) -> nn.Module:
     return layer
 
 
-class ActorCritic(nn.Module):
-    """Policy logits and state value: separate MLP trunks for vectors, one shared CNN for frames."""
+def _body(cfg: NetworkConfig, obs_space: gym.Space, cnn: bool, out_features: int | None) -> nn.Module:
+    """Float features -> ``out_features`` outputs, or (None) a trunk ending in an activation.
 
-    def __init__(self, cfg: NetworkConfig, obs_space: gym.Space, n_actions: int, cnn: bool):
+    Hidden layers get orthogonal init with gain sqrt(2); the caller initializes an output layer.
+    """
+    if cnn:
+        net = NatureCNN(obs_space.shape, cfg.cnn_hidden_size, cfg.cnn_hidden_size)
+        layers = [net.convs, net.head[0], nn.ReLU()]
+        if out_features is not None:
+            layers.append(nn.Linear(cfg.cnn_hidden_size, out_features))
+        body = nn.Sequential(*layers)
+        hidden = [m for m in body.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    else:
+        body = MLP(int(np.prod(obs_space.shape)), out_features, list(cfg.hidden_sizes), cfg.activation)
+        hidden = list(body.layers)
+    if out_features is not None:
+        hidden = hidden[:-1]
+    for layer in hidden:
+        _orthogonal(layer, np.sqrt(2))
+    return body
+
+
+def _last_linear(module: nn.Module) -> nn.Module:
+    if isinstance(module, MLP):
+        return module.layers[-1]
+    if isinstance(module, nn.Sequential):
+        return module[-1]
+    return module
+
+
+class ActorCritic(nn.Module):
+    """A policy (actor) and a state-value function (critic), over shared or separate trunks.
+
+    ``forward`` returns the actor's raw outputs (logits, or the Gaussian's mean) and the
+    value; ``self.head`` turns the raw outputs into actions and log-probs. With
+    ``network.normalize_obs`` the observations pass through running mean/std statistics,
+    which the learner updates and which are saved with the weights.
+    """
+
+    def __init__(self, cfg: NetworkConfig, obs_space: gym.Space, action_space: gym.Space, cnn: bool):
         super().__init__()
-        self.shared = None
-        if cnn:
-            cnn = NatureCNN(obs_space.shape, cfg.cnn_hidden_size, cfg.cnn_hidden_size)
-            # the trunk is the CNN up to its hidden layer; heads on top
-            self.shared = nn.Sequential(cnn.convs, cnn.head[0], nn.ReLU())
-            self.actor = nn.Linear(cfg.cnn_hidden_size, n_actions)
-            self.critic = nn.Linear(cfg.cnn_hidden_size, 1)
-            for m in self.shared.modules():
-                _orthogonal(m, np.sqrt(2))
+        self.head = policy_head(action_space, cfg.log_std_init, cfg.action_bound)
+        self.images = cnn
+        self.obs_norm = RunningMeanStd(obs_space.shape) if cfg.normalize_obs else None
+        shared = cnn if cfg.shared_trunk is None else cfg.shared_trunk
+        self.trunk = _body(cfg, obs_space, cnn, None) if shared else None
+        if self.trunk is not None:
+            width = cfg.cnn_hidden_size if cnn else self.trunk.out_features
+            self.actor = nn.Linear(width, self.head.num_outputs)
+            self.critic = nn.Linear(width, 1)
         else:
-            in_features = int(np.prod(obs_space.shape))
-            self.actor = MLP(in_features, n_actions, list(cfg.hidden_sizes), cfg.activation)
-            self.critic = MLP(in_features, 1, list(cfg.hidden_sizes), cfg.activation)
-            for trunk in (self.actor, self.critic):
-                for layer in trunk.layers[:-1]:
-                    _orthogonal(layer, np.sqrt(2))
-        last = lambda m: m.layers[-1] if isinstance(m, MLP) else m  # noqa: E731
-        _orthogonal(last(self.actor), 0.01)  # near-uniform initial policy
-        _orthogonal(last(self.critic), 1.0)
+            self.actor = _body(cfg, obs_space, cnn, self.head.num_outputs)
+            self.critic = _body(cfg, obs_space, cnn, 1)
+        _orthogonal(_last_linear(self.actor), 0.01)  # near-uniform (or mean-zero) initial policy
+        _orthogonal(_last_linear(self.critic), 1.0)
 
     def _features(self, obs: torch.Tensor) -> torch.Tensor:
-        if self.shared is None:
-            return obs.float()
-        x = obs.to(dtype=torch.float32, memory_format=torch.channels_last).div_(255.0)
-        return self.shared(x)
+        if self.images:
+            x = obs.to(dtype=torch.float32, memory_format=torch.channels_last).div_(255.0)  # one copy
+        else:
+            x = obs.float()
+            if self.obs_norm is not None:
+                x = self.obs_norm.normalize(x)
+        return x if self.trunk is None else self.trunk(x)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits (N, A), value (N,))."""
+        """(actor outputs (N, head.num_outputs), value (N,))."""
         x = self._features(obs)
         return self.actor(x), self.critic(x).squeeze(-1)
 
@@ -187,10 +233,12 @@ class ActorCritic(nn.Module):
 
 
 def build_actor_critic(cfg: NetworkConfig, obs_space: gym.Space, action_space: gym.Space) -> ActorCritic:
-    """An actor-critic for a discrete action space (a shared CNN for frames, MLP trunks otherwise).
+    """An actor-critic for these spaces: Nature CNN for frames, MLP otherwise; see :class:`ActorCritic`.
 
     Raises:
-        ConfigError: the spaces do not fit.
+        ConfigError: the spaces do not fit (unsupported action space, wrong architecture).
     """
-    name = resolve_architecture(cfg, obs_space, action_space, "this actor-critic (discrete actions so far)")
-    return ActorCritic(cfg, obs_space, int(action_space.n), cnn=name == "nature_cnn")
+    cnn = resolve_architecture(cfg, obs_space) == "nature_cnn"
+    if cnn and cfg.normalize_obs:
+        raise ConfigError("network.normalize_obs is for vector observations; image frames are scaled to [0, 1]")
+    return ActorCritic(cfg, obs_space, action_space, cnn)

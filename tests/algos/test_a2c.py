@@ -54,3 +54,11 @@ def test_state_round_trip():
     b.load_state_dict(a.state_dict())
     obs = np.random.default_rng(3).normal(size=(4, 3)).astype(np.float32)
     assert np.array_equal(a.predict(obs), b.predict(obs)) and b.updates == 1
+
+
+def test_continuous_actions():
+    algo = A2C(A2CConfig(rollout_steps=2), OBS, gym.spaces.Box(-1, 1, (2,), np.float32), NetworkConfig(hidden_sizes=[8]),
+               torch.device("cpu"), 0, 2, total_steps=100)
+    out = _run(algo, 4)
+    assert algo.updates == 2 and np.isfinite(out[-1]["loss/policy"])
+    assert algo.act(np.zeros((2, 3), np.float32), 8).shape == (2, 2)

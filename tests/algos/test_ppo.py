@@ -10,10 +10,13 @@ OBS = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
 ACTIONS = gym.spaces.Discrete(2)
 
 
-def make_ppo(num_envs=2, **kw) -> PPO:
+TORQUE = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
+
+
+def make_ppo(num_envs=2, actions=ACTIONS, network=None, **kw) -> PPO:
     cfg = PPOConfig(**{"rollout_steps": 4, "num_minibatches": 2, "update_epochs": 2, **kw})
-    return PPO(cfg, OBS, ACTIONS, NetworkConfig(hidden_sizes=[8], activation="tanh"), torch.device("cpu"), 0,
-               num_envs, total_steps=100)
+    network = network or NetworkConfig(hidden_sizes=[8], activation="tanh")
+    return PPO(cfg, OBS, actions, network, torch.device("cpu"), 0, num_envs, total_steps=100)
 
 
 def test_gae_hand_computed_with_an_episode_end_inside():
@@ -54,14 +57,6 @@ def test_clipped_objective_gradient_vanishes_outside_the_range(adv, ratio, zero_
     assert (r.grad.abs().item() == 0.0) == zero_grad
 
 
-def test_entropy_is_positive_and_maximal_for_a_uniform_policy():
-    from torch.distributions import Categorical
-
-    uniform = Categorical(logits=torch.zeros(4)).entropy()
-    peaked = Categorical(logits=torch.tensor([5.0, 0, 0, 0])).entropy()
-    assert uniform.item() == pytest.approx(np.log(4)) and 0 < peaked < uniform
-
-
 def _step(algo, n, step, truncated=None, rewards=None):
     obs = np.zeros((n, 3), np.float32)
     actions = algo.act(obs, step)
@@ -83,8 +78,8 @@ def test_truncation_bootstraps_from_the_final_observation():
     _step(algo, 1, 0, truncated=np.array([True]), rewards=np.array([1.0], np.float32))
     with torch.no_grad():
         v_final = algo.net.value(torch.full((1, 3), 0.5)).item()
-    assert algo.rewards[0, 0].item() == pytest.approx(1.0 + algo.cfg.gamma * v_final)
-    assert algo.dones[0, 0].item() == 1.0
+    assert algo.rollout.rewards[0, 0].item() == pytest.approx(1.0 + algo.cfg.gamma * v_final)
+    assert algo.rollout.dones[0, 0].item() == 1.0
 
 
 def test_learning_rate_anneals_to_zero():
@@ -104,9 +99,11 @@ def test_state_round_trip_and_greedy_predict():
     assert np.array_equal(a.predict(obs), b.predict(obs)) and b.updates == a.updates
 
 
-def test_refuses_continuous_actions_and_tiny_rollouts():
-    with pytest.raises(ConfigError, match="discrete action space"):
-        PPO(PPOConfig(), OBS, gym.spaces.Box(-1, 1, (2,)), NetworkConfig(), torch.device("cpu"), 0, 1)
+def test_refuses_action_spaces_without_a_head_and_tiny_rollouts():
+    with pytest.raises(ConfigError, match="Discrete and Box action spaces, the env has MultiDiscrete"):
+        PPO(PPOConfig(), OBS, gym.spaces.MultiDiscrete([2, 3]), NetworkConfig(), torch.device("cpu"), 0, 1)
+    with pytest.raises(ConfigError, match="need finite bounds"):
+        PPO(PPOConfig(), OBS, gym.spaces.Box(-np.inf, np.inf, (2,)), NetworkConfig(), torch.device("cpu"), 0, 1)
     with pytest.raises(ConfigError, match="num_minibatches=8 exceeds the rollout of 4"):
         make_ppo(num_envs=1, num_minibatches=8)
 
@@ -115,9 +112,67 @@ def test_image_observations_use_a_shared_cnn():
     frames = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
     algo = PPO(PPOConfig(rollout_steps=2, num_minibatches=1, update_epochs=1), frames, gym.spaces.Discrete(6),
                NetworkConfig(), torch.device("cpu"), 0, 2)
-    assert algo.net.shared is not None
+    assert algo.net.trunk is not None
     obs = np.random.default_rng(0).integers(0, 255, (2, 4, 84, 84), dtype=np.uint8)
     for step in (0, 2):
         actions = algo.act(obs, step)
         metrics = algo.observe(obs, actions, np.zeros(2, np.float32), obs, np.zeros(2, bool), np.zeros(2, bool), step)
     assert algo.updates == 1 and np.isfinite(metrics["loss/value"])
+
+
+def test_continuous_actions_are_bounded_and_learned_from_the_raw_draw():
+    algo = make_ppo(actions=TORQUE, network=NetworkConfig(hidden_sizes=[8], log_std_init=1.5))
+    obs = np.zeros((2, 3), np.float32)
+    actions = algo.act(obs, 0)
+    assert actions.shape == (2, 1) and actions.dtype == np.float32 and np.abs(actions).max() <= 2.0
+    raw = algo._pending[1]
+    algo.observe(obs, actions, np.ones(2, np.float32), obs, np.zeros(2, bool), np.zeros(2, bool), 0)
+    assert torch.equal(algo.rollout.actions[0], raw)  # the unclipped draw: its log-prob is the stored one
+    for k in range(1, 4):
+        metrics = _step(algo, 2, 2 * k)
+    assert algo.updates == 4 and np.isfinite(metrics["loss/policy"])
+    assert np.array_equal(algo.predict(np.zeros((3, 3), np.float32)).shape, (3, 1))
+
+
+@pytest.mark.parametrize("actions", [ACTIONS, TORQUE], ids=["discrete", "continuous"])
+def test_entropy_bonus_alone_raises_the_policy_entropy(actions):
+    # zero rewards and values -> zero advantages; only the entropy term moves the actor
+    algo = make_ppo(actions=actions, ent_coef=0.5, norm_adv=False, lr=1e-2, anneal_lr=False)
+    obs = np.random.default_rng(0).normal(size=(2, 3)).astype(np.float32)
+    with torch.no_grad():
+        algo.net.critic.layers[-1].weight.zero_()
+        if actions is ACTIONS:  # start from a peaked policy (the initial one is near uniform, entropy at its max)
+            algo.net.actor.layers[-1].bias.copy_(torch.tensor([3.0, 0.0]))
+
+    def entropy():
+        with torch.no_grad():
+            out, _ = algo.net(torch.as_tensor(obs))
+            action, _ = algo.net.head.sample(out)
+            return algo.net.head.log_prob_entropy(out, action)[1].mean().item()
+
+    before = entropy()
+    for k in range(4):
+        acts = algo.act(obs, 2 * k)
+        algo.observe(obs, acts, np.zeros(2, np.float32), obs, np.zeros(2, bool), np.zeros(2, bool), 2 * k)
+    assert entropy() > before
+
+
+def test_reward_normalization_scales_by_the_return_std_and_is_saved():
+    algo = make_ppo(num_envs=1, rollout_steps=8, normalize_rewards=True, gamma=0.5)
+    for k in range(3):
+        _step(algo, 1, k, rewards=np.array([10.0], np.float32))
+    # discounted returns 10, 15, 17.5 -> the third reward is divided by their std
+    std = np.sqrt(np.var([10.0, 15.0, 17.5]) + 1e-8)
+    assert algo.rollout.rewards[2, 0].item() == pytest.approx(10.0 / std, rel=1e-5)
+    again = make_ppo(num_envs=1, rollout_steps=8, normalize_rewards=True, gamma=0.5)
+    again.load_state_dict(algo.state_dict())
+    assert again.return_stats.count.item() == 3 and again._discounted_return[0] == pytest.approx(17.5)
+
+
+def test_observation_statistics_update_after_each_rollout():
+    algo = make_ppo(network=NetworkConfig(hidden_sizes=[8], normalize_obs=True))
+    for k in range(3):
+        _step(algo, 2, 2 * k)
+    assert algo.net.obs_norm.count.item() == 0  # frozen while a rollout is collected
+    _step(algo, 2, 6)
+    assert algo.net.obs_norm.count.item() == 8

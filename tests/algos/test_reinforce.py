@@ -68,3 +68,11 @@ def test_state_round_trip():
     b.load_state_dict(a.state_dict())
     obs = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
     assert np.array_equal(a.predict(obs), b.predict(obs)) and b.updates == 1
+
+
+def test_continuous_actions_learn_from_the_unclipped_draw():
+    algo = Reinforce(ReinforceConfig(), OBS, gym.spaces.Box(-0.1, 0.1, (1,), np.float32),
+                     NetworkConfig(hidden_sizes=[8], log_std_init=1.0), torch.device("cpu"), 0, 1)
+    out = _episode(algo, [4])
+    assert algo.updates == 1 and np.isfinite(out[-1]["loss/policy"])
+    assert np.abs(algo.act(np.zeros((1, 3), np.float32), 9)).max() <= 0.1
