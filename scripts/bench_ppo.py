@@ -1,12 +1,23 @@
 """rlexp PPO vs Stable-Baselines3 PPO with identical hyperparameters, one invocation.
 
-CartPole-v1: RL Zoo's tuned PPO settings (8 envs, 32-step rollouts, 20 epochs, ...), which
-are rlexp's `algo=ppo env=cartpole` defaults. Pong (`--pong`): the PPO paper's Atari
-setting, shortened. Each library runs in its own subprocess, one after the other.
+Runs, one after the other, each library in its own subprocess (so neither inherits the
+other's threads or allocator state):
 
-    python scripts/bench_ppo.py                     # CartPole, 100k agent steps
-    python scripts/bench_ppo.py --pong --steps 8192 # Pong, 8 envs, short
-    python scripts/bench_ppo.py --device cuda       # on a GPU machine
+- CartPole-v1, 8 envs: RL Zoo's tuned PPO (conf/tuned/ppo_cartpole.yaml), 100k agent steps.
+- Pong, 8 envs, short: the PPO paper's Atari setting (experiment=ppo_pong_schulman2017),
+  8192 agent steps by default; far too short to learn Pong, it measures speed.
+- Pendulum-v1, 4 envs, continuous actions: RL Zoo's tuned PPO without gSDE
+  (experiment=ppo_pendulum), 200k agent steps; the quality bar is a mean return >= -250.
+
+For each it prints agent steps/s (training only: rlexp's evaluations are subtracted, SB3's
+learn() has none), the final greedy evaluation, and the learning curve: the mean return
+of the training episodes that ended in each quarter of the run, which shows whether
+the two learn alike (the speed ratio means little otherwise).
+
+    python scripts/bench_ppo.py                          # all three, seed 1
+    python scripts/bench_ppo.py --envs cartpole --seeds 1 2 3
+    python scripts/bench_ppo.py --envs pong --steps 16384
+    python scripts/bench_ppo.py --device cuda            # on a GPU machine
 
 Target (issue 4): rlexp >= 1.5x SB3's agent steps/s at equal learning curves, on CPU.
 """
@@ -22,101 +33,165 @@ import tempfile
 import time
 from pathlib import Path
 
-CARTPOLE = dict(n_envs=8, n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0,
-                learning_rate=1e-3, clip_range=0.2, net_arch=[64, 64])
-PONG = dict(n_envs=8, n_steps=128, batch_size=256, gae_lambda=0.95, gamma=0.99, n_epochs=4, ent_coef=0.01,
-            learning_rate=2.5e-4, clip_range=0.1, vf_coef=0.5)
+import numpy as np
+
+# SB3 names; the matching rlexp values come from the preset named in "rlexp" (checked in main()).
+SETTINGS = {
+    "cartpole": dict(
+        title="CartPole-v1 (RL Zoo's tuned PPO, 8 envs)", steps=100_000, eval_episodes=10,
+        rlexp=["algo=ppo", "env=cartpole"],
+        n_envs=8, n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0,
+        learning_rate=1e-3, lr_anneal=True, clip_range=0.2, clip_anneal=True, clip_vf=False, net_arch=[64, 64],
+    ),
+    "pong": dict(
+        title="Pong (PPO paper's Atari setting, 8 envs)", steps=8192, eval_episodes=1,
+        rlexp=["experiment=ppo_pong_schulman2017", "env.max_episode_frames=4000"],
+        n_envs=8, n_steps=128, batch_size=256, gae_lambda=0.95, gamma=0.99, n_epochs=4, ent_coef=0.01,
+        learning_rate=2.5e-4, lr_anneal=True, clip_range=0.1, clip_anneal=True, clip_vf=True, vf_coef=0.5,
+    ),
+    "pendulum": dict(
+        title="Pendulum-v1 (continuous; RL Zoo's tuned PPO without gSDE, 4 envs)", steps=200_000, eval_episodes=10,
+        rlexp=["experiment=ppo_pendulum"],
+        n_envs=4, n_steps=1024, batch_size=64, gae_lambda=0.95, gamma=0.9, n_epochs=10, ent_coef=0.0,
+        learning_rate=1e-3, lr_anneal=True, clip_range=0.2, clip_anneal=False, clip_vf=False, net_arch=[64, 64],
+    ),
+}
+QUARTERS = 4
 
 
-def run_rlexp(pong: bool, steps: int, device: str) -> dict:
+def _curve(points: list[tuple[int, float]], steps: int) -> list[float]:
+    """Mean episode return per quarter of the run, from (end step, return) pairs."""
+    out = []
+    for q in range(QUARTERS):
+        lo, hi = steps * q / QUARTERS, steps * (q + 1) / QUARTERS
+        inside = [r for s, r in points if lo < s <= hi]
+        out.append(float(np.mean(inside)) if inside else float("nan"))
+    return out
+
+
+def run_rlexp(env: str, steps: int, seed: int, device: str) -> dict:
     from hydra import compose, initialize_config_module
 
     from rlexp.config import to_typed
+    from rlexp.loggers.jsonl import read_metrics
     from rlexp.train import run
 
-    common = [f"total_steps={steps}", "eval_interval_steps=0", "eval_episodes=10", "checkpoint_interval_steps=0",
-              "logger=none", "logger.progress=none", f"device={device}", "seed=1"]
-    if pong:
-        s = PONG
-        overrides = ["experiment=ppo_pong_schulman2017", f"algo.rollout_steps={s['n_steps']}",
-                     f"algo.num_minibatches={s['n_envs'] * s['n_steps'] // s['batch_size']}",
-                     "eval_episodes=1", "env.max_episode_frames=4000"]
-    else:
-        overrides = ["algo=ppo", "env=cartpole"]  # conf/tuned/ppo_cartpole.yaml: the same numbers as CARTPOLE
+    s = SETTINGS[env]
+    overrides = [*s["rlexp"], f"total_steps={steps}", "eval_interval_steps=0", f"eval_episodes={s['eval_episodes']}",
+                 "checkpoint_interval_steps=0", "logger=none", "logger.progress=none", f"device={device}",
+                 f"seed={seed}", f"logger.log_interval_steps={steps // QUARTERS}"]
     with initialize_config_module("rlexp.conf", version_base="1.3"):
-        cfg = to_typed(compose("train", overrides=[*overrides, *common]))
+        cfg = to_typed(compose("train", overrides=overrides))
+    a = cfg.algo
+    ours = dict(n_envs=cfg.env.num_envs, n_steps=a.rollout_steps, batch_size=a.rollout_steps * cfg.env.num_envs
+                // a.num_minibatches, gae_lambda=a.gae_lambda, gamma=a.gamma, n_epochs=a.update_epochs,
+                ent_coef=a.ent_coef, learning_rate=a.lr, lr_anneal=a.anneal_lr, clip_range=a.clip_coef,
+                clip_anneal=a.anneal_clip, clip_vf=a.clip_value_loss)
+    differ = {k: (v, s[k]) for k, v in ours.items() if s[k] != v}
+    if differ:
+        raise SystemExit(f"rlexp's preset and the SB3 settings differ: {differ}")
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         summary = run(cfg, Path(tmp) / "run")
         wall = time.perf_counter() - start
-    train_wall = wall - (summary["wall_s"] - summary["train_wall_s"])  # SB3's learn() has no evaluation
-    return {"wall_s": train_wall, "eval_return": summary["eval_return_mean"]}
+        events = read_metrics(Path(tmp) / "run" / "metrics.jsonl")
+    train_wall = wall - (summary["wall_s"] - summary["train_wall_s"])  # without rlexp's final evaluation
+    curve = [e.get("train/episode_return", float("nan")) for e in events if "perf/sps" in e][:QUARTERS]
+    return {"wall_s": train_wall, "eval_return": summary["eval_return_mean"], "curve": curve}
 
 
-def run_sb3(pong: bool, steps: int, device: str) -> dict:
-    import numpy as np
+def run_sb3(env: str, steps: int, seed: int, device: str) -> dict:
+    import gymnasium as gym
     from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.evaluation import evaluate_policy
 
-    if pong:
+    s = SETTINGS[env]
+    if env == "pong":
         import ale_py
-        import gymnasium as gym
         from stable_baselines3.common.env_util import make_atari_env
         from stable_baselines3.common.vec_env import VecFrameStack
 
         gym.register_envs(ale_py)
-        s = PONG
-        env = VecFrameStack(make_atari_env("ALE/Pong-v5", n_envs=s["n_envs"], seed=1,
-                                           env_kwargs={"frameskip": 1, "repeat_action_probability": 0.0}), 4)
+        venv = VecFrameStack(make_atari_env("ALE/Pong-v5", n_envs=s["n_envs"], seed=seed,
+                                            env_kwargs={"frameskip": 1, "repeat_action_probability": 0.0}), 4)
         kwargs = dict(policy="CnnPolicy", vf_coef=s["vf_coef"])
     else:
-        s = CARTPOLE
-        env = make_vec_env("CartPole-v1", n_envs=s["n_envs"], seed=1)
+        venv = make_vec_env({"cartpole": "CartPole-v1", "pendulum": "Pendulum-v1"}[env], n_envs=s["n_envs"], seed=seed)
         kwargs = dict(policy="MlpPolicy", policy_kwargs={"net_arch": s["net_arch"]})
     lr, clip = s["learning_rate"], s["clip_range"]
+    clip_schedule = (lambda f: clip * f) if s["clip_anneal"] else clip  # RL Zoo's lin_ schedules
+
+    class Episodes(BaseCallback):
+        """(step, return) of every finished training episode (Monitor's info)."""
+
+        def __init__(self):
+            super().__init__()
+            self.points: list[tuple[int, float]] = []
+
+        def _on_step(self) -> bool:
+            for info in self.locals["infos"]:
+                if "episode" in info:
+                    self.points.append((self.num_timesteps, info["episode"]["r"]))
+            return True
+
+    episodes = Episodes()
     start = time.perf_counter()
-    model = PPO(env=env, n_steps=s["n_steps"], batch_size=s["batch_size"], gae_lambda=s["gae_lambda"],
+    model = PPO(env=venv, n_steps=s["n_steps"], batch_size=s["batch_size"], gae_lambda=s["gae_lambda"],
                 gamma=s["gamma"], n_epochs=s["n_epochs"], ent_coef=s["ent_coef"],
-                learning_rate=lambda f: lr * f, clip_range=lambda f: clip * f,  # RL Zoo's lin_ schedules
-                device=device, seed=1, verbose=0, **kwargs)
-    model.learn(steps)
+                learning_rate=(lambda f: lr * f) if s["lr_anneal"] else lr, clip_range=clip_schedule,
+                clip_range_vf=clip_schedule if s["clip_vf"] else None, device=device, seed=seed, verbose=0, **kwargs)
+    model.learn(steps, callback=episodes)
     wall = time.perf_counter() - start
-    episodes = 1 if pong else 10
-    returns, _ = evaluate_policy(model, model.get_env(), n_eval_episodes=episodes, deterministic=True)
-    return {"wall_s": wall, "eval_return": float(np.mean(returns))}
+    returns, _ = evaluate_policy(model, model.get_env(), n_eval_episodes=s["eval_episodes"], deterministic=True)
+    return {"wall_s": wall, "eval_return": float(np.mean(returns)), "curve": _curve(episodes.points, steps)}
+
+
+def _child(name: str, env: str, steps: int, seed: int, device: str) -> dict:
+    cmd = [sys.executable, __file__, "--child", name, "--envs", env, "--steps", str(steps), "--seeds", str(seed),
+           "--device", device]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
+    if out.returncode != 0 or not lines:
+        sys.exit(f"{name} on {env} failed:\n{out.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pong", action="store_true", help="Pong instead of CartPole")
-    parser.add_argument("--steps", type=int, default=None, help="agent steps (default 100k CartPole, 8192 Pong)")
+    parser.add_argument("--envs", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
+    parser.add_argument("--steps", type=int, default=None, help="agent steps per run (default: per env, see above)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--child", choices=["rlexp", "sb3"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    steps = args.steps or (8192 if args.pong else 100_000)
     if args.child:
-        result = {"rlexp": run_rlexp, "sb3": run_sb3}[args.child](args.pong, steps, args.device)
+        env, seed = args.envs[0], args.seeds[0]
+        steps = args.steps or SETTINGS[env]["steps"]
+        result = {"rlexp": run_rlexp, "sb3": run_sb3}[args.child](env, steps, seed, args.device)
         result["sps"] = steps / result["wall_s"]
         print("RESULT " + json.dumps(result), flush=True)
         return
 
     import torch
 
-    env = "Pong (8 envs, PPO paper Atari setting)" if args.pong else "CartPole-v1 (RL Zoo's tuned PPO)"
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-          f"device {args.device}; {env}, {steps} agent steps each")
-    results = {}
-    for name in ("rlexp", "sb3"):
-        cmd = [sys.executable, __file__, "--child", name, "--steps", str(steps), "--device", args.device]
-        out = subprocess.run(cmd + (["--pong"] if args.pong else []), capture_output=True, text=True, check=False)
-        lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
-        if out.returncode != 0 or not lines:
-            sys.exit(f"{name} failed:\n{out.stderr[-3000:]}")
-        results[name] = r = json.loads(lines[-1][len("RESULT "):])
-        print(f"  {name:<5}: {r['sps']:8.1f} agent steps/s (training, no evaluation), final eval return "
-              f"{r['eval_return']:.1f}", flush=True)
-    print(f"ratio rlexp/sb3 steps/s: {results['rlexp']['sps'] / results['sb3']['sps']:.2f}x (target >= 1.5x on CPU)")
+    gpu = f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""
+    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+          f"torch {torch.__version__}, device {args.device}{gpu}; seeds {args.seeds}")
+    for env in args.envs:
+        steps = args.steps or SETTINGS[env]["steps"]
+        print(f"\n{SETTINGS[env]['title']}, {steps} agent steps per run")
+        sps: dict[str, list[float]] = {"rlexp": [], "sb3": []}
+        for seed in args.seeds:
+            for name in ("rlexp", "sb3"):  # alternating per seed: drift in machine speed hits both alike
+                r = _child(name, env, steps, seed, args.device)
+                sps[name].append(r["sps"])
+                curve = " ".join(f"{v:7.1f}" for v in r["curve"])
+                print(f"  {name:<5} seed {seed}: {r['sps']:7.0f} agent steps/s, final eval {r['eval_return']:7.1f}, "
+                      f"training return by quarter: {curve}", flush=True)
+        ratio = np.mean(sps["rlexp"]) / np.mean(sps["sb3"])
+        print(f"  ratio rlexp/sb3 steps/s: {ratio:.2f}x (target >= 1.5x on CPU)")
 
 
 if __name__ == "__main__":

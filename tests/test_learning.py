@@ -1,4 +1,4 @@
-"""DQN learns CartPole: the default config (RL Zoo's tuned hyperparameters), fixed seed."""
+"""Learning tests: each algorithm reaches its quality bar with its preset and a fixed seed."""
 
 import pytest
 
@@ -41,3 +41,12 @@ def test_reinforce_solves_cartpole(tmp_path):
     assert cfg.total_steps == 150_000
     summary = run(cfg, tmp_path / "run")
     assert summary["eval_return_mean"] >= 475, summary
+
+
+@pytest.mark.slow
+def test_ppo_balances_pendulum_within_200k_steps(tmp_path):
+    # continuous actions: the Gaussian head; conf/tuned/ppo_pendulum (RL Zoo's values without gSDE)
+    cfg = compose_train(["experiment=ppo_pendulum", "seed=1", "logger=none", "logger.progress=none"])
+    assert cfg.total_steps == 200_000 and cfg.env.id == "Pendulum-v1"
+    summary = run(cfg, tmp_path / "run")
+    assert summary["eval_return_mean"] >= -250, summary

@@ -58,4 +58,12 @@ def test_every_preset_runs_a_few_steps(preset, tmp_path):
 
 
 def test_issue4_presets_exist():
-    assert {"reinforce_cartpole", "a2c_cartpole", "ppo_cartpole", "ppo_pong_schulman2017", "a2c_pong_mnih2016"} <= set(PRESETS)
+    assert {"reinforce_cartpole", "a2c_cartpole", "ppo_cartpole", "ppo_pendulum", "ppo_pong_schulman2017",
+            "a2c_pong_mnih2016"} <= set(PRESETS)
+
+
+def test_ppo_pendulum_is_continuous_with_rl_zoo_values():
+    cfg = compose_train(["experiment=ppo_pendulum"])
+    assert cfg.env.id == "Pendulum-v1" and cfg.env.num_envs == 4
+    assert (cfg.algo.rollout_steps, cfg.algo.update_epochs, cfg.algo.gamma, cfg.algo.lr) == (1024, 10, 0.9, 1e-3)
+    assert cfg.network.action_bound == "clip" and cfg.total_steps == 200_000
