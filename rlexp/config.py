@@ -177,6 +177,69 @@ class A2CConfig:
             _positive(o, max_grad_norm=self.max_grad_norm)
 
 
+@dataclass
+class TabularConfig:
+    """A Q-table learned by temporal differences, acting epsilon-greedy (Q-learning, SARSA)."""
+
+    name: str = MISSING  # registry key in rlexp.algos.ALGOS
+    gamma: float = 0.99  # discount factor (1.0: undiscounted, values count the steps to the goal)
+    alpha: float = 0.5  # step size of the TD update at the start
+    alpha_end: float = 0.5  # step size after the decay (alpha_schedule=linear) or its floor (visits)
+    alpha_decay_steps: int = 0  # linear schedule: agent steps from alpha to alpha_end; 0 = constant alpha
+    alpha_schedule: str = "linear"  # linear, or visits: max(alpha_end, alpha / N(s, a)) (converges on stochastic envs)
+    epsilon_start: float = 1.0  # exploration epsilon at step 0
+    epsilon_end: float = 0.05  # exploration epsilon after the decay
+    epsilon_decay_steps: int = 10_000  # agent steps of linear decay from start to end
+    q_init: float = 0.0  # initial value of every Q(s, a) (the lecture: zeros; above the returns = optimism)
+
+    def __post_init__(self) -> None:
+        o = "algo"
+        _unit_interval(o, gamma=self.gamma, epsilon_start=self.epsilon_start, epsilon_end=self.epsilon_end)
+        _non_negative(o, alpha_decay_steps=self.alpha_decay_steps, epsilon_decay_steps=self.epsilon_decay_steps)
+        for key in ("alpha", "alpha_end"):
+            value = getattr(self, key)
+            if not 0.0 < value <= 1.0:
+                raise ConfigError(f"algo.{key} must be in (0, 1], got {value}")
+        _one_of(o, "alpha_schedule", self.alpha_schedule, ("linear", "visits"))
+
+
+@dataclass
+class QLearningConfig(TabularConfig):
+    """Tabular Q-learning (Watkins 1989): off-policy TD control, target r + gamma max_a' Q(s', a')."""
+
+    name: str = "q_learning"  # registry key in rlexp.algos.ALGOS
+
+
+@dataclass
+class SarsaConfig(TabularConfig):
+    """Tabular SARSA (Rummery & Niranjan 1994): on-policy TD control, target r + gamma Q(s', a')."""
+
+    name: str = "sarsa"  # registry key in rlexp.algos.ALGOS
+
+
+@dataclass
+class ValueIterationConfig:
+    """Value iteration: plans with the env's transition model (known) or one estimated from counts (learned)."""
+
+    name: str = "value_iteration"  # registry key in rlexp.algos.ALGOS
+    gamma: float = 0.99  # discount factor
+    model: str = "known"  # known: the env's exact model (P); learned: visit-count estimates, replanned as data comes
+    theta: float = 1e-8  # planning stops when no state value changes by more than this
+    max_iterations: int = 100_000  # planning sweeps at most (a safeguard for gamma = 1)
+    plan_interval_steps: int = 100  # learned model: agent steps between replans
+    epsilon_start: float = 0.0  # exploration epsilon at step 0 (learned model: e.g. 1.0)
+    epsilon_end: float = 0.0  # exploration epsilon after the decay
+    epsilon_decay_steps: int = 0  # agent steps of linear decay from start to end
+    unknown_value: float = 0.0  # learned model: value of a never-tried (s, a) (optimism sends the agent to try it)
+
+    def __post_init__(self) -> None:
+        o = "algo"
+        _one_of(o, "model", self.model, ("known", "learned"))
+        _unit_interval(o, gamma=self.gamma, epsilon_start=self.epsilon_start, epsilon_end=self.epsilon_end)
+        _positive(o, theta=self.theta, max_iterations=self.max_iterations, plan_interval_steps=self.plan_interval_steps)
+        _non_negative(o, epsilon_decay_steps=self.epsilon_decay_steps)
+
+
 # --------------------------------------------------------------------------- groups
 
 
@@ -257,6 +320,27 @@ class AtariEnvConfig:
         _unit_interval("env", repeat_action_probability=self.repeat_action_probability)
 
 
+@dataclass
+class MazeEnvConfig:
+    """A gridworld maze drawn as text: -1 per step until the goal (rlexp.envs.maze)."""
+
+    type: str = "maze"  # env builder: maze
+    id: str = "maze"  # the maze's name, used in run directories and titles
+    layout: str = MISSING  # rows of text: # wall, S start, G goal, space or . free
+    num_envs: int = 1  # parallel copies; agent steps count every env's step
+    slip_prob: float = 0.0  # probability that a move goes sideways instead (half to each side); 0 = deterministic
+    step_reward: float = -1.0  # reward of every step (the lecture's -1 per time step until the goal)
+    max_episode_steps: int = 200  # episode step cap (truncation)
+    clip_rewards: bool = False  # learn from rewards clipped to [-1, 1]
+
+    def __post_init__(self) -> None:
+        from rlexp.envs.maze import parse_layout
+
+        parse_layout(self.layout)
+        _positive("env", num_envs=self.num_envs, max_episode_steps=self.max_episode_steps)
+        _unit_interval("env", slip_prob=self.slip_prob)
+
+
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu")
 
 
@@ -324,11 +408,14 @@ class LoggerConfig:
     log_interval_steps: int = 2_000  # agent steps between aggregated metric events
     progress: str = "auto"  # console output: auto (bar on a terminal, lines otherwise), bar, lines or none
     video_interval_evals: int = 0  # record one greedy episode as mp4 every N evaluations (videos/, W&B); 0 = never
+    figures: bool = True  # PNGs in figures/ (and W&B images) at the end: learning curve; tabular: policy, values, model
+    figure_interval_episodes: int = 0  # tabular pictures also every N training episodes (figures/*_episode<N>.png); 0 = end only
     wandb: WandbConfig = field(default_factory=WandbConfig)  # W&B settings
 
     def __post_init__(self) -> None:
         _positive("logger", log_interval_steps=self.log_interval_steps)
-        _non_negative("logger", video_interval_evals=self.video_interval_evals)
+        _non_negative("logger", video_interval_evals=self.video_interval_evals,
+                      figure_interval_episodes=self.figure_interval_episodes)
         _one_of("logger", "progress", self.progress, ("auto", "bar", "lines", "none"))
 
 
@@ -356,11 +443,19 @@ class TrainConfig:
 
 
 # One line per algorithm: its schema.
-ALGO_SCHEMAS: dict[str, type] = {"dqn": DQNConfig, "ppo": PPOConfig, "a2c": A2CConfig, "reinforce": ReinforceConfig}
+ALGO_SCHEMAS: dict[str, type] = {
+    "dqn": DQNConfig,
+    "ppo": PPOConfig,
+    "a2c": A2CConfig,
+    "reinforce": ReinforceConfig,
+    "q_learning": QLearningConfig,
+    "sarsa": SarsaConfig,
+    "value_iteration": ValueIterationConfig,
+}
 
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "algo": ALGO_SCHEMAS,
-    "env": {"gym": EnvConfig, "atari": AtariEnvConfig},
+    "env": {"gym": EnvConfig, "atari": AtariEnvConfig, "maze": MazeEnvConfig},
     "network": {"network": NetworkConfig},
     "device": {"device": DeviceConfig},
     "logger": {"logger": LoggerConfig},

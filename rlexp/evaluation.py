@@ -42,3 +42,22 @@ def evaluate(
             ep_return[i] = 0.0
             ep_length[i] = 0
     return np.asarray(returns), np.asarray(lengths)
+
+
+def episode_states(policy: Callable[[np.ndarray], np.ndarray], env: gym.Env, seed: int,
+                   max_steps: int = 10_000) -> tuple[list, float]:
+    """The states one episode visits under ``policy`` (a batch policy, called with one state).
+
+    Returns:
+        (states from the first to the last, the episode's return).
+    """
+    obs, _ = env.reset(seed=seed)
+    states, total = [obs], 0.0
+    for _ in range(max_steps):
+        action = policy(np.asarray([obs]))[0]
+        obs, reward, terminated, truncated, _ = env.step(action)
+        states.append(obs)
+        total += float(reward)
+        if terminated or truncated:
+            break
+    return states, total

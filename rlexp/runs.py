@@ -232,7 +232,7 @@ def load_run(run_dir: Path | str, checkpoint: str = "latest", device: str = "aut
         ConfigError: any problem with the run directory, its config, the checkpoint or the device.
     """
     from rlexp.algos import ALGOS
-    from rlexp.envs import make_vector_env
+    from rlexp.envs import make_vector_env, transition_model
     from rlexp.train import resolve_device
 
     run_dir = check_run_dir(run_dir)
@@ -254,16 +254,18 @@ def load_run(run_dir: Path | str, checkpoint: str = "latest", device: str = "aut
         envs = make_vector_env(cfg.env, num_envs=1)
         try:
             obs_space, action_space = envs.single_observation_space, envs.single_action_space
+            env_model = transition_model(envs)
         finally:
             envs.close()
     else:
         obs_space, action_space = envs.single_observation_space, envs.single_action_space
+        env_model = transition_model(envs)
     algo_cfg = cfg.algo
     capacity = getattr(algo_cfg, "buffer_capacity_transitions", None)
     if capacity is not None and capacity > EVAL_BUFFER_CAPACITY:
         algo_cfg = dataclasses.replace(algo_cfg, buffer_capacity_transitions=EVAL_BUFFER_CAPACITY)
     algo = ALGOS[cfg.algo.name](algo_cfg, obs_space, action_space, cfg.network, torch_device, cfg.seed,
-                                cfg.env.num_envs, compute=cfg.device)
+                                cfg.env.num_envs, compute=cfg.device, env_model=env_model)
     try:
         algo.load_state_dict(ckpt["algo"])
     except (RuntimeError, KeyError, ValueError, TypeError) as err:

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from rlexp.algos import ALGOS
 from rlexp.checkpoint import save_best_checkpoint, save_checkpoint
 from rlexp.config import ConfigError, DeviceConfig, TrainConfig, to_typed
-from rlexp.envs import make_env, make_vector_env
+from rlexp.envs import make_env, make_vector_env, transition_model
 from rlexp.evaluation import evaluate
 from rlexp.loggers import ConsoleLogger, JsonlLogger, WandbLogger
 from rlexp.video import record_episode
@@ -107,6 +107,7 @@ def run(cfg: TrainConfig, run_dir: Path, info: RunInfo | None = None) -> dict[st
             cfg.env.num_envs,
             compute=cfg.device,
             total_steps=cfg.total_steps,
+            env_model=transition_model(envs),
         )
         return _loop(cfg, run_dir, info, envs, eval_envs, algo)
     finally:
@@ -155,6 +156,7 @@ def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo)
             returns, lengths = evaluate(algo.predict, eval_envs, cfg.eval_episodes, seed)
             eval_index += 1
             mean, std = float(returns.mean()), float(returns.std())
+            curve_eval.append((step, mean, std))
             log(step, {"eval/episode_return": mean, "eval/episode_return_std": std,
                        "eval/episode_length": float(lengths.mean()), "eval/episodes": float(len(returns))})
             if cfg.logger.video_interval_evals and (eval_index - 1) % cfg.logger.video_interval_evals == 0:
@@ -175,6 +177,30 @@ def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo)
             if wandb_sink is not None:
                 wandb_sink.log_video(step, "eval/video", path)
             log(step, {"eval/video_episode_return": episode_return})
+
+        curve_train: list[tuple[int, float]] = []  # (step, mean training episode return per log interval)
+        curve_eval: list[tuple[int, float, float]] = []  # (step, eval mean, eval std)
+        figure_env = None
+
+        def draw_figures(step: int, suffix: str = "", curve: bool = False) -> list[str]:
+            """The run's pictures (algorithm tables, learning curve) -> figures/*.png and W&B."""
+            nonlocal side_s, figure_env
+            from rlexp import plots  # matplotlib: imported only when drawing
+
+            started = time.perf_counter()
+            tables = algo.tables()
+            if tables and figure_env is None:
+                figure_env = make_env(cfg.env)
+            figures = plots.run_figures(tables, figure_env)
+            if curve:
+                title = f"{cfg.algo.name} on {cfg.env.id}, seed {cfg.seed}"
+                figures["learning_curve"] = plots.draw_learning_curve(curve_train, curve_eval, title)
+            for name, figure in figures.items():
+                path = plots.save_figure(figure, run_dir / "figures" / f"{name}{suffix}.png")
+                if wandb_sink is not None:
+                    wandb_sink.log_image(step, f"figures/{name}", path)
+            side_s += time.perf_counter() - started
+            return list(figures)
 
         def checkpoint(step: int, periodic: bool) -> None:
             nonlocal side_s
@@ -221,6 +247,9 @@ def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo)
             update = algo.observe(obs, actions, learn_rewards, real_next, learn_terminated, truncated, step, done)
             if update:
                 last_update = update
+            every = cfg.logger.figure_interval_episodes
+            if every and cfg.logger.figures and done.any() and episodes // every > (episodes - done.sum()) // every:
+                draw_figures(step + num_envs, suffix=f"_episode{episodes // every * every}")
             prev, step, obs = step, step + num_envs, next_obs
 
             log_due, eval_due, ckpt_due = (k > 0 and step // k > prev // k for k in intervals)
@@ -229,6 +258,7 @@ def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo)
                 metrics = {"perf/sps": (step - last_step) / (now - last_time), "train/episodes": float(episodes)}
                 if window_returns:
                     metrics["train/episode_return"] = float(np.mean(window_returns))
+                    curve_train.append((step, metrics["train/episode_return"]))
                     metrics["train/episode_length"] = float(np.mean(window_lengths))
                     window_returns.clear()
                     window_lengths.clear()
@@ -243,6 +273,9 @@ def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo)
 
         eval_mean, eval_std = run_eval(step)
         checkpoint(step, periodic=cfg.checkpoint_interval_steps > 0)
+        drawn = draw_figures(step, curve=True) if cfg.logger.figures else []
+        if figure_env is not None:
+            figure_env.close()
         wall_s = time.perf_counter() - start
         summary = {
             "run_dir": str(run_dir),
@@ -268,6 +301,7 @@ def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo)
             "  config.yaml, command.txt  what ran, and how to run it again\n"
             "  metrics.jsonl             one JSON object per log event (train/, eval/, loss/, perf/)\n"
             "  checkpoints/              latest.pt, best.pt (best eval) and periodic step_<N>.pt\n"
+            + (f"  figures/                  {', '.join(f'{n}.png' for n in drawn)}\n" if drawn else "")
             + ("  wandb/                    the W&B run (`wandb sync` uploads an offline run)" if wandb_on else "")
         )
         return summary

@@ -70,7 +70,7 @@ def test_multirun_two_jobs_one_sweep_dir(tmp_path):
 BAD_INPUTS = [
     (["algo.lr=abc"], "invalid value for algo.lr: 'abc' is not a valid float"),
     (["algo.lrr=1"], "unknown key 'algo.lrr'; valid keys: name, optimizer, lr,"),
-    (["algo=sac"], "unknown option algo=sac; valid choices: a2c, dqn, ppo, reinforce"),
+    (["algo=sac"], "unknown option algo=sac; valid choices: a2c, dqn, ppo, q_learning, reinforce, sarsa, value_iteration"),
     (["env.id=CartPol-v1"], "env.id='CartPol-v1' is not a registered gymnasium environment; did you mean CartPole-v1"),
     (["total_steps=0"], "total_steps must be > 0, got 0"),
     (["total_steps=-100"], "total_steps must be > 0, got -100"),
@@ -82,6 +82,13 @@ BAD_INPUTS = [
     (["env=atari", "env.game=pacmn"], "env.game='pacmn' is not an ALE game; did you mean pacman"),
     (["env=cartpole", "network=nature_cnn"], "network=nature_cnn needs uint8 image observations"),
     (["env=pong", "network=mlp"], "network=mlp cannot take image observations"),
+    (["algo=q_learning", "env=cartpole"], "algo=q_learning needs discrete states (observations), the env has Box("),
+    (["algo=dqn", "env=maze"], "network=auto needs Box (vector or image) observations, the env has Discrete(37)"),
+    (["env=maze", "env.layout='#S  #'"], "env.layout has no goal cell (G); it needs exactly one"),
+    (["env=maze", "env.layout='###\\n#S#G#\\n###'"], "env.layout rows have different lengths (3, 5, 3)"),
+    (["env=maze", "env.layout='#####\\n#S#G#\\n#####'"], "env.layout's goal cannot be reached from the start (1, 1)"),
+    (["env=maze", "env.layout='#S?G#'"], "env.layout has an unknown character '?' at row 0, column 2"),
+    (["algo=value_iteration", "env=cartpole"], "algo=value_iteration needs discrete states"),
 ]
 
 
@@ -129,3 +136,29 @@ def test_train_pong_through_the_cli(tmp_path):
     assert "protocol: nature" in (run_dir / "config.yaml").read_text()
     assert json.loads((run_dir / "summary.json").read_text())["protocol"] == "nature"
     assert "protocol nature" in out.stdout
+
+
+def test_tabular_maze_run_draws_its_pictures_and_renders_a_video(tmp_path):
+    out = run_cli(["train", "algo=q_learning", "env=maze", "total_steps=4000", "eval_interval_steps=2000",
+                   "logger.figure_interval_episodes=20", "logger.progress=none"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    (run_dir,) = (tmp_path / "runs" / "q_learning" / "maze").iterdir()
+    figures = {p.name for p in (run_dir / "figures").iterdir()}
+    assert {"policy.png", "values.png", "model.png", "learning_curve.png"} <= figures
+    assert {"policy_episode20.png", "values_episode20.png", "model_episode20.png"} <= figures  # every 20 episodes
+    assert "figures/" in out.stdout and "policy.png" in out.stdout
+    data = wandb_run_bytes(run_dir, (b"figures/policy", b"figures/learning_curve"))
+    assert b"figures/policy" in data and b"figures/learning_curve" in data  # W&B images
+    out = run_cli(["eval", str(run_dir), "--episodes", "2", "--video"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "return:     mean" in out.stdout and "lengths:" in out.stdout
+    (video,) = (run_dir / "videos").glob("*.mp4")
+    assert video.stat().st_size > 1000
+
+
+def test_a_maze_drawn_on_the_command_line(tmp_path):
+    out = run_cli(["train", "algo=value_iteration", "env=maze", "env.layout='#####\\n#S  #\\n## G#\\n#####'",
+                   "algo.gamma=1.0", "total_steps=50", "eval_episodes=1", "logger=none", "logger.progress=none"],
+                  tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "final eval return -3.0" in out.stdout

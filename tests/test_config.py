@@ -20,7 +20,8 @@ def test_groups_are_the_documented_ones():
 def test_every_option_composes(group, option):
     required = {("env", "atari"): ["env.game=pong"]}  # options with a mandatory field
     if group == "tuned":  # tuned options are <algo>_<env>: they fit their own algorithm and env
-        algo, env = option.split("_", 1)
+        algo = max((a for a in ALGO_SCHEMAS if option.startswith(a + "_")), key=len)  # q_learning_maze
+        env = option.removeprefix(algo + "_")
         required[(group, option)] = [f"algo={algo}", f"env={env}", *(["env.game=pong"] if env == "atari" else [])]
     cfg = compose_train([f"{group}={option}", *required.get((group, option), [])])
     assert isinstance(cfg, TrainConfig)

@@ -21,8 +21,8 @@ class A2C(OnPolicy):
     cfg: A2CConfig
 
     def __init__(self, cfg: A2CConfig, obs_space, action_space, network, device, seed, num_envs, compute=None,
-                 total_steps=None):
-        super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs, compute, total_steps)
+                 total_steps=None, env_model=None):
+        super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs, compute, total_steps, env_model)
         params = self.net.parameters()
         if cfg.optimizer == "rmsprop":
             self.optimizer = torch.optim.RMSprop(params, lr=cfg.lr, alpha=cfg.rmsprop_alpha, eps=cfg.optimizer_eps)

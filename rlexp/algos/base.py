@@ -31,9 +31,12 @@ class Algorithm(ABC):
         num_envs: int,
         compute: DeviceConfig | None = None,
         total_steps: int | None = None,
+        env_model: Any = None,
     ):
         self.cfg = cfg
         self.total_steps = total_steps  # the run's budget, for schedules that anneal to its end
+        # the env's exact model where it has one (toy-text and maze envs: P[s][a] = [(p, s', r, terminated)])
+        self.env_model = env_model
         self.compute = compute or DeviceConfig()  # amp, compile and replay placement
         self.obs_space = obs_space
         self.action_space = action_space
@@ -69,6 +72,11 @@ class Algorithm(ABC):
         truncated), and ``step`` the agent-step count before this transition. Returns
         metrics of any update it made (empty when it made none).
         """
+
+    def tables(self) -> dict[str, np.ndarray]:
+        """Tabular quantities for pictures: ``q`` (S, A) and, where counted, ``visits`` (S, A)
+        and ``transitions`` (S, A, S). Empty for function approximators."""
+        return {}
 
     def schedules(self, step: int) -> dict[str, float]:
         """Current values of scheduled quantities (e.g. ``train/epsilon``), for logging."""

@@ -84,8 +84,8 @@ class DQN(Algorithm):
     cfg: DQNConfig
 
     def __init__(self, cfg: DQNConfig, obs_space, action_space, network, device, seed, num_envs, compute=None,
-                 total_steps=None):
-        super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs, compute, total_steps)
+                 total_steps=None, env_model=None):
+        super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs, compute, total_steps, env_model)
         if not isinstance(action_space, gym.spaces.Discrete):
             raise ConfigError(
                 f"algo=dqn needs a discrete action space, this env's is {action_space}; "

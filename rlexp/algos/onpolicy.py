@@ -74,8 +74,8 @@ class OnPolicy(ActorCriticLearner, Algorithm):
     """Rollout collection shared by the on-policy algorithms; subclasses implement ``update``."""
 
     def __init__(self, cfg, obs_space, action_space, network, device, seed, num_envs, compute=None,
-                 total_steps=None):
-        super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs, compute, total_steps)
+                 total_steps=None, env_model=None):
+        super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs, compute, total_steps, env_model)
         self.net = build_actor_critic(network, obs_space, action_space).to(device)
         head = self.net.head
         self.rollout = RolloutBuffer(cfg.rollout_steps, num_envs, obs_space.shape, obs_space.dtype,

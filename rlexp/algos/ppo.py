@@ -34,13 +34,13 @@ class PPO(OnPolicy):
     cfg: PPOConfig
 
     def __init__(self, cfg: PPOConfig, obs_space, action_space, network, device, seed, num_envs, compute=None,
-                 total_steps=None):
+                 total_steps=None, env_model=None):
         if cfg.rollout_steps * num_envs < cfg.num_minibatches:
             raise ConfigError(
                 f"algo.num_minibatches={cfg.num_minibatches} exceeds the rollout of "
                 f"{cfg.rollout_steps * num_envs} transitions (algo.rollout_steps x env.num_envs)"
             )
-        super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs, compute, total_steps)
+        super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs, compute, total_steps, env_model)
         # one flat parameter: fused Adam and the clip run a few kernels instead of a few per layer
         self.flat_params = flatten_parameters(self.net)
         self.optimizer = torch.optim.Adam([self.flat_params], lr=cfg.lr, eps=cfg.optimizer_eps, fused=True)

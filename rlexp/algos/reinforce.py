@@ -37,8 +37,8 @@ class Reinforce(ActorCriticLearner, Algorithm):
     cfg: ReinforceConfig
 
     def __init__(self, cfg: ReinforceConfig, obs_space, action_space, network, device, seed, num_envs, compute=None,
-                 total_steps=None):
-        super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs, compute, total_steps)
+                 total_steps=None, env_model=None):
+        super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs, compute, total_steps, env_model)
         self.net = build_actor_critic(network, obs_space, action_space).to(device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, eps=cfg.optimizer_eps)
         self._running: list[list[tuple[np.ndarray, np.ndarray, float]]] = [[] for _ in range(num_envs)]  # per env

@@ -1,5 +1,5 @@
 """Environment builders."""
 
-from rlexp.envs.make import make_env, make_vector_env
+from rlexp.envs.make import make_env, make_vector_env, transition_model
 
-__all__ = ["make_env", "make_vector_env"]
+__all__ = ["make_env", "make_vector_env", "transition_model"]

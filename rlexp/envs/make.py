@@ -13,7 +13,7 @@ import os
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode
 
-from rlexp.config import AtariEnvConfig, ConfigError, EnvConfig
+from rlexp.config import AtariEnvConfig, ConfigError, EnvConfig, MazeEnvConfig
 
 
 def _check_id(env_id: str) -> None:
@@ -36,7 +36,14 @@ def _make_kwargs(cfg: EnvConfig) -> dict:
     return kwargs
 
 
-def make_env(cfg: EnvConfig | AtariEnvConfig, render_mode: str | None = None) -> gym.Env:
+def _make_maze(cfg: MazeEnvConfig, render_mode: str | None = None) -> gym.Env:
+    from rlexp.envs.maze import MazeEnv
+
+    env = MazeEnv(cfg.layout, slip_prob=cfg.slip_prob, step_reward=cfg.step_reward, render_mode=render_mode)
+    return gym.wrappers.TimeLimit(env, max_episode_steps=cfg.max_episode_steps)
+
+
+def make_env(cfg: EnvConfig | AtariEnvConfig | MazeEnvConfig, render_mode: str | None = None) -> gym.Env:
     """One (non-vector) env whose observations match one copy of the vector env, e.g. for videos."""
     if render_mode == "rgb_array":
         # off-screen rendering: pygame's SDL otherwise probes for a display and prints
@@ -46,11 +53,15 @@ def make_env(cfg: EnvConfig | AtariEnvConfig, render_mode: str | None = None) ->
         from rlexp.envs.atari import make_atari_env
 
         return make_atari_env(cfg, render_mode)
+    if isinstance(cfg, MazeEnvConfig):
+        return _make_maze(cfg, render_mode)
     _check_id(cfg.id)
     return gym.make(cfg.id, render_mode=render_mode, **_make_kwargs(cfg))
 
 
-def make_vector_env(cfg: EnvConfig | AtariEnvConfig, num_envs: int | None = None) -> gym.vector.VectorEnv:
+def make_vector_env(
+    cfg: EnvConfig | AtariEnvConfig | MazeEnvConfig, num_envs: int | None = None
+) -> gym.vector.VectorEnv:
     """A vector env of ``num_envs`` copies (default ``cfg.num_envs``), autoreset in the same step.
 
     Raises:
@@ -60,6 +71,9 @@ def make_vector_env(cfg: EnvConfig | AtariEnvConfig, num_envs: int | None = None
         from rlexp.envs.atari import make_atari_vector_env
 
         return make_atari_vector_env(cfg, num_envs)
+    if isinstance(cfg, MazeEnvConfig):
+        return gym.vector.SyncVectorEnv([lambda: _make_maze(cfg)] * (num_envs or cfg.num_envs),
+                                        autoreset_mode=AutoresetMode.SAME_STEP)
     _check_id(cfg.id)
     try:
         return gym.make_vec(
@@ -73,3 +87,12 @@ def make_vector_env(cfg: EnvConfig | AtariEnvConfig, num_envs: int | None = None
         raise ConfigError(f"env.kwargs do not fit {cfg.id}: {err}") from None
     except gym.error.DependencyNotInstalled as err:
         raise ConfigError(f"{cfg.id} needs an extra package: {str(err).splitlines()[0]}") from None
+
+
+def transition_model(envs: gym.vector.VectorEnv) -> dict | None:
+    """The exact model ``P[s][a] = [(prob, next_state, reward, terminated), ...]`` of an env that
+    exposes one (gymnasium's toy-text envs, the maze), else None. Every copy shares it."""
+    copies = getattr(envs, "envs", None)  # SyncVectorEnv
+    if not copies:
+        return None
+    return getattr(copies[0].unwrapped, "P", None)

@@ -54,5 +54,9 @@ class WandbLogger:
         """Attach an mp4 (a file W&B copies; no re-encoding)."""
         self.run.log({"step": step, key: self._wandb.Video(str(path), format="mp4")})
 
+    def log_image(self, step: int, key: str, path: Path) -> None:
+        """Attach a PNG as a W&B image."""
+        self.run.log({"step": step, key: self._wandb.Image(str(path))})
+
     def close(self) -> None:
         self.run.finish()

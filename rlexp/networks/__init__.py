@@ -87,7 +87,10 @@ def resolve_architecture(cfg: NetworkConfig, obs_space: gym.Space) -> str:
         ConfigError: the observations do not fit the chosen architecture.
     """
     if not isinstance(obs_space, gym.spaces.Box):
-        raise ConfigError(f"network={cfg.name} needs a Box observation space, the env has {type(obs_space).__name__}")
+        raise ConfigError(
+            f"network={cfg.name} needs Box (vector or image) observations, the env has {obs_space}; "
+            "for discrete states use a tabular algorithm: algo=q_learning, sarsa or value_iteration"
+        )
     image = is_image_space(obs_space)
     name = ("nature_cnn" if image else "mlp") if cfg.name == "auto" else cfg.name
     if name == "mlp" and image:
