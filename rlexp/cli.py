@@ -28,6 +28,7 @@ Overrides (Hydra grammar), after `rlexp train`:
   --cfg job             print the composed config and run nothing (--cfg hydra / all)
   hydra.run.dir=PATH    where a single run writes (default runs/<algo>/<env>/<time>_seed<seed>)
   hydra.sweep.dir=PATH  where a multirun writes (default runs/multirun/<time>)
+  --from SWEEP/best.yaml  start from a sweep's best overrides (later overrides still win)
   --info, --hydra-help  Hydra's own diagnostics and help"""
 
 
@@ -99,6 +100,11 @@ def format_error(err: BaseException) -> str:
     if isinstance(err, MissingConfigException):
         missing = err.missing_cfg_file or ""
         group, _, option = missing.rpartition("/")
+        if group in ("hydra/launcher", "hydra/sweeper") and option in PLUGIN_EXTRAS:
+            ours = "launcher" if group.endswith("launcher") else "sweep"
+            extra = PLUGIN_EXTRAS[option]
+            return (f"{ours} {option} needs a Hydra plugin that is not installed: "
+                    f"pip install 'rlexp[{extra}]' (or pip install {PLUGIN_PACKAGES[extra]})")
         if group and err.options:
             return f"unknown option {group}={option}; valid choices: {', '.join(err.options)}"
         if group:
@@ -134,6 +140,13 @@ def format_error(err: BaseException) -> str:
     if cause is not None and _first_line(str(cause)):
         text = f"{text}: {_first_line(str(cause))}"
     return text or type(err).__name__
+
+
+# Hydra plugins that are optional extras: option -> extra, extra -> its pip packages
+PLUGIN_EXTRAS = {"joblib": "joblib", "submitit_local": "slurm", "submitit_slurm": "slurm", "ray": "ray",
+                 "optuna": "optuna"}
+PLUGIN_PACKAGES = {"joblib": "hydra-joblib-launcher", "slurm": "hydra-submitit-launcher",
+                   "ray": "hydra-ray-launcher", "optuna": "hydra-optuna-sweeper"}
 
 
 def _is_user_error(err: BaseException) -> bool:
@@ -203,6 +216,16 @@ def launch_hydra(args: list[str], prog: str = "rlexp train") -> int:
 )
 def train(ctx: typer.Context) -> None:
     args = list(ctx.args)
+    if "--from" in args:  # rlexp train --from SWEEP/best.yaml [overrides]: the file's overrides first
+        i = args.index("--from")
+        if i + 1 >= len(args):
+            typer.echo("error: --from needs a file: rlexp train --from SWEEP_DIR/best.yaml", err=True)
+            raise typer.Exit(2)
+        try:
+            args = [*_overrides_from(Path(args[i + 1])), *args[:i], *args[i + 2:]]
+        except ValueError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2)
     if "--help" in args or "-h" in args:
         typer.echo("Usage: rlexp train [OVERRIDES...] [-m] [--cfg job|hydra|all]\n")
         typer.echo("Train an agent; every argument is a Hydra override.\n")
@@ -211,7 +234,34 @@ def train(ctx: typer.Context) -> None:
         typer.echo(GRAMMAR + "\n")
         typer.echo(groups_text())
         raise typer.Exit(0)
-    raise typer.Exit(launch_hydra(args))
+    from rlexp import sweeps
+
+    code = launch_hydra(args)
+    if code == 0 and sweeps.last_sweep.get("failed"):
+        code = 1  # the sweep ran to its end, but some jobs failed (named above)
+    raise typer.Exit(code)
+
+
+def _overrides_from(path: Path) -> list[str]:
+    """The ``overrides:`` list of a best.yaml (or any YAML holding one).
+
+    Raises:
+        ValueError: the file is missing or holds no override list (one line).
+    """
+    from omegaconf import ListConfig, OmegaConf
+
+    if path.is_dir():
+        path = path / "best.yaml"
+    if not path.is_file():
+        raise ValueError(f"--from {path}: no such file (a sweep writes SWEEP_DIR/best.yaml when it ends)")
+    try:
+        data = OmegaConf.load(path)
+    except Exception as err:  # noqa: BLE001 - yaml errors of every kind become one line
+        raise ValueError(f"--from {path} is not valid YAML: {_first_line(str(err))}") from None
+    overrides = data.get("overrides") if hasattr(data, "get") else None
+    if not isinstance(overrides, ListConfig):
+        raise ValueError(f"--from {path} has no 'overrides:' list")
+    return [str(o) for o in overrides]
 
 
 @app.command("list", help="List the config groups and their options.")
@@ -274,3 +324,45 @@ def eval_run(
     for v in record.get("videos", []):
         typer.echo(f"video:      {run_path / v['path']} (return {_fmt(v['return'])}, {v['frames']} frames)")
     typer.echo(f"recorded in {run_path / 'evals.jsonl'}")
+
+
+@app.command(
+    "report",
+    short_help="A sweep's results as a table.",
+    help="Tabulate a multirun's jobs (SWEEP_DIR, e.g. runs/multirun/<time>): each job's overrides, status and "
+    "final eval return, then the configurations ranked by their mean over seeds.",
+)
+def report(
+    sweep_dir: str = typer.Argument(..., metavar="SWEEP_DIR", help="a sweep directory written by `rlexp train -m`"),
+) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from rlexp import sweeps
+
+    root = Path(sweep_dir)
+    jobs = [(d, sweeps.job_summary(d)) for d in sweeps.job_dirs(root)] if root.is_dir() else []
+    if not jobs:
+        typer.echo(f"error: {sweep_dir} holds no sweep jobs (a directory written by `rlexp train -m`)", err=True)
+        raise typer.Exit(2)
+    console = Console(width=200)
+    table = Table(title=f"{root}: {len(jobs)} jobs", title_justify="left")
+    for column in ("job", "status", "overrides", "seeds", "final eval return"):
+        table.add_column(column, justify="right" if column in ("seeds", "final eval return") else "left")
+    for directory, record in jobs:
+        finished = record.get("status") == "finished"
+        value = f"{record['objective']:.2f}" if finished else record.get("error", "")
+        table.add_row(directory.name, record.get("status", "?"), " ".join(record.get("overrides", [])),
+                      str(len(record.get("seeds", []))) if finished else "", value)
+    console.print(table)
+    ranked = Table(title="configurations, best first (mean +/- std of final eval returns over seeds)",
+                   title_justify="left")
+    for column in ("rank", "overrides", "runs", "mean", "std"):
+        ranked.add_column(column, justify="left" if column == "overrides" else "right")
+    for rank, row in enumerate(sweeps.grouped(jobs), 1):
+        ranked.add_row(str(rank), " ".join(row["overrides"]) or "(defaults)", str(row["runs"]),
+                       f"{row['mean']:.2f}", f"{row['std']:.2f}")
+    console.print(ranked)
+    failed = [d.name for d, r in jobs if r.get("status") != "finished"]
+    if failed:
+        console.print(f"failed: {', '.join(failed)} (logs: <job>/{sweeps.JOB_LOG})")

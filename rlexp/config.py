@@ -420,6 +420,32 @@ class LoggerConfig:
 
 
 @dataclass
+class LauncherConfig:
+    """Where a multirun's jobs run (conf/launcher/); the fields each launcher reads are noted."""
+
+    name: str = "basic"  # basic (one after another, in this process), joblib, submitit_local, submitit_slurm or ray
+    n_jobs: int = 2  # joblib: parallel worker processes
+    timeout_min: int = 60  # submitit: job time limit, minutes
+    partition: Optional[str] = None  # submitit_slurm: SLURM partition; null uses the cluster's default
+    gpus_per_node: int = 0  # submitit: GPUs per job
+    cpus_per_task: int = 2  # submitit: CPU cores per job
+    mem_gb: int = 8  # submitit: memory per job, GiB
+    array_parallelism: int = 64  # submitit: jobs of the array running at once
+    address: Optional[str] = None  # ray: an existing cluster (ray://host:10001, or auto); null starts a local Ray
+    num_cpus: int = 1  # ray: CPUs each job reserves
+    num_gpus: float = 0.0  # ray: GPUs each job reserves (fractions share a GPU)
+
+    def __post_init__(self) -> None:
+        o = "launcher"
+        _one_of(o, "name", self.name, ("basic", "joblib", "submitit_local", "submitit_slurm", "ray"))
+        if self.n_jobs == 0 or self.n_jobs < -1:
+            raise ConfigError(f"launcher.n_jobs must be > 0 (or -1: one per core), got {self.n_jobs}")
+        _positive(o, timeout_min=self.timeout_min, cpus_per_task=self.cpus_per_task, mem_gb=self.mem_gb,
+                  array_parallelism=self.array_parallelism, num_cpus=self.num_cpus)
+        _non_negative(o, gpus_per_node=self.gpus_per_node, num_gpus=self.num_gpus)
+
+
+@dataclass
 class TrainConfig:
     """One training run."""
 
@@ -428,14 +454,16 @@ class TrainConfig:
     network: NetworkConfig = MISSING  # the function approximator
     device: DeviceConfig = MISSING  # compute device
     logger: LoggerConfig = MISSING  # metric sinks
+    launcher: LauncherConfig = MISSING  # where a multirun's jobs run
     seed: int = 1  # seeds python, numpy, torch and the envs
+    seeds_per_job: int = 1  # seeds run by one job (seed, seed+1, ...); the job returns their mean final eval
     total_steps: int = 50_000  # agent steps to train (summed over parallel envs)
     eval_interval_steps: int = 5_000  # agent steps between evaluations; 0 evaluates only at the end
     eval_episodes: int = 10  # episodes per evaluation
     checkpoint_interval_steps: int = 25_000  # agent steps between periodic checkpoints; 0 saves only the last
 
     def __post_init__(self) -> None:
-        _positive("", total_steps=self.total_steps, eval_episodes=self.eval_episodes)
+        _positive("", total_steps=self.total_steps, eval_episodes=self.eval_episodes, seeds_per_job=self.seeds_per_job)
         _non_negative("", eval_interval_steps=self.eval_interval_steps,
                       checkpoint_interval_steps=self.checkpoint_interval_steps)
         if self.seed < 0:
@@ -459,6 +487,7 @@ GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "network": {"network": NetworkConfig},
     "device": {"device": DeviceConfig},
     "logger": {"logger": LoggerConfig},
+    "launcher": {"launcher": LauncherConfig},
 }
 
 

@@ -27,6 +27,7 @@ from rlexp.config import (
     GROUP_SCHEMAS,
     ConfigError,
     DeviceConfig,
+    LauncherConfig,
     LoggerConfig,
     NetworkConfig,
     TrainConfig,
@@ -139,6 +140,7 @@ def load_run_config(run_dir: Path | str) -> TrainConfig:
         base.network = OmegaConf.structured(NetworkConfig)
         base.device = OmegaConf.structured(DeviceConfig)
         base.logger = OmegaConf.structured(LoggerConfig)
+        base.launcher = OmegaConf.structured(LauncherConfig)
         merged = OmegaConf.merge(base, data)
         return to_typed(merged)
     except ConfigError as err:

@@ -7,10 +7,15 @@ directory gets its first file, so bad input leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import io
 import json
 import random
 import shlex
+import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +33,10 @@ from rlexp.config import ConfigError, DeviceConfig, TrainConfig, to_typed
 from rlexp.envs import make_env, make_vector_env, transition_model
 from rlexp.evaluation import evaluate
 from rlexp.loggers import ConsoleLogger, JsonlLogger, WandbLogger
+from rlexp.sweeps import JOB_LOG, make_optuna_resumable, write_job_summary
 from rlexp.video import record_episode
+
+make_optuna_resumable()  # before Hydra builds a sweeper (rlexp train -m sweep=..._optuna)
 
 EVAL_SEED_OFFSET = 1_000_000  # eval envs get seeds far from the training envs'
 MAX_EVAL_ENVS = 16
@@ -326,6 +334,62 @@ def _remove_if_empty(path: Path, stop: Path) -> None:
             return
 
 
+class _Tee:
+    """A text stream that writes to ``stream`` and keeps a copy (a job's log)."""
+
+    def __init__(self, stream, copy: io.StringIO):
+        self._stream, self._copy = stream, copy
+
+    def write(self, text: str) -> int:
+        self._copy.write(text)
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _captured_output():
+    """Copy stdout and stderr into a buffer for the duration (the job's log)."""
+    buffer = io.StringIO()
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Tee(sys.stdout, buffer), _Tee(sys.stderr, buffer)
+    try:
+        yield buffer
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def run_seeds(cfg: TrainConfig, run_dir: Path, info: RunInfo) -> dict[str, Any]:
+    """``cfg.seeds_per_job`` runs (seed, seed+1, ...): one run directory, or ``seed<N>/`` in it for each.
+
+    Returns:
+        The job's record: seeds, their final eval returns, run directories and the
+        objective (the mean final eval return, what a sweeper maximizes).
+    """
+    seeds = [cfg.seed + k for k in range(cfg.seeds_per_job)]
+    summaries = []
+    for seed in seeds:
+        if len(seeds) == 1:
+            summaries.append(run(cfg, run_dir, info))
+            continue
+        one = dataclasses.replace(cfg, seed=seed, seeds_per_job=1)
+        extra = (f"seed={seed}", "seeds_per_job=1")
+        kept = tuple(o for o in info.overrides if not o.startswith(("seed=", "seeds_per_job=")))
+        seed_info = dataclasses.replace(info, overrides=kept + extra,
+                                        command=shlex.join(["rlexp", "train", *kept, *extra]))
+        summaries.append(run(one, run_dir / f"seed{seed}", seed_info))
+    returns = [s["eval_return_mean"] for s in summaries]
+    return {
+        "status": "finished",
+        "overrides": list(info.overrides),
+        "seeds": seeds,
+        "eval_returns": returns,
+        "objective": float(np.mean(returns)),
+        "run_dirs": [str(Path(s["run_dir"])) for s in summaries],
+    }
+
+
 @hydra.main(version_base="1.3", config_path="pkg://rlexp.conf", config_name="train")
 def main(cfg: DictConfig) -> float:
     """Hydra task function: one training run (one job of a multirun)."""
@@ -338,9 +402,29 @@ def main(cfg: DictConfig) -> float:
         overrides=overrides,
         wandb_group=f"multirun-{Path(hc.sweep.dir).name}" if multirun else None,
     )
-    try:
-        summary = run(to_typed(cfg), run_dir, info)
-    except ConfigError:
-        _remove_if_empty(run_dir, Path.cwd())  # Hydra made it; bad input leaves nothing behind
-        raise
-    return summary["eval_return_mean"]
+    if not multirun:
+        try:
+            record = run_seeds(to_typed(cfg), run_dir, info)
+        except ConfigError:
+            _remove_if_empty(run_dir, Path.cwd())  # Hydra made it; bad input leaves nothing behind
+            raise
+        if len(record["seeds"]) > 1:
+            write_job_summary(run_dir, record)
+        return record["objective"]
+    # a multirun job: its console output goes to job.log too; a crash fails this job only
+    # (the sweep goes on, and its report names the job), while bad input stops the sweep
+    with _captured_output() as log:
+        try:
+            record = run_seeds(to_typed(cfg), run_dir, info)
+        except ConfigError:
+            _remove_if_empty(run_dir, Path.cwd())
+            raise
+        except Exception as err:  # noqa: BLE001 - recorded with its traceback, reported at the sweep's end
+            traceback.print_exc()
+            first = (str(err).strip().splitlines() or [""])[0]
+            record = {"status": "failed", "overrides": list(overrides), "error": f"{type(err).__name__}: {first}",
+                      "objective": float("nan")}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / JOB_LOG).write_text(log.getvalue())
+    write_job_summary(run_dir, record)
+    return record["objective"]

@@ -13,7 +13,8 @@ ALL_OPTIONS = [(group, name) for group, options in config_groups().items() for n
 
 
 def test_groups_are_the_documented_ones():
-    assert set(config_groups()) == {"algo", "env", "network", "device", "logger", "experiment", "tuned"}
+    assert set(config_groups()) == {"algo", "env", "network", "device", "logger", "launcher", "experiment", "sweep",
+                                    "tuned"}
 
 
 @pytest.mark.parametrize(("group", "option"), ALL_OPTIONS, ids=[f"{g}={o}" for g, o in ALL_OPTIONS])

@@ -8,6 +8,7 @@ observation in ``info["final_obs"]``, which the learner needs to bootstrap on tr
 from __future__ import annotations
 
 import difflib
+import importlib
 import os
 
 import gymnasium as gym
@@ -17,6 +18,17 @@ from rlexp.config import AtariEnvConfig, ConfigError, EnvConfig, MazeEnvConfig
 
 
 def _check_id(env_id: str) -> None:
+    """A registered id, or ``module:Id`` whose module registers it on import (as gymnasium.make takes).
+
+    Raises:
+        ConfigError: unknown id, or a module that cannot be imported (one line).
+    """
+    if ":" in env_id:
+        module, _, env_id = env_id.partition(":")
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ConfigError(f"env.id={module}:{env_id}: cannot import {module!r} to register it ({err})") from None
     if env_id in gym.registry:
         return
     try:  # lets gymnasium import plugin namespaces (e.g. "ALE/") before we give up
