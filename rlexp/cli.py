@@ -328,41 +328,60 @@ def eval_run(
 
 @app.command(
     "report",
-    short_help="A sweep's results as a table.",
-    help="Tabulate a multirun's jobs (SWEEP_DIR, e.g. runs/multirun/<time>): each job's overrides, status and "
-    "final eval return, then the configurations ranked by their mean over seeds.",
+    short_help="Aggregate runs: IQM/mean/median with 95% CIs, learning curves, sweep jobs.",
+    help="Aggregate the runs under PATHS (run directories, sweep directories or folders of them): runs are grouped "
+    "by their config minus the seed (or by --by keys), each group's final scores summarized as IQM, mean and median "
+    "with 95% bootstrap confidence intervals. --vs compares two sets of runs (probability of improvement). "
+    "--out writes report.md, scores.csv and curves.png.",
 )
 def report(
-    sweep_dir: str = typer.Argument(..., metavar="SWEEP_DIR", help="a sweep directory written by `rlexp train -m`"),
+    paths: list[str] = typer.Argument(..., metavar="PATHS...", help="run or sweep directories, or folders of runs"),
+    by: Optional[str] = typer.Option(None, "--by", metavar="KEY[,KEY]", help="group by these config keys, e.g. algo.lr"),
+    vs: Optional[list[str]] = typer.Option(None, "--vs", metavar="PATH", help="a second set of runs to compare with (repeat --vs for several paths)"),
+    last_evals: int = typer.Option(1, "--last-evals", metavar="N", help="final score: mean of a run's last N evaluations"),
+    out: Optional[str] = typer.Option(None, "--out", metavar="DIR", help="write report.md, scores.csv and curves.png here"),
 ) -> None:
     from rich.console import Console
     from rich.table import Table
 
     from rlexp import sweeps
+    from rlexp.config import ConfigError
+    from rlexp.reporting import report as reporting
 
-    root = Path(sweep_dir)
-    jobs = [(d, sweeps.job_summary(d)) for d in sweeps.job_dirs(root)] if root.is_dir() else []
-    if not jobs:
-        typer.echo(f"error: {sweep_dir} holds no sweep jobs (a directory written by `rlexp train -m`)", err=True)
+    if last_evals < 1:
+        typer.echo(f"error: --last-evals must be >= 1, got {last_evals}", err=True)
+        raise typer.Exit(2)
+    roots = [Path(p) for p in paths]
+    try:
+        result = reporting.build(roots, by=by.split(",") if by else None, vs=[Path(p) for p in vs] if vs else None,
+                                 last_evals=last_evals)
+    except ConfigError as err:
+        typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2)
     console = Console(width=200)
-    table = Table(title=f"{root}: {len(jobs)} jobs", title_justify="left")
-    for column in ("job", "status", "overrides", "seeds", "final eval return"):
-        table.add_column(column, justify="right" if column in ("seeds", "final eval return") else "left")
-    for directory, record in jobs:
-        finished = record.get("status") == "finished"
-        value = f"{record['objective']:.2f}" if finished else record.get("error", "")
-        table.add_row(directory.name, record.get("status", "?"), " ".join(record.get("overrides", [])),
-                      str(len(record.get("seeds", []))) if finished else "", value)
+    final = "last evaluation" if last_evals == 1 else f"mean of the last {last_evals} evaluations"
+    table = Table(title=f"final score ({final}), best IQM first; [95% bootstrap CI]", title_justify="left")
+    for column in ("group", "runs", "IQM", "mean", "median"):
+        table.add_column(column, justify="left" if column == "group" else "right")
+    for g in result["summaries"]:
+        table.add_row(g.name, str(len(g.runs)), str(g.iqm), str(g.mean), str(g.median))
     console.print(table)
-    ranked = Table(title="configurations, best first (mean +/- std of final eval returns over seeds)",
-                   title_justify="left")
-    for column in ("rank", "overrides", "runs", "mean", "std"):
-        ranked.add_column(column, justify="left" if column == "overrides" else "right")
-    for rank, row in enumerate(sweeps.grouped(jobs), 1):
-        ranked.add_row(str(rank), " ".join(row["overrides"]) or "(defaults)", str(row["runs"]),
-                       f"{row['mean']:.2f}", f"{row['std']:.2f}")
-    console.print(ranked)
-    failed = [d.name for d, r in jobs if r.get("status") != "finished"]
-    if failed:
-        console.print(f"failed: {', '.join(failed)} (logs: <job>/{sweeps.JOB_LOG})")
+    if result["comparison"] is not None:
+        console.print(f"probability of improvement P(A > B): {result['comparison']}")
+    for root in roots:  # sweep directories: each job's outcome, failed ones included
+        jobs = [(d, sweeps.job_summary(d)) for d in sweeps.job_dirs(root)] if root.is_dir() else []
+        if not jobs:
+            continue
+        jt = Table(title=f"{root}: {len(jobs)} jobs", title_justify="left")
+        for column in ("job", "status", "overrides", "result"):
+            jt.add_column(column)
+        for directory, record in jobs:
+            finished = record.get("status") == "finished"
+            value = f"{record['objective']:.2f}" if finished else record.get("error", "")
+            jt.add_row(directory.name, record.get("status", "?"), " ".join(record.get("overrides", [])), value)
+        console.print(jt)
+    for path, problem in result["problems"]:
+        console.print(f"note: {path}: {problem}")
+    if out:
+        for written in reporting.write(result, Path(out)):
+            typer.echo(f"wrote {written}")

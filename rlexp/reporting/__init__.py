@@ -1,0 +1,2 @@
+"""Reports over many runs: collect run directories, group them, aggregate with honest
+uncertainty (``stats``), and compare groups."""

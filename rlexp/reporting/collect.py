@@ -1,0 +1,108 @@
+"""Find run directories, read what each holds, and group runs that differ only by seed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlexp.loggers.jsonl import read_metrics
+
+# config keys that do not change what is learned: never a reason to split groups
+IGNORED_PREFIXES = ("seed", "seeds_per_job", "logger.", "launcher.", "device.", "checkpoint_interval_steps")
+
+
+@dataclass
+class RunData:
+    """One run directory: its flattened config and its evaluations."""
+
+    path: Path
+    config: dict[str, Any]
+    evals: list[tuple[int, float]]  # (agent step, mean eval return)
+    finished: bool  # summary.json written: the run reached its end
+    problems: list[str] = field(default_factory=list)
+
+    def final_score(self, last_evals: int = 1) -> float:
+        """The mean of the last ``last_evals`` evaluation returns (NaN without evaluations)."""
+        if not self.evals:
+            return float("nan")
+        return float(np.mean([r for _, r in self.evals[-last_evals:]]))
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    if isinstance(node, list):
+        return {prefix[:-1]: tuple(node)}
+    return {prefix[:-1]: node}
+
+
+def read_run(path: Path) -> RunData | None:
+    """A run directory's data, or None when it is not one (no config.yaml or metrics.jsonl)."""
+    import yaml
+
+    config_file, metrics_file = path / "config.yaml", path / "metrics.jsonl"
+    if not (config_file.is_file() and metrics_file.is_file()):
+        return None
+    problems = []
+    try:
+        config = _flatten(yaml.safe_load(config_file.read_text()) or {})
+    except yaml.YAMLError as err:
+        return RunData(path, {}, [], False, [f"unreadable config.yaml: {str(err).splitlines()[0]}"])
+    text = metrics_file.read_text(encoding="utf-8", errors="replace")
+    rows = read_metrics(metrics_file)
+    if text and not text.endswith("\n"):
+        problems.append("metrics.jsonl ends in a half-written line (the run was killed); it was skipped")
+    evals = [(int(r["step"]), float(r["eval/episode_return"])) for r in rows
+             if r.get("eval/episode_return") is not None]
+    finished = (path / "summary.json").is_file()
+    if not finished:
+        problems.append("no summary.json: the run did not finish")
+    if not evals:
+        problems.append("no evaluation in metrics.jsonl")
+    return RunData(path, config, evals, finished, problems)
+
+
+def collect(paths: list[Path]) -> list[RunData]:
+    """Every run directory under ``paths`` (a path may itself be a run directory)."""
+    runs, seen = [], set()
+    for root in paths:
+        for config in sorted([root / "config.yaml", *Path(root).rglob("config.yaml")]):
+            directory = config.parent.resolve()
+            if directory in seen or not config.is_file():
+                continue
+            seen.add(directory)
+            run = read_run(config.parent)
+            if run is not None:
+                runs.append(run)
+    return runs
+
+
+def group_key(run: RunData, by: list[str] | None) -> tuple[tuple[str, Any], ...]:
+    """What identifies the run's group: the ``by`` keys, or the whole config minus seed and bookkeeping."""
+    if by:
+        return tuple((key, run.config.get(key)) for key in by)
+    return tuple(sorted((k, v) for k, v in run.config.items() if not k.startswith(IGNORED_PREFIXES)))
+
+
+def group_runs(runs: list[RunData], by: list[str] | None = None) -> dict[str, list[RunData]]:
+    """Runs grouped by :func:`group_key`, each group named by what sets it apart from the others."""
+    groups: dict[tuple, list[RunData]] = {}
+    for run in runs:
+        groups.setdefault(group_key(run, by), []).append(run)
+    keys = list(groups)
+    if by:
+        names = [" ".join(f"{k}={v}" for k, v in key) for key in keys]
+    else:
+        varying = sorted({k for key in keys for k, v in key if any(dict(other).get(k) != v for other in keys)})
+        names = []
+        for key in keys:
+            d = dict(key)
+            label = " ".join(f"{k}={d.get(k)}" for k in varying)
+            names.append(label or f"{d.get('algo.name')} {d.get('env.id')}")
+    return dict(zip(names, groups.values()))

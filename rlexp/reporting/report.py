@@ -1,0 +1,134 @@
+"""``rlexp report``: tables, learning curves and files for a set of runs."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rlexp.config import ConfigError
+from rlexp.reporting.collect import RunData, collect, group_runs
+from rlexp.reporting.stats import Estimate, curve_band, estimate, improvement
+
+
+@dataclass
+class GroupSummary:
+    name: str
+    runs: list[RunData]
+    scores: np.ndarray  # final score per run (NaN where a run has no evaluation)
+    mean: Estimate
+    median: Estimate
+    iqm: Estimate
+
+
+def summarize_groups(groups: dict[str, list[RunData]], last_evals: int) -> list[GroupSummary]:
+    out = []
+    for name, runs in groups.items():
+        scores = np.array([r.final_score(last_evals) for r in runs])
+        valid = scores[~np.isnan(scores)]
+        if len(valid) == 0:
+            continue
+        out.append(GroupSummary(name, runs, scores, estimate(valid, "mean"), estimate(valid, "median"),
+                                estimate(valid, "iqm")))
+    return sorted(out, key=lambda g: -g.iqm.value)
+
+
+def curve_data(runs: list[RunData], statistic: str = "mean") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, value, low, high): the statistic of the runs' eval returns at each eval step, with its CI band."""
+    steps = np.array(sorted({s for r in runs for s, _ in r.evals}))
+    matrix = np.full((len(runs), len(steps)), np.nan)
+    index = {s: i for i, s in enumerate(steps)}
+    for row, run in enumerate(runs):
+        for s, value in run.evals:
+            matrix[row, index[s]] = value
+    value, low, high = curve_band(matrix, statistic)
+    return steps, value, low, high
+
+
+def draw_curves(summaries: list[GroupSummary], statistic: str, frames_per_step: int | None):
+    """One line per group (the statistic over runs) with its 95% CI band."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 5), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    for g in summaries:
+        steps, value, low, high = curve_data(g.runs, statistic)
+        line = ax.plot(steps, value, label=f"{g.name} ({len(g.runs)} runs)")[0]
+        ok = ~np.isnan(low)
+        ax.fill_between(steps[ok], low[ok], high[ok], color=line.get_color(), alpha=0.2)
+    label = "agent steps"
+    if frames_per_step:
+        label += f" (x{frames_per_step} = emulator frames)"
+    ax.set_xlabel(label)
+    ax.set_ylabel(f"eval return ({statistic}, 95% CI)")
+    ax.grid(alpha=0.3)
+    if summaries:
+        ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def build(paths: list[Path], by: list[str] | None = None, vs: list[Path] | None = None, last_evals: int = 1,
+          statistic: str = "iqm") -> dict:
+    """Everything a report shows. Raises ConfigError when there are no runs."""
+    runs = collect(paths)
+    if not runs:
+        raise ConfigError(f"no run directories (config.yaml + metrics.jsonl) under {', '.join(map(str, paths))}")
+    if vs:
+        others = collect(vs)
+        if not others:
+            raise ConfigError(f"--vs: no run directories under {', '.join(map(str, vs))}")
+        groups = {"A: " + " ".join(map(str, paths)): runs, "B: " + " ".join(map(str, vs)): others}
+    else:
+        groups = group_runs(runs, by)
+    summaries = summarize_groups(groups, last_evals)
+    comparison = None
+    if vs and len(summaries) == 2:
+        a, b = (next(s for s in summaries if s.name.startswith(p)) for p in ("A: ", "B: "))
+        comparison = improvement(a.scores[~np.isnan(a.scores)], b.scores[~np.isnan(b.scores)])
+    problems = [(r.path, p) for g in groups.values() for r in g for p in r.problems]
+    frames = None
+    skips = {r.config.get("env.frame_skip") for r in runs if r.config.get("env.type") == "atari"}
+    if len(skips) == 1:
+        frames = next(iter(skips))
+    return {"summaries": summaries, "comparison": comparison, "problems": problems, "last_evals": last_evals,
+            "statistic": statistic, "frames_per_step": frames, "all_runs": [r for g in groups.values() for r in g]}
+
+
+def markdown(report: dict) -> str:
+    n = report["last_evals"]
+    final = "the last evaluation" if n == 1 else f"the mean of the last {n} evaluations"
+    lines = [f"Final score of a run: {final} (mean greedy return). Intervals: 95% percentile bootstrap "
+             "(scipy.stats.bootstrap, 2000 resamples) over runs.", "",
+             "| group | runs | IQM | mean | median |", "|---|---|---|---|---|"]
+    for g in report["summaries"]:
+        lines.append(f"| {g.name} | {len(g.runs)} | {g.iqm} | {g.mean} | {g.median} |")
+    if report["comparison"] is not None:
+        lines += ["", f"Probability of improvement, P(A > B): {report['comparison']}"]
+    if report["problems"]:
+        lines += ["", "Skipped or partial runs:"] + [f"- {path}: {p}" for path, p in report["problems"]]
+    return "\n".join(lines) + "\n"
+
+
+def scores_csv(report: dict) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["group", "run_dir", "seed", "final_score", "finished", "evaluations"])
+    for g in report["summaries"]:
+        for run, score in zip(g.runs, g.scores):
+            writer.writerow([g.name, str(run.path), run.config.get("seed"), score, run.finished, len(run.evals)])
+    return buffer.getvalue()
+
+
+def write(report: dict, out: Path) -> list[Path]:
+    """report.md, scores.csv and curves.png in ``out``."""
+    from rlexp.plots import save_figure
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.md").write_text(markdown(report))
+    (out / "scores.csv").write_text(scores_csv(report))
+    fig = draw_curves(report["summaries"], "mean", report["frames_per_step"])
+    save_figure(fig, out / "curves.png")
+    return [out / "report.md", out / "scores.csv", out / "curves.png"]

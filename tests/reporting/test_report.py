@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from rlexp.config import ConfigError
+from rlexp.reporting import report
+from rlexp.reporting.stats import iqm
+from tests.conftest import run_cli
+from tests.reporting.test_collect import write_run
+
+
+def _runs(tmp_path):
+    for seed, scale in zip((1, 2, 3, 4), (1.0, 2.0, 3.0, 10.0)):
+        write_run(tmp_path / "fast" / f"s{seed}", seed, 1e-3, [(1000, 10 * scale), (2000, 20 * scale)])
+        write_run(tmp_path / "slow" / f"s{seed}", seed, 3e-4, [(1000, scale), (2000, 2 * scale)])
+
+
+def test_group_statistics_and_the_curve_data(tmp_path):
+    _runs(tmp_path)
+    result = report.build([tmp_path])
+    best, other = result["summaries"]
+    assert best.name == "algo.lr=0.001" and len(best.runs) == 4
+    assert best.iqm.value == pytest.approx(iqm(np.array([20.0, 40, 60, 200])))
+    assert best.mean.value == pytest.approx(80.0) and best.median.value == pytest.approx(50.0)
+    steps, value, low, high = report.curve_data(best.runs)
+    assert steps.tolist() == [1000, 2000] and value.tolist() == pytest.approx([40.0, 80.0])
+    assert (low <= value).all() and (value <= high).all()
+    fig = report.draw_curves(result["summaries"], "mean", None)
+    line = fig.axes[0].get_lines()[0]
+    assert line.get_xdata().tolist() == [1000, 2000] and line.get_ydata().tolist() == pytest.approx([40.0, 80.0])
+    assert len(fig.axes[0].collections) == 2  # one CI band per group
+
+
+def test_vs_gives_the_probability_of_improvement(tmp_path):
+    _runs(tmp_path)
+    result = report.build([tmp_path / "fast"], vs=[tmp_path / "slow"])
+    # fast: 20, 40, 60, 200 against slow: 2, 4, 6, 20 -> 15 wins and 1 tie of 16
+    assert result["comparison"].value == pytest.approx(15.5 / 16)
+
+
+def test_empty_folder_is_one_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="no run directories"):
+        report.build([tmp_path])
+    out = run_cli(["report", str(tmp_path)], tmp_path)
+    assert out.returncode == 2 and out.stderr.strip().startswith("error: no run directories")
+
+
+def test_cli_writes_report_files(tmp_path):
+    _runs(tmp_path)
+    write_run(tmp_path / "fast" / "killed", 9, 1e-3, [(1000, 5.0)], finished=False, half_line=True)
+    out = run_cli(["report", str(tmp_path), "--by", "algo.lr", "--out", "rep"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "algo.lr=0.001" in out.stdout and "IQM" in out.stdout and "half-written" in out.stdout
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "| algo.lr=0.001 | 5 |" in md and "Skipped or partial runs" in md
+    assert (tmp_path / "rep" / "scores.csv").read_text().count("\n") == 1 + 9
+    assert Image.open(tmp_path / "rep" / "curves.png").size == (800, 500)
