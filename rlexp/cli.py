@@ -340,6 +340,9 @@ def report(
     vs: Optional[list[str]] = typer.Option(None, "--vs", metavar="PATH", help="a second set of runs to compare with (repeat --vs for several paths)"),
     last_evals: int = typer.Option(1, "--last-evals", metavar="N", help="final score: mean of a run's last N evaluations"),
     out: Optional[str] = typer.Option(None, "--out", metavar="DIR", help="write report.md, scores.csv and curves.png here"),
+    wandb_mode: Optional[str] = typer.Option(None, "--wandb", metavar="online|offline",
+                                             help="also log the curves and the table as a W&B run (needs --out)"),
+    wandb_project: str = typer.Option("rlexp", "--wandb-project", metavar="NAME", help="W&B project of --wandb"),
 ) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -350,6 +353,9 @@ def report(
 
     if last_evals < 1:
         typer.echo(f"error: --last-evals must be >= 1, got {last_evals}", err=True)
+        raise typer.Exit(2)
+    if wandb_mode is not None and (wandb_mode not in ("online", "offline") or not out):
+        typer.echo("error: --wandb takes online or offline, and needs --out DIR for the files it logs", err=True)
         raise typer.Exit(2)
     roots = [Path(p) for p in paths]
     try:
@@ -368,6 +374,14 @@ def report(
     console.print(table)
     if result["comparison"] is not None:
         console.print(f"probability of improvement P(A > B): {result['comparison']}")
+    if result["references"]:
+        rt = Table(title="published vs ours (ours: IQM of final scores)", title_justify="left")
+        for column in ("group", "published", "ours", "human-normalized IQM", "comparable", "source / notes"):
+            rt.add_column(column)
+        for r in result["references"]:
+            rt.add_row(r["group"], r["paper"], r["ours"], r["human_normalized_iqm"], "yes" if r["comparable"] else "no",
+                       r["source"] + ("; " if r["notes"] else "") + r["notes"])
+        console.print(rt)
     for root in roots:  # sweep directories: each job's outcome, failed ones included
         jobs = [(d, sweeps.job_summary(d)) for d in sweeps.job_dirs(root)] if root.is_dir() else []
         if not jobs:
@@ -385,3 +399,5 @@ def report(
     if out:
         for written in reporting.write(result, Path(out)):
             typer.echo(f"wrote {written}")
+        if wandb_mode:
+            typer.echo(f"W&B ({wandb_mode}): {reporting.log_to_wandb(result, Path(out), wandb_mode, wandb_project)}")

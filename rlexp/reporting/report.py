@@ -93,8 +93,51 @@ def build(paths: list[Path], by: list[str] | None = None, vs: list[Path] | None 
     skips = {r.config.get("env.frame_skip") for r in runs if r.config.get("env.type") == "atari"}
     if len(skips) == 1:
         frames = next(iter(skips))
-    return {"summaries": summaries, "comparison": comparison, "problems": problems, "last_evals": last_evals,
+    return {"summaries": summaries, "comparison": comparison, "references": reference_rows(summaries), "problems": problems, "last_evals": last_evals,
             "statistic": statistic, "frames_per_step": frames, "all_runs": [r for g in groups.values() for r in g]}
+
+
+def reference_rows(summaries: list[GroupSummary]) -> list[dict]:
+    """Published scores beside ours, for the groups a reference covers; a differing protocol or
+    budget is stated instead of compared."""
+    from rlexp import references
+
+    rows = []
+    for g in summaries:
+        c = g.runs[0].config
+        algo, total = c.get("algo.name"), c.get("total_steps")
+        if c.get("env.type") == "atari":
+            game, protocol, skip = c.get("env.game"), c.get("env.protocol"), c.get("env.frame_skip") or 4
+            valid = g.scores[~np.isnan(g.scores)]
+            normalized = [references.human_normalized(game, x) for x in valid]
+            hn = estimate(np.array(normalized), "iqm") if normalized and None not in normalized else None
+            paper = references.load("mnih2015_dqn")
+            ref = paper["scores"].get(game) if algo == paper["algo"] else None
+            if ref is None and hn is None:
+                continue
+            frames = total * skip if total else None
+            notes = []
+            if ref is not None and protocol != paper["protocol"]:
+                notes.append(f"protocol differs: ours {protocol}, paper {paper['protocol']}")
+            if ref is not None and frames != paper["budget_frames"]:
+                ours = f"{frames:,}" if frames else "unknown"
+                notes.append(f"budget differs: ours {ours} frames, paper {paper['budget_frames']:,}")
+            rows.append({"group": g.name, "source": paper["source"] if ref else "", "paper":
+                         f"{ref['mean']} +/- {ref['std']}" if ref else "", "ours": str(g.iqm),
+                         "human_normalized_iqm": str(hn) if hn else "",
+                         "comparable": ref is not None and not notes, "notes": "; ".join(notes)})
+        elif c.get("env.id") == "CartPole-v1":
+            zoo = references.load("rl_zoo_cartpole")
+            ref = zoo["scores"].get(algo)
+            if ref is None:
+                continue
+            ours = f"{total:,}" if isinstance(total, int) else "unknown"
+            notes = [] if total == ref["budget_steps"] else [
+                f"budget differs: ours {ours} agent steps, RL Zoo {ref['budget_steps']:,}"]
+            rows.append({"group": g.name, "source": zoo["source"], "paper": f"{ref['mean']} +/- {ref['std']}",
+                         "ours": str(g.iqm), "human_normalized_iqm": "", "comparable": not notes,
+                         "notes": "; ".join(notes)})
+    return rows
 
 
 def markdown(report: dict) -> str:
@@ -107,6 +150,13 @@ def markdown(report: dict) -> str:
         lines.append(f"| {g.name} | {len(g.runs)} | {g.iqm} | {g.mean} | {g.median} |")
     if report["comparison"] is not None:
         lines += ["", f"Probability of improvement, P(A > B): {report['comparison']}"]
+    if report["references"]:
+        lines += ["", "Published vs ours (ours: IQM of final scores, 95% CI):", "",
+                  "| group | published | ours | human-normalized IQM | comparable | source / notes |",
+                  "|---|---|---|---|---|---|"]
+        for r in report["references"]:
+            lines.append(f"| {r['group']} | {r['paper']} | {r['ours']} | {r['human_normalized_iqm']} | "
+                         f"{'yes' if r['comparable'] else 'no'} | {r['source']}{'; ' if r['notes'] else ''}{r['notes']} |")
     if report["problems"]:
         lines += ["", "Skipped or partial runs:"] + [f"- {path}: {p}" for path, p in report["problems"]]
     return "\n".join(lines) + "\n"
@@ -132,3 +182,22 @@ def write(report: dict, out: Path) -> list[Path]:
     fig = draw_curves(report["summaries"], "mean", report["frames_per_step"])
     save_figure(fig, out / "curves.png")
     return [out / "report.md", out / "scores.csv", out / "curves.png"]
+
+
+def log_to_wandb(report: dict, out: Path, mode: str, project: str) -> Path:
+    """The report as a W&B run (job_type report): the curves image and the group table.
+
+    ``mode``: online (needs a login), offline (files under ``out``/wandb, sync later).
+    """
+    import wandb
+
+    run = wandb.init(project=project, mode=mode, job_type="report", dir=str(out), name=f"report-{out.name}",
+                     settings=wandb.Settings(console="off", silent=True, x_disable_stats=True))
+    try:
+        table = wandb.Table(columns=["group", "runs", "iqm", "iqm_low", "iqm_high", "mean", "median"])
+        for g in report["summaries"]:
+            table.add_data(g.name, len(g.runs), g.iqm.value, g.iqm.low, g.iqm.high, g.mean.value, g.median.value)
+        run.log({"report/curves": wandb.Image(str(out / "curves.png")), "report/groups": table})
+        return Path(run.dir)
+    finally:
+        run.finish()

@@ -55,3 +55,55 @@ def test_cli_writes_report_files(tmp_path):
     assert "| algo.lr=0.001 | 5 |" in md and "Skipped or partial runs" in md
     assert (tmp_path / "rep" / "scores.csv").read_text().count("\n") == 1 + 9
     assert Image.open(tmp_path / "rep" / "curves.png").size == (800, 500)
+
+
+def _atari_run(path, seed, score, total_steps, protocol="nature"):
+    import json
+
+    import yaml
+
+    path.mkdir(parents=True)
+    config = {"algo": {"name": "dqn"}, "env": {"type": "atari", "game": "pong", "id": "ALE/Pong-v5",
+                                                "protocol": protocol, "frame_skip": 4},
+              "seed": seed, "total_steps": total_steps}
+    (path / "config.yaml").write_text(yaml.safe_dump(config))
+    (path / "metrics.jsonl").write_text(json.dumps({"step": total_steps, "eval/episode_return": score}) + "\n")
+    (path / "summary.json").write_text("{}")
+
+
+def test_atari_reports_human_normalized_scores_and_states_a_budget_mismatch(tmp_path):
+    from rlexp.references import human_normalized, load
+
+    assert human_normalized("pong", 14.6) == pytest.approx(1.0) and human_normalized("pong", -20.7) == 0.0
+    assert load("atari_baselines")["convention"] == "human_30min"
+    for seed, score in ((1, 10.0), (2, 12.0), (3, 14.0)):
+        _atari_run(tmp_path / "short" / f"s{seed}", seed, score, total_steps=500_000)
+        _atari_run(tmp_path / "full" / f"s{seed}", seed, score, total_steps=12_500_000)
+    (short,) = report.build([tmp_path / "short"])["references"]
+    assert short["paper"] == "18.9 +/- 1.3" and not short["comparable"]
+    assert "budget differs: ours 2,000,000 frames, paper 50,000,000" in short["notes"]
+    assert short["human_normalized_iqm"].startswith(f"{human_normalized('pong', 12.0):.2f}")
+    (full,) = report.build([tmp_path / "full"])["references"]
+    assert full["comparable"] and full["notes"] == ""
+
+
+def test_cartpole_rows_cite_rl_zoo(tmp_path):
+    _runs(tmp_path)  # ppo on CartPole-v1, no total_steps in the config
+    rows = report.build([tmp_path])["references"]
+    assert {r["source"] for r in rows} == {"rl-baselines3-zoo benchmark.md (CartPole-v1)"}
+    assert all(not r["comparable"] for r in rows)  # the budget is not known to match
+
+
+def test_report_to_wandb_offline(tmp_path):
+    _runs(tmp_path)
+    out = run_cli(["report", str(tmp_path / "fast"), "--out", "rep", "--wandb", "offline"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    (log,) = (tmp_path / "rep" / "wandb").glob("offline-run-*/run-*.wandb")
+    import time
+
+    deadline = time.monotonic() + 20
+    while b"report/curves" not in log.read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert b"report/curves" in log.read_bytes() and b"report/groups" in log.read_bytes()
+    bad = run_cli(["report", str(tmp_path / "fast"), "--wandb", "offline"], tmp_path)
+    assert bad.returncode == 2 and "needs --out" in bad.stderr

@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# Reproduce experiment=a2c_pong_mnih2016 (conf/experiment/a2c_pong_mnih2016.yaml): [SEEDS] seeds (default 5), then the report.
+exec "$(dirname "$0")/reproduce.sh" a2c_pong_mnih2016 "$@"

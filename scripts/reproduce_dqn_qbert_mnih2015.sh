@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# Reproduce experiment=dqn_qbert_mnih2015 (conf/experiment/dqn_qbert_mnih2015.yaml): [SEEDS] seeds (default 5), then the report.
+exec "$(dirname "$0")/reproduce.sh" dqn_qbert_mnih2015 "$@"
