@@ -97,6 +97,9 @@ def build(paths: list[Path], by: list[str] | None = None, vs: list[Path] | None 
             "statistic": statistic, "frames_per_step": frames, "all_runs": [r for g in groups.values() for r in g]}
 
 
+ATARI_REFERENCES = ("mnih2015_dqn", "cleanrl_atari")  # rlexp/references/*.yaml with per-game scores
+
+
 def reference_rows(summaries: list[GroupSummary]) -> list[dict]:
     """Published scores beside ours, for the groups a reference covers; a differing protocol or
     budget is stated instead of compared."""
@@ -111,21 +114,23 @@ def reference_rows(summaries: list[GroupSummary]) -> list[dict]:
             valid = g.scores[~np.isnan(g.scores)]
             normalized = [references.human_normalized(game, x) for x in valid]
             hn = estimate(np.array(normalized), "iqm") if normalized and None not in normalized else None
-            paper = references.load("mnih2015_dqn")
-            ref = paper["scores"].get(game) if algo == paper["algo"] else None
-            if ref is None and hn is None:
-                continue
             frames = total * skip if total else None
-            notes = []
-            if ref is not None and protocol != paper["protocol"]:
-                notes.append(f"protocol differs: ours {protocol}, paper {paper['protocol']}")
-            if ref is not None and frames != paper["budget_frames"]:
-                ours = f"{frames:,}" if frames else "unknown"
-                notes.append(f"budget differs: ours {ours} frames, paper {paper['budget_frames']:,}")
-            rows.append({"group": g.name, "source": paper["source"] if ref else "", "paper":
-                         f"{ref['mean']} +/- {ref['std']}" if ref else "", "ours": str(g.iqm),
-                         "human_normalized_iqm": str(hn) if hn else "",
-                         "comparable": ref is not None and not notes, "notes": "; ".join(notes)})
+            matches = [ref for ref in map(references.load, ATARI_REFERENCES)
+                       if ref["algo"] == algo and game in ref["scores"]]
+            if not matches and hn is not None:
+                rows.append({"group": g.name, "source": "", "paper": "", "ours": str(g.iqm),
+                             "human_normalized_iqm": str(hn), "comparable": False, "notes": "no published score"})
+            for paper in matches:
+                ref = paper["scores"][game]
+                notes = []
+                if protocol != paper["protocol"]:
+                    notes.append(f"protocol differs: ours {protocol}, published {paper['protocol']}")
+                if frames != paper["budget_frames"]:
+                    ours = f"{frames:,}" if frames else "unknown"
+                    notes.append(f"budget differs: ours {ours} frames, published {paper['budget_frames']:,}")
+                rows.append({"group": g.name, "source": paper["source"], "paper": f"{ref['mean']} +/- {ref['std']}",
+                             "ours": str(g.iqm), "human_normalized_iqm": str(hn) if hn else "",
+                             "comparable": not notes, "notes": "; ".join(notes)})
         elif c.get("env.id") == "CartPole-v1":
             zoo = references.load("rl_zoo_cartpole")
             ref = zoo["scores"].get(algo)

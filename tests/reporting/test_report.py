@@ -79,11 +79,12 @@ def test_atari_reports_human_normalized_scores_and_states_a_budget_mismatch(tmp_
     for seed, score in ((1, 10.0), (2, 12.0), (3, 14.0)):
         _atari_run(tmp_path / "short" / f"s{seed}", seed, score, total_steps=500_000)
         _atari_run(tmp_path / "full" / f"s{seed}", seed, score, total_steps=12_500_000)
-    (short,) = report.build([tmp_path / "short"])["references"]
-    assert short["paper"] == "18.9 +/- 1.3" and not short["comparable"]
-    assert "budget differs: ours 2,000,000 frames, paper 50,000,000" in short["notes"]
+    short, cleanrl = report.build([tmp_path / "short"])["references"]
+    assert short["paper"] == "18.9 +/- 1.3" and not short["comparable"] and "Mnih et al. 2015" in short["source"]
+    assert "budget differs: ours 2,000,000 frames, published 50,000,000" in short["notes"]
     assert short["human_normalized_iqm"].startswith(f"{human_normalized('pong', 12.0):.2f}")
-    (full,) = report.build([tmp_path / "full"])["references"]
+    assert cleanrl["paper"] == "17.8 +/- 1.83" and "CleanRL" in cleanrl["source"]
+    full, _ = report.build([tmp_path / "full"])["references"]
     assert full["comparable"] and full["notes"] == ""
 
 
