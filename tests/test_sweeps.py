@@ -48,7 +48,7 @@ def test_grid_with_the_basic_sweeper(tmp_path):
     # the table, and the best job again from best.yaml
     table = run_cli(["report", str(sweep)], tmp_path)
     assert table.returncode == 0, table.stderr
-    assert "3_seed2" in table.stdout and "algo.alpha=0.5" in table.stdout and "IQM" in table.stdout
+    assert "3_seed2" in table.stdout and "q_learning maze algo.alpha=0.5" in table.stdout and "IQM" in table.stdout
     again = run_cli(["train", "--from", str(sweep / "best.yaml"), "logger=none", "hydra.run.dir=again"], tmp_path)
     assert again.returncode == 0, again.stderr
     assert "algo.alpha=" in (tmp_path / "again" / "command.txt").read_text()

@@ -98,11 +98,14 @@ def group_runs(runs: list[RunData], by: list[str] | None = None) -> dict[str, li
     keys = list(groups)
     if by:
         names = [" ".join(f"{k}={v}" for k, v in key) for key in keys]
-    else:
-        varying = sorted({k for key in keys for k, v in key if any(dict(other).get(k) != v for other in keys)})
-        names = []
-        for key in keys:
-            d = dict(key)
-            label = " ".join(f"{k}={d.get(k)}" for k in varying)
-            names.append(label or f"{d.get('algo.name')} {d.get('env.id')}")
+        return dict(zip(names, groups.values()))
+    # "<algo> <env>", then the keys that differ among the groups of the same algorithm and env
+    base = {key: (dict(key).get("algo.name"), dict(key).get("env.id")) for key in keys}
+    names = []
+    for key in keys:
+        siblings = [k for k in keys if base[k] == base[key]]
+        d = dict(key)
+        varying = sorted({k for sib in siblings for k, v in sib if any(dict(o).get(k) != v for o in siblings)})
+        label = " ".join(f"{k}={d.get(k)}" for k in varying)
+        names.append(" ".join(str(x) for x in base[key] if x is not None) + (f" {label}" if label else ""))
     return dict(zip(names, groups.values()))

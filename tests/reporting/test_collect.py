@@ -25,9 +25,10 @@ def test_groups_ignore_the_seed_and_are_named_by_what_differs(tmp_path):
         write_run(tmp_path / f"a{seed}", seed, 1e-3, [(1000, 10.0 * seed), (2000, 100.0 * seed)])
         write_run(tmp_path / f"b{seed}", seed, 3e-4, [(1000, 1.0), (2000, 2.0)])
     groups = group_runs(collect([tmp_path]))
-    assert sorted(groups) == ["algo.lr=0.0003", "algo.lr=0.001"]
-    assert [r.final_score() for r in groups["algo.lr=0.001"]] == [100.0, 200.0, 300.0]
-    assert [r.final_score(last_evals=2) for r in groups["algo.lr=0.001"]] == [55.0, 110.0, 165.0]
+    assert sorted(groups) == ["ppo CartPole-v1 algo.lr=0.0003", "ppo CartPole-v1 algo.lr=0.001"]
+    fast = groups["ppo CartPole-v1 algo.lr=0.001"]
+    assert [r.final_score() for r in fast] == [100.0, 200.0, 300.0]
+    assert [r.final_score(last_evals=2) for r in fast] == [55.0, 110.0, 165.0]
     by = group_runs(collect([tmp_path]), by=["env.id"])
     assert list(by) == ["env.id=CartPole-v1"] and len(by["env.id=CartPole-v1"]) == 6
 

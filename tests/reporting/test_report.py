@@ -19,7 +19,7 @@ def test_group_statistics_and_the_curve_data(tmp_path):
     _runs(tmp_path)
     result = report.build([tmp_path])
     best, other = result["summaries"]
-    assert best.name == "algo.lr=0.001" and len(best.runs) == 4
+    assert best.name == "ppo CartPole-v1 algo.lr=0.001" and len(best.runs) == 4
     assert best.iqm.value == pytest.approx(iqm(np.array([20.0, 40, 60, 200])))
     assert best.mean.value == pytest.approx(80.0) and best.median.value == pytest.approx(50.0)
     steps, value, low, high = report.curve_data(best.runs)
