@@ -328,16 +328,18 @@ def eval_run(
 
 @app.command(
     "report",
+    context_settings={"ignore_unknown_options": True},
     short_help="Aggregate runs: IQM/mean/median with 95% CIs, learning curves, sweep jobs.",
     help="Aggregate the runs under PATHS (run directories, sweep directories or folders of them): runs are grouped "
     "by their config minus the seed (or by --by keys), each group's final scores summarized as IQM, mean and median "
     "with 95% bootstrap confidence intervals. --vs compares two sets of runs (probability of improvement). "
-    "--out writes report.md, scores.csv and curves.png.",
+    "--out writes report.md, scores.csv and curves.png. `rlexp report A... --vs B...` compares two sets of runs.",
 )
 def report(
-    paths: list[str] = typer.Argument(..., metavar="PATHS...", help="run or sweep directories, or folders of runs"),
+    paths: list[str] = typer.Argument(..., metavar="PATHS... [--vs PATHS...]",
+                                      help="run or sweep directories, or folders of runs; after --vs: a second set "
+                                      "to compare with (probability of improvement)"),
     by: Optional[str] = typer.Option(None, "--by", metavar="KEY[,KEY]", help="group by these config keys, e.g. algo.lr"),
-    vs: Optional[list[str]] = typer.Option(None, "--vs", metavar="PATH", help="a second set of runs to compare with (repeat --vs for several paths)"),
     last_evals: int = typer.Option(1, "--last-evals", metavar="N", help="final score: mean of a run's last N evaluations"),
     out: Optional[str] = typer.Option(None, "--out", metavar="DIR", help="write report.md, scores.csv and curves.png here"),
     wandb_mode: Optional[str] = typer.Option(None, "--wandb", metavar="online|offline",
@@ -356,6 +358,17 @@ def report(
         raise typer.Exit(2)
     if wandb_mode is not None and (wandb_mode not in ("online", "offline") or not out):
         typer.echo("error: --wandb takes online or offline, and needs --out DIR for the files it logs", err=True)
+        raise typer.Exit(2)
+    vs = None
+    if "--vs" in paths:  # rlexp report A1 A2 --vs B1 B2
+        i = paths.index("--vs")
+        paths, vs = paths[:i], paths[i + 1:]
+        if not paths or not vs:
+            typer.echo("error: --vs needs runs on both sides: rlexp report A... --vs B...", err=True)
+            raise typer.Exit(2)
+    unknown = [p for p in paths + (vs or []) if p.startswith("-")]
+    if unknown:
+        typer.echo(f"error: unknown option {unknown[0]}; see rlexp report --help", err=True)
         raise typer.Exit(2)
     roots = [Path(p) for p in paths]
     try:

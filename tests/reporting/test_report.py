@@ -108,3 +108,13 @@ def test_report_to_wandb_offline(tmp_path):
     assert b"report/curves" in log.read_bytes() and b"report/groups" in log.read_bytes()
     bad = run_cli(["report", str(tmp_path / "fast"), "--wandb", "offline"], tmp_path)
     assert bad.returncode == 2 and "needs --out" in bad.stderr
+
+
+def test_cli_vs_takes_several_paths_on_each_side(tmp_path):
+    _runs(tmp_path)
+    a = [str(tmp_path / "fast" / f"s{k}") for k in (1, 2, 3, 4)]
+    out = run_cli(["report", *a, "--vs", str(tmp_path / "slow")], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "probability of improvement P(A > B): 0.97" in out.stdout
+    bad = run_cli(["report", str(tmp_path), "--vs"], tmp_path)
+    assert bad.returncode == 2 and "--vs needs runs on both sides" in bad.stderr
