@@ -20,7 +20,7 @@ class WandbLogger:
         import wandb  # imported here: ~1 s, and only needed when W&B is on
 
         self._wandb = wandb
-        run_dir = Path(run_dir)
+        run_dir = Path(run_dir).resolve()  # absolute: a W&B service shared with another process has its own cwd
         saved = {k: os.environ.get(k) for k in (*_DIR_VARS, "WANDB_SILENT")}
         os.environ["WANDB_SILENT"] = "true"
         if cfg.mode == "offline":

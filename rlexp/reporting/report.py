@@ -196,6 +196,7 @@ def log_to_wandb(report: dict, out: Path, mode: str, project: str) -> Path:
     """
     import wandb
 
+    out = out.resolve()  # absolute: a W&B service shared with another process has its own cwd
     run = wandb.init(project=project, mode=mode, job_type="report", dir=str(out), name=f"report-{out.name}",
                      settings=wandb.Settings(console="off", silent=True, x_disable_stats=True))
     try:

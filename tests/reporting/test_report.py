@@ -5,7 +5,7 @@ from PIL import Image
 from rlexp.config import ConfigError
 from rlexp.reporting import report
 from rlexp.reporting.stats import iqm
-from tests.conftest import run_cli
+from tests.conftest import run_cli, wandb_run_bytes
 from tests.reporting.test_collect import write_run
 
 
@@ -99,13 +99,10 @@ def test_report_to_wandb_offline(tmp_path):
     _runs(tmp_path)
     out = run_cli(["report", str(tmp_path / "fast"), "--out", "rep", "--wandb", "offline"], tmp_path)
     assert out.returncode == 0, out.stderr
-    (log,) = (tmp_path / "rep" / "wandb").glob("offline-run-*/run-*.wandb")
-    import time
-
-    deadline = time.monotonic() + 20
-    while b"report/curves" not in log.read_bytes() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert b"report/curves" in log.read_bytes() and b"report/groups" in log.read_bytes()
+    # W&B's service process writes the offline log asynchronously (and may be one shared
+    # with this test process): wait for it instead of racing it
+    data = wandb_run_bytes(tmp_path / "rep", (b"report/curves", b"report/groups"))
+    assert b"report/curves" in data and b"report/groups" in data
     bad = run_cli(["report", str(tmp_path / "fast"), "--wandb", "offline"], tmp_path)
     assert bad.returncode == 2 and "needs --out" in bad.stderr
 
