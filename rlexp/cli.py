@@ -155,6 +155,8 @@ def _is_user_error(err: BaseException) -> bool:
 
     from rlexp.config import ConfigError
 
+    if isinstance(err, ValueError) and str(err).startswith("Only one of --run, --multirun, --cfg"):
+        return True  # Hydra's own command-line check (e.g. -m with --cfg)
     return isinstance(err, (ConfigError, HydraException, OmegaConfBaseException))
 
 

@@ -89,6 +89,7 @@ BAD_INPUTS = [
     (["env=maze", "env.layout='#####\\n#S#G#\\n#####'"], "env.layout's goal cannot be reached from the start (1, 1)"),
     (["env=maze", "env.layout='#S?G#'"], "env.layout has an unknown character '?' at row 0, column 2"),
     (["algo=value_iteration", "env=cartpole"], "algo=value_iteration needs discrete states"),
+    (["--cfg", "job", "-m", "seed=1,2"], "Only one of --run, --multirun, --cfg"),
 ]
 
 
