@@ -91,21 +91,6 @@ class SweepReport(Callback):
         print("\n".join(lines), file=sys.stderr if failed else sys.stdout, flush=True)
 
 
-def grouped(jobs: list[tuple[Path, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Finished jobs grouped by their overrides without ``seed=``: returns across seeds."""
-    import numpy as np
-
-    groups: dict[tuple[str, ...], list[float]] = {}
-    for _, record in jobs:
-        if record.get("status") != "finished":
-            continue
-        key = tuple(o for o in record["overrides"] if not o.startswith("seed="))
-        groups.setdefault(key, []).extend(record["eval_returns"])
-    rows = [{"overrides": list(k), "runs": len(v), "mean": float(np.mean(v)), "std": float(np.std(v))}
-            for k, v in groups.items()]
-    return sorted(rows, key=lambda r: -r["mean"])
-
-
 def make_optuna_resumable() -> None:
     """Make hydra-optuna-sweeper resume a study instead of starting over (when it is installed).
 

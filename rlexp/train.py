@@ -137,6 +137,7 @@ def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo)
     resolved = _write_run_files(cfg, run_dir, info)
     console = ConsoleLogger(cfg.logger.progress, cfg.total_steps, f"{cfg.algo.name} {cfg.env.id} seed={cfg.seed}")
     sinks: list[Any] = [JsonlLogger(run_dir / "metrics.jsonl"), console]
+    figure_env = None  # a single env for the tabular pictures, built on first use
     try:
         wandb_on = cfg.logger.wandb.mode != "disabled"
         wandb_sink = WandbLogger(cfg.logger.wandb, run_dir, resolved, info.wandb_group) if wandb_on else None
@@ -188,7 +189,6 @@ def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo)
 
         curve_train: list[tuple[int, float]] = []  # (step, mean training episode return per log interval)
         curve_eval: list[tuple[int, float, float]] = []  # (step, eval mean, eval std)
-        figure_env = None
 
         def draw_figures(step: int, suffix: str = "", curve: bool = False) -> list[str]:
             """The run's pictures (algorithm tables, learning curve) -> figures/*.png and W&B."""
@@ -282,8 +282,6 @@ def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo)
         eval_mean, eval_std = run_eval(step)
         checkpoint(step, periodic=cfg.checkpoint_interval_steps > 0)
         drawn = draw_figures(step, curve=True) if cfg.logger.figures else []
-        if figure_env is not None:
-            figure_env.close()
         wall_s = time.perf_counter() - start
         summary = {
             "run_dir": str(run_dir),
@@ -314,6 +312,8 @@ def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo)
         )
         return summary
     finally:
+        if figure_env is not None:
+            figure_env.close()
         for sink in sinks:
             sink.close()
 
