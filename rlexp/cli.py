@@ -397,6 +397,17 @@ def report(
             rt.add_row(r["group"], r["paper"], r["ours"], r["human_normalized_iqm"], "yes" if r["comparable"] else "no",
                        r["source"] + ("; " if r["notes"] else "") + r["notes"])
         console.print(rt)
+    if result["aggregates"]:
+        at = Table(title="aggregate over Atari games: human-normalized final scores [95% stratified bootstrap CI]",
+                   title_justify="left")
+        for column in ("method", "games", "runs", "IQM", "mean", "median"):
+            at.add_column(column)
+        for a in result["aggregates"]:
+            at.add_row(a["method"], ", ".join(a["games"]), str(a["runs"]), str(a["iqm"]), str(a["mean"]), str(a["median"]))
+        console.print(at)
+    if result["aggregate_comparison"]:
+        games, estimate = result["aggregate_comparison"]
+        console.print(f"probability of improvement over {len(games)} games, mean over games of P(A > B): {estimate}")
     for root in roots:  # sweep directories: each job's outcome, failed ones included
         jobs = [(d, sweeps.job_summary(d)) for d in sweeps.job_dirs(root)] if root.is_dir() else []
         if not jobs:

@@ -11,8 +11,25 @@ import yaml
 
 @lru_cache(maxsize=None)
 def load(name: str) -> dict[str, Any]:
-    """``name``.yaml of this package (atari_baselines, mnih2015_dqn, rl_zoo_cartpole)."""
+    """``name``.yaml of this package (atari_baselines or one of :data:`PUBLISHED`)."""
     return yaml.safe_load(resources.files(__name__).joinpath(f"{name}.yaml").read_text())
+
+
+# published returns, one file per source; each: source, kind (atari: scores keyed by
+# env.game; gym: keyed by env.id), protocol, eval, spread, and per algorithm its budget
+# (budget_frames for atari, budget_steps for gym) and scores {task: {mean, std}}
+PUBLISHED = ("mnih2015_dqn", "cleanrl_atari", "rl_zoo_atari", "cleanrl_classic", "rl_zoo_classic")
+
+
+def published(kind: str, algo: str, task: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(reference file, its entry for ``algo``) for every source with a score for ``task``."""
+    out = []
+    for name in PUBLISHED:
+        ref = load(name)
+        entry = ref["algos"].get(algo)
+        if ref["kind"] == kind and entry is not None and task in entry["scores"]:
+            out.append((ref, entry))
+    return out
 
 
 def human_normalized(game: str, score: float) -> float | None:

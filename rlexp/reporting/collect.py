@@ -83,21 +83,23 @@ def collect(paths: list[Path]) -> list[RunData]:
     return runs
 
 
-def group_key(run: RunData, by: list[str] | None) -> tuple[tuple[str, Any], ...]:
-    """What identifies the run's group: the ``by`` keys, or the whole config minus seed and bookkeeping."""
+def group_key(run: RunData, by: list[str] | None, ignore: tuple[str, ...] = ()) -> tuple[tuple[str, Any], ...]:
+    """What identifies the run's group: the ``by`` keys, or the whole config minus seed and
+    bookkeeping; minus the ``ignore`` keys either way."""
     if by:
-        return tuple((key, run.config.get(key)) for key in by)
-    return tuple(sorted((k, v) for k, v in run.config.items() if not k.startswith(IGNORED_PREFIXES)))
+        return tuple((key, run.config.get(key)) for key in by if key not in ignore)
+    return tuple(sorted((k, v) for k, v in run.config.items() if not k.startswith(IGNORED_PREFIXES) and k not in ignore))
 
 
-def group_runs(runs: list[RunData], by: list[str] | None = None) -> dict[str, list[RunData]]:
-    """Runs grouped by :func:`group_key`, each group named by what sets it apart from the others."""
+def group_runs(runs: list[RunData], by: list[str] | None = None, ignore: tuple[str, ...] = ()) -> dict[str, list[RunData]]:
+    """Runs grouped by :func:`group_key`, each group named by what sets it apart from the others
+    (``ignore``: keys that never split a group, e.g. the game, to pool a method's runs on all games)."""
     groups: dict[tuple, list[RunData]] = {}
     for run in runs:
-        groups.setdefault(group_key(run, by), []).append(run)
+        groups.setdefault(group_key(run, by, ignore), []).append(run)
     keys = list(groups)
     if by:
-        names = [" ".join(f"{k}={v}" for k, v in key) for key in keys]
+        names = [" ".join(f"{k}={v}" for k, v in key) or "all runs" for key in keys]
         return dict(zip(names, groups.values()))
     # "<algo> <env>", then the keys that differ among the groups of the same algorithm and env
     base = {key: (dict(key).get("algo.name"), dict(key).get("env.id")) for key in keys}

@@ -11,7 +11,7 @@ import numpy as np
 
 from rlexp.config import ConfigError
 from rlexp.reporting.collect import RunData, collect, group_runs
-from rlexp.reporting.stats import Estimate, curve_band, estimate, improvement
+from rlexp.reporting.stats import Estimate, aggregate, aggregate_improvement, curve_band, estimate, improvement
 
 
 @dataclass
@@ -84,65 +84,112 @@ def build(paths: list[Path], by: list[str] | None = None, vs: list[Path] | None 
     else:
         groups = group_runs(runs, by)
     summaries = summarize_groups(groups, last_evals)
-    comparison = None
+    comparison = aggregate_comparison = None
     if vs and len(summaries) == 2:
         a, b = (next(s for s in summaries if s.name.startswith(p)) for p in ("A: ", "B: "))
         comparison = improvement(a.scores[~np.isnan(a.scores)], b.scores[~np.isnan(b.scores)])
+    if vs:
+        methods = groups
+        a_games, b_games = (_by_game(g, last_evals) for g in groups.values())
+        common = sorted(set(a_games) & set(b_games))
+        if len(common) >= 2:
+            aggregate_comparison = (common, aggregate_improvement([a_games[k] for k in common],
+                                                                  [b_games[k] for k in common]))
+    else:
+        methods = group_runs([r for r in runs if r.config.get("env.type") == "atari"], by, ignore=TASK_KEYS)
     problems = [(r.path, p) for g in groups.values() for r in g for p in r.problems]
     frames = None
     skips = {r.config.get("env.frame_skip") for r in runs if r.config.get("env.type") == "atari"}
     if len(skips) == 1:
         frames = next(iter(skips))
-    return {"summaries": summaries, "comparison": comparison, "references": reference_rows(summaries), "problems": problems, "last_evals": last_evals,
-            "statistic": statistic, "frames_per_step": frames, "all_runs": [r for g in groups.values() for r in g]}
+    return {"summaries": summaries, "comparison": comparison, "references": reference_rows(summaries),
+            "aggregates": aggregate_rows(methods, last_evals), "aggregate_comparison": aggregate_comparison,
+            "problems": problems, "last_evals": last_evals, "statistic": statistic, "frames_per_step": frames}
 
 
-ATARI_REFERENCES = ("mnih2015_dqn", "cleanrl_atari")  # rlexp/references/*.yaml with per-game scores
+def _task(config: dict) -> tuple[str, str | None]:
+    """(kind, task) of a run: ("atari", game) or ("gym", gymnasium id)."""
+    if config.get("env.type") == "atari":
+        return "atari", config.get("env.game")
+    return "gym", config.get("env.id")
+
+
+def _normalized(runs: list[RunData], scores: np.ndarray) -> np.ndarray | None:
+    """Human-normalized final scores of Atari runs of one game (None for a game without human/random scores)."""
+    from rlexp import references
+
+    game = runs[0].config.get("env.game")
+    values = [references.human_normalized(game, x) for x in scores[~np.isnan(scores)]]
+    return np.array(values) if values and None not in values else None
 
 
 def reference_rows(summaries: list[GroupSummary]) -> list[dict]:
-    """Published scores beside ours, for the groups a reference covers; a differing protocol or
-    budget is stated instead of compared."""
+    """Published scores beside ours, for the groups a reference covers (rlexp/references); a
+    differing protocol or budget is stated instead of compared silently."""
     from rlexp import references
 
     rows = []
     for g in summaries:
         c = g.runs[0].config
         algo, total = c.get("algo.name"), c.get("total_steps")
-        if c.get("env.type") == "atari":
-            game, protocol, skip = c.get("env.game"), c.get("env.protocol"), c.get("env.frame_skip") or 4
-            valid = g.scores[~np.isnan(g.scores)]
-            normalized = [references.human_normalized(game, x) for x in valid]
-            hn = estimate(np.array(normalized), "iqm") if normalized and None not in normalized else None
-            frames = total * skip if total else None
-            matches = [ref for ref in map(references.load, ATARI_REFERENCES)
-                       if ref["algo"] == algo and game in ref["scores"]]
-            if not matches and hn is not None:
-                rows.append({"group": g.name, "source": "", "paper": "", "ours": str(g.iqm),
-                             "human_normalized_iqm": str(hn), "comparable": False, "notes": "no published score"})
-            for paper in matches:
-                ref = paper["scores"][game]
-                notes = []
-                if protocol != paper["protocol"]:
-                    notes.append(f"protocol differs: ours {protocol}, published {paper['protocol']}")
-                if frames != paper["budget_frames"]:
-                    ours = f"{frames:,}" if frames else "unknown"
-                    notes.append(f"budget differs: ours {ours} frames, published {paper['budget_frames']:,}")
-                rows.append({"group": g.name, "source": paper["source"], "paper": f"{ref['mean']} +/- {ref['std']}",
-                             "ours": str(g.iqm), "human_normalized_iqm": str(hn) if hn else "",
-                             "comparable": not notes, "notes": "; ".join(notes)})
-        elif c.get("env.id") == "CartPole-v1":
-            zoo = references.load("rl_zoo_cartpole")
-            ref = zoo["scores"].get(algo)
-            if ref is None:
-                continue
-            ours = f"{total:,}" if isinstance(total, int) else "unknown"
-            notes = [] if total == ref["budget_steps"] else [
-                f"budget differs: ours {ours} agent steps, RL Zoo {ref['budget_steps']:,}"]
-            rows.append({"group": g.name, "source": zoo["source"], "paper": f"{ref['mean']} +/- {ref['std']}",
-                         "ours": str(g.iqm), "human_normalized_iqm": "", "comparable": not notes,
-                         "notes": "; ".join(notes)})
+        kind, task = _task(c)
+        hn = None
+        if kind == "atari":
+            normalized = _normalized(g.runs, g.scores)
+            hn = estimate(normalized, "iqm") if normalized is not None else None
+        matches = references.published(kind, algo, task) if task else []
+        if not matches and hn is not None:
+            rows.append({"group": g.name, "source": "", "paper": "", "ours": str(g.iqm), "human_normalized_iqm": str(hn),
+                         "comparable": False, "notes": "no published score"})
+        for ref, entry in matches:
+            published = entry["scores"][task]
+            notes = []
+            if kind == "atari":
+                protocol, skip = c.get("env.protocol"), c.get("env.frame_skip") or 4
+                ours, theirs, unit = (total * skip if isinstance(total, int) else None), entry["budget_frames"], "frames"
+            else:
+                protocol = "gym"
+                ours, theirs, unit = (total if isinstance(total, int) else None), entry["budget_steps"], "agent steps"
+            if protocol != ref["protocol"]:
+                notes.append(f"protocol differs: ours {protocol}, published {ref['protocol']}")
+            if ours != theirs:
+                notes.append(f"budget differs: ours {f'{ours:,}' if ours else 'unknown'} {unit}, published {theirs:,}")
+            rows.append({"group": g.name, "source": ref["source"], "paper": f"{published['mean']} +/- {published['std']}",
+                         "ours": str(g.iqm), "human_normalized_iqm": str(hn) if hn else "", "comparable": not notes,
+                         "notes": "; ".join(notes), "published_eval": ref["eval"], "published_spread": ref["spread"]})
     return rows
+
+
+# what tells Atari games apart in a config: dropped to find the runs of one method on several games
+TASK_KEYS = ("env.game", "env.id")
+
+
+def aggregate_rows(named_runs: dict[str, list[RunData]], last_evals: int) -> list[dict]:
+    """Per method with Atari runs on 2+ games: IQM, mean and median of the human-normalized final
+    scores of all its runs, with 95% stratified bootstrap CIs (runs resampled within each game)."""
+    rows = []
+    for name, runs in named_runs.items():
+        by_game = _by_game(runs, last_evals)
+        if len(by_game) < 2:
+            continue
+        samples = list(by_game.values())
+        rows.append({"method": name, "games": sorted(by_game), "runs": sum(len(s) for s in samples),
+                     **{stat: aggregate(samples, stat) for stat in ("iqm", "mean", "median")}})
+    return sorted(rows, key=lambda r: -r["iqm"].value)
+
+
+def _by_game(runs: list[RunData], last_evals: int) -> dict[str, np.ndarray]:
+    """Human-normalized final scores per Atari game (games without human scores left out)."""
+    games: dict[str, list[RunData]] = {}
+    for run in runs:
+        if run.config.get("env.type") == "atari":
+            games.setdefault(run.config.get("env.game"), []).append(run)
+    out = {}
+    for game, game_runs in sorted(games.items()):
+        normalized = _normalized(game_runs, np.array([r.final_score(last_evals) for r in game_runs]))
+        if normalized is not None and len(normalized):
+            out[game] = normalized
+    return out
 
 
 def markdown(report: dict) -> str:
@@ -162,6 +209,19 @@ def markdown(report: dict) -> str:
         for r in report["references"]:
             lines.append(f"| {r['group']} | {r['paper']} | {r['ours']} | {r['human_normalized_iqm']} | "
                          f"{'yes' if r['comparable'] else 'no'} | {r['source']}{'; ' if r['notes'] else ''}{r['notes']} |")
+    if report["references"]:
+        sources = {r["source"]: (r["published_eval"], r["published_spread"]) for r in report["references"] if r["source"]}
+        lines += [""] + [f"- {source}: {ev}; {spread}." for source, (ev, spread) in sources.items()]
+    if report["aggregates"] or report["aggregate_comparison"]:
+        lines += ["", "Aggregate over Atari games: human-normalized final scores (random and human scores of the "
+                  "30-minute convention, DQN Zoo / rliable). Intervals: 95% stratified bootstrap, runs resampled "
+                  "within each game.", "", "| method | games | runs | IQM | mean | median |", "|---|---|---|---|---|---|"]
+        for a in report["aggregates"]:
+            lines.append(f"| {a['method']} | {', '.join(a['games'])} | {a['runs']} | {a['iqm']} | {a['mean']} | {a['median']} |")
+        if report["aggregate_comparison"]:
+            games, estimate_ = report["aggregate_comparison"]
+            lines += ["", f"Probability of improvement over {len(games)} games ({', '.join(games)}), "
+                      f"the average over games of P(A > B): {estimate_}"]
     if report["problems"]:
         lines += ["", "Skipped or partial runs:"] + [f"- {path}: {p}" for path, p in report["problems"]]
     return "\n".join(lines) + "\n"

@@ -3,7 +3,9 @@ at the Edge of the Statistical Precipice": report the interquartile mean and int
 not a mean over a handful of seeds).
 
 The resampling is scipy's (``scipy.stats.bootstrap``, percentile intervals); rlexp only
-chooses the statistics. scipy rather than rliable: the same method for one task's runs,
+chooses the statistics. Across several tasks (Atari games) the bootstrap is stratified, as
+rliable's: each task's runs are resampled on their own (``paired=False`` over one sample per
+task), so every resample keeps each task's number of runs. scipy rather than rliable: the same method for one task's runs,
 without rliable's pandas/statsmodels/arch/seaborn dependencies.
 """
 
@@ -72,6 +74,47 @@ def improvement(x, y, seed: int = 0) -> Estimate:
                              method="percentile", paired=False, random_state=np.random.default_rng(seed))
     low, high = result.confidence_interval
     return Estimate(value, float(low), float(high))
+
+
+def _pooled(fn):
+    """A statistic of the scores of all tasks together, for scipy's bootstrap over one sample per task."""
+    return lambda *samples, axis: fn(np.concatenate(samples, axis=axis), axis=axis)
+
+
+def aggregate(scores_by_task, statistic: str, seed: int = 0) -> Estimate:
+    """``statistic`` of the (normalized) scores of all runs on all tasks, with a 95% stratified
+    bootstrap CI: runs are resampled within each task. A task with a single run stays fixed."""
+    samples = [np.asarray(s, dtype=np.float64) for s in scores_by_task]
+    fn = STATISTICS[statistic]
+    value = float(fn(np.concatenate(samples)))
+    varying = [s for s in samples if len(s) >= 2]
+    if not varying or all(np.all(s == s[0]) for s in varying):
+        spread = np.nan if not varying else value
+        return Estimate(value, spread, spread)
+    fixed = [s for s in samples if len(s) < 2]
+    pooled = _pooled(fn)
+    result = stats.bootstrap(tuple(varying), lambda *v, axis: pooled(*v, *(
+        np.broadcast_to(f, v[0].shape[:-1] + f.shape) for f in fixed), axis=axis),
+        confidence_level=CONFIDENCE, n_resamples=RESAMPLES, method="percentile", paired=False,
+        random_state=np.random.default_rng(seed))
+    return Estimate(value, float(result.confidence_interval.low), float(result.confidence_interval.high))
+
+
+def aggregate_improvement(x_by_task, y_by_task, seed: int = 0) -> Estimate:
+    """The average over tasks of P(a run of X > a run of Y) on that task (rliable's), with a 95%
+    stratified bootstrap CI: X's and Y's runs resampled within each task."""
+    pairs = [(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)) for x, y in zip(x_by_task, y_by_task)]
+    value = float(np.mean([probability_of_improvement(x, y) for x, y in pairs]))
+    if any(len(x) < 2 or len(y) < 2 for x, y in pairs):
+        return Estimate(value, np.nan, np.nan)
+
+    def average(*samples, axis):
+        return np.mean([probability_of_improvement(x, y, axis=axis) for x, y in zip(samples[::2], samples[1::2])], axis=0)
+
+    result = stats.bootstrap(tuple(a for pair in pairs for a in pair), average, confidence_level=CONFIDENCE,
+                             n_resamples=RESAMPLES, method="percentile", paired=False,
+                             random_state=np.random.default_rng(seed))
+    return Estimate(value, float(result.confidence_interval.low), float(result.confidence_interval.high))
 
 
 def curve_band(scores: np.ndarray, statistic: str = "mean", seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

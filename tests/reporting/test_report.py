@@ -57,14 +57,14 @@ def test_cli_writes_report_files(tmp_path):
     assert Image.open(tmp_path / "rep" / "curves.png").size == (800, 500)
 
 
-def _atari_run(path, seed, score, total_steps, protocol="nature"):
+def _atari_run(path, seed, score, total_steps, protocol="nature", game="pong", algo="dqn"):
     import json
 
     import yaml
 
     path.mkdir(parents=True)
-    config = {"algo": {"name": "dqn"}, "env": {"type": "atari", "game": "pong", "id": "ALE/Pong-v5",
-                                                "protocol": protocol, "frame_skip": 4},
+    config = {"algo": {"name": algo}, "env": {"type": "atari", "game": game, "id": f"ALE/{game}-v5",
+                                               "protocol": protocol, "frame_skip": 4},
               "seed": seed, "total_steps": total_steps}
     (path / "config.yaml").write_text(yaml.safe_dump(config))
     (path / "metrics.jsonl").write_text(json.dumps({"step": total_steps, "eval/episode_return": score}) + "\n")
@@ -79,19 +79,57 @@ def test_atari_reports_human_normalized_scores_and_states_a_budget_mismatch(tmp_
     for seed, score in ((1, 10.0), (2, 12.0), (3, 14.0)):
         _atari_run(tmp_path / "short" / f"s{seed}", seed, score, total_steps=500_000)
         _atari_run(tmp_path / "full" / f"s{seed}", seed, score, total_steps=12_500_000)
-    short, cleanrl = report.build([tmp_path / "short"])["references"]
-    assert short["paper"] == "18.9 +/- 1.3" and not short["comparable"] and "Mnih et al. 2015" in short["source"]
-    assert "budget differs: ours 2,000,000 frames, published 50,000,000" in short["notes"]
-    assert short["human_normalized_iqm"].startswith(f"{human_normalized('pong', 12.0):.2f}")
-    assert cleanrl["paper"] == "17.8 +/- 1.83" and "CleanRL" in cleanrl["source"]
-    full, _ = report.build([tmp_path / "full"])["references"]
-    assert full["comparable"] and full["notes"] == ""
+        _atari_run(tmp_path / "sticky" / f"s{seed}", seed, score, total_steps=10_000_000, protocol="machado2018")
+    rows = {r["source"]: r for r in report.build([tmp_path / "short"])["references"]}
+    assert set(rows) == {"Mnih et al. 2015 (Nature), Extended Data Table 2",
+                         "CleanRL docs (dqn_atari.py, ppo_atari.py benchmark tables)", "rl-baselines3-zoo benchmark.md"}
+    mnih = rows["Mnih et al. 2015 (Nature), Extended Data Table 2"]
+    assert mnih["paper"] == "18.9 +/- 1.3" and not mnih["comparable"]
+    assert mnih["notes"] == "budget differs: ours 2,000,000 frames, published 50,000,000"
+    assert mnih["human_normalized_iqm"].startswith(f"{human_normalized('pong', 12.0):.2f}")
+    assert rows["rl-baselines3-zoo benchmark.md"]["paper"] == "20.602 +/- 0.613"
+    full = {r["source"]: r for r in report.build([tmp_path / "full"])["references"]}
+    assert full["Mnih et al. 2015 (Nature), Extended Data Table 2"]["comparable"]
+    assert not full["rl-baselines3-zoo benchmark.md"]["comparable"]  # 40M frames there
+    sticky = {r["source"]: r for r in report.build([tmp_path / "sticky"])["references"]}
+    cleanrl = sticky["CleanRL docs (dqn_atari.py, ppo_atari.py benchmark tables)"]
+    assert cleanrl["notes"] == "protocol differs: ours machado2018, published nature" and not cleanrl["comparable"]
+    md = report.markdown(report.build([tmp_path / "short"]))
+    assert "episodic returns of the training episodes" in md  # each source's evaluation is stated
+
+
+def test_atari_aggregate_over_games_is_stratified_by_game(tmp_path):
+    from rlexp.references import human_normalized
+    from rlexp.reporting.stats import aggregate, aggregate_improvement
+
+    scores = {("dqn", "pong"): [10.0, 12.0, 14.0], ("dqn", "breakout"): [30.0, 60.0],
+              ("ppo", "pong"): [18.0, 19.0, 20.0], ("ppo", "breakout"): [100.0, 200.0]}
+    for (algo, game), values in scores.items():
+        for seed, score in enumerate(values):
+            _atari_run(tmp_path / algo / game / f"s{seed}", seed, score, total_steps=1000, game=game, algo=algo)
+    normalized = {k: [human_normalized(k[1], x) for x in v] for k, v in scores.items()}
+    result = report.build([tmp_path])
+    assert [a["method"] for a in result["aggregates"]] == ["ppo", "dqn"]
+    ppo = result["aggregates"][0]
+    assert ppo["games"] == ["breakout", "pong"] and ppo["runs"] == 5
+    expected = aggregate([normalized[("ppo", "breakout")], normalized[("ppo", "pong")]], "iqm")
+    assert (ppo["iqm"].value, ppo["iqm"].low, ppo["iqm"].high) == pytest.approx(
+        (expected.value, expected.low, expected.high))
+    assert ppo["iqm"].value == pytest.approx(iqm(np.array(normalized[("ppo", "breakout")] + normalized[("ppo", "pong")])))
+    vs = report.build([tmp_path / "ppo"], vs=[tmp_path / "dqn"])
+    games, estimate_ = vs["aggregate_comparison"]
+    assert games == ["breakout", "pong"]
+    expected = aggregate_improvement([normalized[("ppo", g)] for g in games], [normalized[("dqn", g)] for g in games])
+    assert estimate_.value == pytest.approx(1.0) and estimate_.value == pytest.approx(expected.value)
+    md = report.markdown(result)
+    assert "Aggregate over Atari games" in md and "| ppo | breakout, pong | 5 |" in md
+    assert "stratified bootstrap" in report.markdown(vs) and "over 2 games" in report.markdown(vs)
 
 
 def test_cartpole_rows_cite_rl_zoo(tmp_path):
     _runs(tmp_path)  # ppo on CartPole-v1, no total_steps in the config
     rows = report.build([tmp_path])["references"]
-    assert {r["source"] for r in rows} == {"rl-baselines3-zoo benchmark.md (CartPole-v1)"}
+    assert {r["source"] for r in rows} == {"rl-baselines3-zoo benchmark.md", "CleanRL docs (dqn.py, ppo.py benchmark tables)"}
     assert all(not r["comparable"] for r in rows)  # the budget is not known to match
 
 

@@ -43,3 +43,32 @@ def test_improvement_interval_brackets_the_point_estimate():
     better, worse = rng.normal(1.0, 1.0, 10), rng.normal(0.0, 1.0, 10)
     e = improvement(better, worse)
     assert 0.5 < e.value <= 1.0 and e.low <= e.value <= e.high
+
+
+def test_aggregate_resamples_within_each_task():
+    from rlexp.reporting.stats import aggregate
+
+    zeros, tens = np.zeros(3), np.array([9.5, 10.0, 10.0, 10.5, 11.0])
+    e = aggregate([zeros, tens], "mean", seed=1)
+    reference = scipy_stats.bootstrap((zeros, tens), lambda a, b, axis: np.concatenate([a, b], axis=axis).mean(axis=axis),
+                                      paired=False, n_resamples=2000, method="percentile",
+                                      random_state=np.random.default_rng(1))
+    assert e.value == pytest.approx(np.concatenate([zeros, tens]).mean())
+    assert (e.low, e.high) == pytest.approx(tuple(reference.confidence_interval))
+    # stratified: every resample holds 3 runs of the first task and 5 of the second, so the
+    # pooled mean stays within 5/8 of the second task's range (a pooled bootstrap would not)
+    assert 5 / 8 * 9.5 <= e.low <= e.value <= e.high <= 5 / 8 * 11.0
+    # a task with one run is kept as it is; one task alone is the plain bootstrap
+    fixed = aggregate([tens, [20.0]], "median")
+    assert fixed.value == pytest.approx(10.25) and fixed.low <= fixed.value <= fixed.high
+    assert aggregate([tens], "iqm", seed=2).value == pytest.approx(estimate(tens, "iqm", seed=2).value)
+
+
+def test_aggregate_improvement_averages_over_tasks():
+    from rlexp.reporting.stats import aggregate_improvement
+
+    x1, y1 = np.array([3.0, 5.0]), np.array([1.0, 3.0, 4.0])  # 4.5 / 6, as above
+    x2, y2 = np.array([0.0, 0.0]), np.array([1.0, 2.0])  # 0
+    e = aggregate_improvement([x1, x2], [y1, y2])
+    assert e.value == pytest.approx((4.5 / 6 + 0.0) / 2)
+    assert 0.0 <= e.low <= e.value <= e.high <= 0.5
