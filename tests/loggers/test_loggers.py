@@ -63,3 +63,91 @@ def test_wandb_offline_stays_in_the_run_dir(tmp_path):
         assert needle in data, (needle, len(data))
     home = Path(os.environ["HOME"])  # the isolated home of conftest
     assert not (home / ".cache" / "wandb").exists() and not (home / ".config" / "wandb").exists()
+
+
+def _stderr_warnings(capsys) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+
+
+def test_wandb_online_without_a_key_falls_back_to_offline(tmp_path, monkeypatch, capsys):
+    # The real no-key online init (not a mock): wandb raises UsageError at once, without
+    # network, because pytest's stdin is no terminal and the isolated HOME has no netrc.
+    from rlexp.config import WandbConfig
+    from rlexp.loggers import WandbLogger
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    log = WandbLogger(WandbConfig(mode="online"), tmp_path, {"algo": {"lr": 0.1}}, group="g1")
+    log.log(5, {"train/episode_return": 1.5})
+    log.log(6, {"train/episode_return": 2.5})
+    log.close()
+    warnings = _stderr_warnings(capsys)
+    assert len(warnings) == 1, warnings
+    assert "W&B online failed" in warnings[0] and "offline" in warnings[0] and "wandb sync" in warnings[0]
+    assert log.run_id is not None
+    data = wandb_run_bytes(tmp_path, (b"train/episode_return", b"g1"))
+    assert b"train/episode_return" in data
+    home = Path(os.environ["HOME"])  # the offline fallback also keeps W&B's files in the run dir
+    assert not (home / ".cache" / "wandb").exists() and not (home / ".config" / "wandb").exists()
+
+
+def test_wandb_disk_full_warns_once_and_never_raises(tmp_path, monkeypatch, capsys):
+    from rlexp.config import WandbConfig
+    from rlexp.loggers import WandbLogger
+
+    log = WandbLogger(WandbConfig(mode="offline"), tmp_path, {}, group=None)
+    calls = []
+
+    def full_disk(*args, **kwargs):
+        calls.append(args)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(log.run, "log", full_disk)  # what W&B raises when its directory's disk is full
+    for step in range(3):
+        log.log(step, {"a": 1.0})
+    log.log_image(3, "figures/x", tmp_path / "missing.png")
+    log.log_video(4, "eval/video", tmp_path / "missing.mp4")
+    log.close()
+    assert len(calls) == 1  # later calls are no-ops
+    warnings = _stderr_warnings(capsys)
+    assert len(warnings) == 1, warnings
+    assert "No space left on device" in warnings[0] and "metrics.jsonl" in warnings[0]
+
+
+def test_wandb_no_op_when_online_and_offline_init_fail(tmp_path, monkeypatch, capsys):
+    import wandb
+
+    from rlexp.config import WandbConfig
+    from rlexp.loggers import WandbLogger
+
+    modes = []
+
+    def broken_init(*args, mode: str, **kwargs):
+        modes.append(mode)
+        raise wandb.errors.CommError(f"{mode} is broken")
+
+    monkeypatch.setattr(wandb, "init", broken_init)
+    log = WandbLogger(WandbConfig(mode="online"), tmp_path, {}, group=None)
+    assert modes == ["online", "offline"]
+    assert log.run is None and log.run_id is None
+    log.log(1, {"a": 1.0})
+    log.log_image(1, "figures/x", tmp_path / "x.png")
+    log.log_video(1, "eval/video", tmp_path / "x.mp4")
+    log.close()
+    warnings = _stderr_warnings(capsys)
+    assert len(warnings) == 1, warnings
+    assert "online is broken" in warnings[0] and "offline is broken" in warnings[0] and "off" in warnings[0]
+
+
+def test_wandb_run_id_continues_the_same_run(tmp_path):
+    from rlexp.config import WandbConfig
+    from rlexp.loggers import WandbLogger
+
+    # A resumed training run passes the saved id again; W&B then continues that run.
+    ids = []
+    for step in (1, 2):
+        log = WandbLogger(WandbConfig(mode="offline"), tmp_path, {}, group=None, run_id="rlexp-resume-1")
+        log.log(step, {"a": float(step)})
+        log.close()
+        ids.append(log.run_id)
+    assert ids == ["rlexp-resume-1", "rlexp-resume-1"]
