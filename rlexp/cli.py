@@ -190,10 +190,17 @@ def launch_hydra(args: list[str], prog: str = "rlexp train") -> int:
         sys.stderr = _DropLines(saved_stderr, "Error executing job with overrides:")
     # Let exceptions reach us instead of Hydra's multi-line report, so we can print one line.
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    from rlexp.train import RunStopped, TrainingError
+
     try:
         main()
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except RunStopped as stop:  # SIGINT/SIGTERM: checkpoint saved, resume command printed
+        return stop.exit_code
+    except TrainingError as err:  # a NaN loss, a failing env: the message names the step and the checkpoint
+        typer.echo(f"error: {err}", err=True)
+        return 1
     except Exception as err:  # noqa: BLE001 - every user error becomes one line
         if not _is_user_error(err):
             raise
@@ -242,6 +249,37 @@ def train(ctx: typer.Context) -> None:
     if code == 0 and sweeps.last_sweep.get("failed"):
         code = 1  # the sweep ran to its end, but some jobs failed (named above)
     raise typer.Exit(code)
+
+
+@app.command(
+    "resume",
+    short_help="Continue a killed or stopped run in place, exactly where its last checkpoint left it.",
+    help="Continue RUN_DIR from its newest good checkpoint: networks, optimizers, schedules, RNGs, replay "
+    "buffer, envs (replayed), metrics.jsonl and the W&B run. See docs/resume.md for what is guaranteed.",
+)
+def resume_cmd(
+    run_dir: str = typer.Argument(..., metavar="RUN_DIR", help="the run directory `rlexp train` printed"),
+    total_steps: Optional[int] = typer.Option(None, "--total-steps", metavar="N",
+                                              help="a new budget (train a finished run longer)"),
+    trust: bool = typer.Option(False, "--trust", help="allow code the run's config names outside rlexp, "
+                               "torch.nn, torch.optim, gymnasium and ale_py (e.g. env.id=mymodule:Env)"),
+) -> None:
+    from rlexp.config import ConfigError
+    from rlexp.train import RunStopped, TrainingError, resume
+
+    if total_steps is not None and total_steps <= 0:
+        typer.echo(f"error: --total-steps must be > 0, got {total_steps}", err=True)
+        raise typer.Exit(2)
+    try:
+        resume(run_dir, total_steps=total_steps, trust=trust)
+    except ConfigError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2)
+    except TrainingError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1)
+    except RunStopped as stop:
+        raise typer.Exit(stop.exit_code)
 
 
 def _overrides_from(path: Path) -> list[str]:
@@ -298,6 +336,8 @@ def eval_run(
     seed: Optional[int] = typer.Option(None, "--seed", metavar="S",
                                        help="env seed  [default: the seed of the run's first in-training eval]"),
     device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto, cpu, cuda or cuda:N"),
+    trust: bool = typer.Option(False, "--trust", help="allow code the run's config names outside rlexp, "
+                               "torch.nn, torch.optim, gymnasium and ale_py (e.g. env.id=mymodule:Env)"),
 ) -> None:
     from rlexp.config import ConfigError
     from rlexp.runs import evaluate_run
@@ -305,7 +345,7 @@ def eval_run(
     try:
         record = evaluate_run(
             run_dir, checkpoint=checkpoint, episodes=episodes, seed=seed,
-            video_episodes=video_episodes if video else 0, device=device,
+            video_episodes=video_episodes if video else 0, device=device, trust=trust,
         )
     except ConfigError as err:
         typer.echo(f"error: {err}", err=True)

@@ -8,6 +8,7 @@ composed config into these dataclasses, before anything is written to disk.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
@@ -22,14 +23,25 @@ class ConfigError(ValueError):
 
 def _positive(owner: str, **values: Any) -> None:
     for name, value in values.items():
-        if value is None or value <= 0:
-            raise ConfigError(f"{owner}.{name} must be > 0, got {value}")
+        if value is None or not 0 < value < math.inf:  # `not`: NaN fails every comparison
+            raise ConfigError(f"{owner}.{name} must be {_a_finite(value)}> 0, got {value}")
 
 
 def _non_negative(owner: str, **values: Any) -> None:
     for name, value in values.items():
-        if value is None or value < 0:
-            raise ConfigError(f"{owner}.{name} must be >= 0, got {value}")
+        if value is None or not 0 <= value < math.inf:
+            raise ConfigError(f"{owner}.{name} must be {_a_finite(value)}>= 0, got {value}")
+
+
+def _finite(owner: str, **values: Any) -> None:
+    for name, value in values.items():
+        if not math.isfinite(value):
+            raise ConfigError(f"{owner}.{name} must be a finite number, got {value}")
+
+
+def _a_finite(value: Any) -> str:
+    """The words a range message needs for NaN and infinities (which pass or fail ``> 0`` misleadingly)."""
+    return "a finite number " if isinstance(value, float) and not math.isfinite(value) else ""
 
 
 def _unit_interval(owner: str, **values: Any) -> None:
@@ -201,6 +213,7 @@ class TabularConfig:
             if not 0.0 < value <= 1.0:
                 raise ConfigError(f"algo.{key} must be in (0, 1], got {value}")
         _one_of(o, "alpha_schedule", self.alpha_schedule, ("linear", "visits"))
+        _finite(o, q_init=self.q_init)
 
 
 @dataclass
@@ -238,6 +251,7 @@ class ValueIterationConfig:
         _unit_interval(o, gamma=self.gamma, epsilon_start=self.epsilon_start, epsilon_end=self.epsilon_end)
         _positive(o, theta=self.theta, max_iterations=self.max_iterations, plan_interval_steps=self.plan_interval_steps)
         _non_negative(o, epsilon_decay_steps=self.epsilon_decay_steps)
+        _finite(o, unknown_value=self.unknown_value)
 
 
 # --------------------------------------------------------------------------- groups
@@ -339,6 +353,7 @@ class MazeEnvConfig:
         parse_layout(self.layout)
         _positive("env", num_envs=self.num_envs, max_episode_steps=self.max_episode_steps)
         _unit_interval("env", slip_prob=self.slip_prob)
+        _finite("env", step_reward=self.step_reward)
 
 
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu")
@@ -361,6 +376,7 @@ class NetworkConfig:
         _one_of("network", "name", self.name, ("auto", "mlp", "nature_cnn"))
         _one_of("network", "action_bound", self.action_bound, ("clip", "squash"))
         _positive("network", cnn_hidden_size=self.cnn_hidden_size)
+        _finite("network", log_std_init=self.log_std_init)
         _one_of("network", "activation", self.activation, ACTIVATIONS)
         for width in self.hidden_sizes:
             if not isinstance(width, int) or width <= 0:
@@ -461,11 +477,15 @@ class TrainConfig:
     eval_interval_steps: int = 5_000  # agent steps between evaluations; 0 evaluates only at the end
     eval_episodes: int = 10  # episodes per evaluation
     checkpoint_interval_steps: int = 25_000  # agent steps between periodic checkpoints; 0 saves only the last
+    checkpoint_keep_last: int = 3  # periodic checkpoints kept (oldest removed); 0 keeps all
+    checkpoint_replay: bool = True  # save the replay buffer / partial rollout with each checkpoint (exact resume)
+    resume: Optional[str] = None  # a run directory to continue in place (rlexp train resume=DIR)
 
     def __post_init__(self) -> None:
         _positive("", total_steps=self.total_steps, eval_episodes=self.eval_episodes, seeds_per_job=self.seeds_per_job)
         _non_negative("", eval_interval_steps=self.eval_interval_steps,
-                      checkpoint_interval_steps=self.checkpoint_interval_steps)
+                      checkpoint_interval_steps=self.checkpoint_interval_steps,
+                      checkpoint_keep_last=self.checkpoint_keep_last)
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
 

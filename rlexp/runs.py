@@ -38,8 +38,9 @@ RUN_CONFIG = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
 EVALS_FILE = "evals.jsonl"
 VIDEO_DIR = "videos"
-# --checkpoint shorthands: rlexp.checkpoint's LATEST and BEST (not imported here: importing torch
-# takes seconds, and bad input should get its answer at once)
+# --checkpoint shorthands: latest (the newest good checkpoint in checkpoints/manifest.json) and
+# rlexp.checkpoint's BEST (not imported here: importing torch takes seconds, and bad input
+# should get its answer at once)
 CHECKPOINT_NAMES = {"latest": "latest.pt", "best": "best.pt"}
 EVAL_BUFFER_CAPACITY = 1_024  # evaluation never fills a replay buffer: do not allocate the training one
 
@@ -96,15 +97,60 @@ def _schema_error(err: Exception) -> str:
     return _first_line(err) or type(err).__name__
 
 
-def load_run_config(run_dir: Path | str) -> TrainConfig:
+# What a run directory's config may make rlexp import or instantiate: a config from someone
+# else's run must not run their code (``env.id: evil:Env`` would import module ``evil``).
+TRUSTED_MODULES = ("rlexp", "torch.nn", "torch.optim", "gymnasium", "ale_py")
+
+
+def _trusted(module: str) -> bool:
+    return any(module == m or module.startswith(m + ".") for m in TRUSTED_MODULES)
+
+
+def check_code_references(data: Any, path: Path) -> None:
+    """Refuse a run config that names code outside :data:`TRUSTED_MODULES`: a ``_target_``
+    anywhere, or an ``env.id`` of the form ``module:Id`` (gymnasium imports the module).
+
+    Raises:
+        ConfigError: one line naming the key, the module and how to allow it.
+    """
+    from omegaconf import DictConfig, OmegaConf
+
+    allowed = ", ".join(TRUSTED_MODULES)
+    hint = "pass --trust if you trust this run directory"
+
+    def walk(node: Any, prefix: str) -> None:
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            full = f"{prefix}.{key}" if prefix else str(key)
+            if key == "_target_" and isinstance(value, str) and not _trusted(value.rpartition(".")[0]):
+                raise ConfigError(f"{path}: {full}={value!r} is not allowed (a run directory may only name "
+                                  f"targets in {allowed}); {hint}")
+            walk(value, full)
+
+    plain = OmegaConf.to_container(data, resolve=False) if isinstance(data, DictConfig) else {}
+    walk(plain, "")
+    env = plain.get("env")
+    env_id = env.get("id") if isinstance(env, dict) else None
+    if isinstance(env_id, str) and ":" in env_id:
+        module = env_id.partition(":")[0]
+        if not _trusted(module):
+            raise ConfigError(f"{path}: env.id={env_id!r} would import module {module!r}, which is not in {allowed}; "
+                              f"{hint}")
+
+
+def load_run_config(run_dir: Path | str, trust: bool = False) -> TrainConfig:
     """The typed :class:`~rlexp.config.TrainConfig` a run was trained with (its ``config.yaml``).
 
     The algorithm schema comes from ``ALGO_SCHEMAS[algo.name]``, the env schema from
     ``GROUP_SCHEMAS["env"][env.type]``; every ``__post_init__`` range check runs.
 
+    Unless ``trust``, a config naming code outside :data:`TRUSTED_MODULES` is refused
+    (:func:`check_code_references`).
+
     Raises:
         ConfigError: not a run directory, unreadable YAML, an unknown algorithm or env type,
-            or values this rlexp's schemas reject (one line, naming the file).
+            untrusted code references, or values this rlexp's schemas reject (one line,
+            naming the file).
     """
     from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
@@ -116,6 +162,8 @@ def load_run_config(run_dir: Path | str) -> TrainConfig:
         raise ConfigError(f"{path} is not valid YAML: {_first_line(err)}") from None
     if not isinstance(data, DictConfig):
         raise ConfigError(f"{path} is not a run config (expected a mapping with algo, env, network, ...)")
+    if not trust:
+        check_code_references(data, path)
 
     def section(name: str) -> Any:
         node = data.get(name)
@@ -185,6 +233,15 @@ def resolve_checkpoint(run_dir: Path | str, which: str = "latest") -> Path:
     for path in candidates:
         if path.is_file():
             return path
+    if which == "latest" and (ckpt_dir / "manifest.json").is_file():  # no latest.pt symlink (e.g. no symlinks here)
+        try:
+            entries = json.loads((ckpt_dir / "manifest.json").read_text())["checkpoints"]
+        except (ValueError, KeyError, TypeError):
+            entries = []
+        for entry in reversed(entries):
+            path = ckpt_dir / f"step_{int(entry['step']):010d}.pt"
+            if path.is_file():
+                return path
     available = available_checkpoints(run_dir)
     choices = f"available: {', '.join(available)}" if available else f"{ckpt_dir} holds no checkpoints"
     raise ConfigError(f"checkpoint {which!r} not found in {run_dir}; {choices} (or pass a path to a .pt file)")
@@ -221,7 +278,8 @@ class LoadedRun:
     device: Any  # torch.device
 
 
-def load_run(run_dir: Path | str, checkpoint: str = "latest", device: str = "auto", envs: Any = None) -> LoadedRun:
+def load_run(run_dir: Path | str, checkpoint: str = "latest", device: str = "auto", envs: Any = None,
+             trust: bool = False) -> LoadedRun:
     """Load ``run_dir``'s config, rebuild its algorithm with the training builders and restore
     ``checkpoint`` into it.
 
@@ -238,10 +296,16 @@ def load_run(run_dir: Path | str, checkpoint: str = "latest", device: str = "aut
     from rlexp.train import resolve_device
 
     run_dir = check_run_dir(run_dir)
-    cfg = load_run_config(run_dir)
+    cfg = load_run_config(run_dir, trust=trust)
     if cfg.algo.name not in ALGOS:
         raise ConfigError(f"algo.name={cfg.algo.name!r} is not registered; valid choices: {', '.join(ALGOS)}")
     path = resolve_checkpoint(run_dir, checkpoint)
+    if checkpoint == "latest":  # the newest checkpoint whose checksums hold (a damaged one is named, then skipped)
+        from rlexp.checkpoint import CheckpointStore
+
+        found = CheckpointStore(run_dir / CHECKPOINT_DIR).latest()
+        if found is not None:
+            path = run_dir / CHECKPOINT_DIR / found[0].main
     torch_device = resolve_device(DeviceConfig(type=device))
     # the run's CPU settings, as training applied them
     import torch
@@ -333,9 +397,10 @@ def run_relative(path: Path, run_dir: Path) -> str:
 
 
 def video_path(run_dir: Path, checkpoint: Path, step: int | None, episode: int) -> Path:
-    """``RUN_DIR/videos/eval_<checkpoint name>_step<N>_ep<k>.mp4``."""
+    """``RUN_DIR/videos/eval_step<N>_ep<k>.mp4`` (for best.pt or another file: ``eval_<name>_step<N>_ep<k>.mp4``)."""
     step_text = f"step{step}" if step is not None else "stepNA"
-    return Path(run_dir) / VIDEO_DIR / f"eval_{checkpoint.stem}_{step_text}_ep{episode}.mp4"
+    label = "" if checkpoint.stem.startswith("step_") else f"{checkpoint.stem}_"
+    return Path(run_dir) / VIDEO_DIR / f"eval_{label}{step_text}_ep{episode}.mp4"
 
 
 def evaluate_run(
@@ -346,6 +411,7 @@ def evaluate_run(
     video_episodes: int = 0,
     device: str = "auto",
     video_max_steps: int | None = None,
+    trust: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a run's checkpoint and append the result to ``RUN_DIR/evals.jsonl``.
 
@@ -370,7 +436,7 @@ def evaluate_run(
     if seed is not None and seed < 0:
         raise ConfigError(f"--seed must be >= 0, got {seed}")
     # ---- everything that can refuse the input, before any file is written
-    cfg = load_run_config(run_dir)
+    cfg = load_run_config(run_dir, trust=trust)
     episodes = cfg.eval_episodes if episodes is None else episodes
     if episodes < 1:
         raise ConfigError(f"--episodes must be >= 1, got {episodes}")
@@ -384,7 +450,8 @@ def evaluate_run(
     eval_envs = make_vector_env(cfg.env, num_envs=min(episodes, MAX_EVAL_ENVS))
     render_env = None
     try:
-        run = load_run(run_dir, str(checkpoint_path), device, envs=eval_envs)
+        run = load_run(run_dir, "latest" if checkpoint == "latest" else str(checkpoint_path), device, envs=eval_envs,
+                       trust=trust)
         seed = cfg.seed + EVAL_SEED_OFFSET if seed is None else seed
         if video_episodes > 0:
             render_env = _video_env(cfg.env, seed)

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import io
 import json
+import math
+import os
 import random
 import shlex
+import signal
 import sys
 import time
 import traceback
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import hydra
 import numpy as np
 import torch
@@ -28,9 +33,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from rlexp.algos import ALGOS
-from rlexp.checkpoint import save_best_checkpoint, save_checkpoint
+from rlexp.checkpoint import CheckpointError, CheckpointStore, step_name
 from rlexp.config import ConfigError, DeviceConfig, TrainConfig, to_typed
-from rlexp.envs import make_env, make_vector_env, transition_model
+from rlexp.envs import failing_env_index, make_env, make_vector_env, transition_model
+from rlexp.faults import fault_at_step
 from rlexp.evaluation import evaluate
 from rlexp.loggers import ConsoleLogger, JsonlLogger, WandbLogger
 from rlexp.sweeps import JOB_LOG, make_optuna_resumable, write_job_summary
@@ -79,6 +85,138 @@ class RunInfo:
     wandb_group: str | None = None  # default W&B group (a multirun's sweep name)
 
 
+class TrainingError(Exception):
+    """The run stopped on a fault it cannot continue past (a NaN loss, an env that raised):
+    one line naming the step, and where the last good checkpoint is."""
+
+
+class RunStopped(BaseException):
+    """SIGINT or SIGTERM stopped the run after a checkpoint; ``exit_code`` is 128 + the signal.
+
+    A BaseException: a sweep must stop with it, not record it as one failed job.
+    """
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class GracefulStop:
+    """SIGINT/SIGTERM handlers for the loop: the first signal asks for a checkpoint and a clean
+    stop at the end of the current step; a second one exits at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._saved: dict[int, Any] = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            os.write(2, f"\n{signal.Signals(signum).name} again: exiting now, without a checkpoint\n".encode())
+            os._exit(128 + signum)
+        self.signum = signum
+        os.write(2, f"\n{signal.Signals(signum).name}: saving a checkpoint, then stopping "
+                    "(send it again to exit at once)\n".encode())
+
+    def __enter__(self) -> "GracefulStop":
+        for sig in self.SIGNALS:
+            try:
+                self._saved[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. a launcher's worker thread): no handlers
+                pass
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+
+
+class ActionLog:
+    """Every vector step's actions since the first reset: replaying them from the same seed
+    rebuilds every training env's exact state on resume (envs keep no state that can be saved
+    as plain data, but gymnasium's and ALE's envs are deterministic given seed and actions)."""
+
+    def __init__(self, action_space: gym.Space):
+        if isinstance(action_space, gym.spaces.Discrete):
+            n = int(action_space.start) + int(action_space.n)
+            self.dtype = np.uint8 if n <= 256 else np.int32
+        else:
+            self.dtype = np.dtype(action_space.dtype)
+        self._blocks: list[np.ndarray] = []  # (steps, num_envs, ...) arrays, oldest first
+        self._pending: list[np.ndarray] = []  # single steps not yet stacked into a block
+        self._steps = 0
+
+    def append(self, actions: np.ndarray) -> None:
+        self._pending.append(np.asarray(actions, dtype=self.dtype).copy())
+        self._steps += 1
+
+    def __len__(self) -> int:
+        return self._steps
+
+    def tensor(self) -> torch.Tensor:
+        """All steps as one (steps, num_envs, ...) tensor."""
+        if self._pending:
+            self._blocks.append(np.stack(self._pending))
+            self._pending = []
+        if len(self._blocks) > 1:
+            self._blocks = [np.concatenate(self._blocks)]
+        return torch.from_numpy(self._blocks[0]) if self._blocks else torch.zeros(0)
+
+    def load(self, saved: torch.Tensor) -> None:
+        self._blocks = [saved.numpy().astype(self.dtype)] if len(saved) else []
+        self._pending = []
+        self._steps = len(saved)
+
+
+def _obs_digest(obs: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(obs).tobytes()).hexdigest()
+
+
+def rng_state() -> dict[str, Any]:
+    """Python's, numpy's global and torch's (CPU and CUDA) generators, as plain data and tensors."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(), "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class LoopState:
+    """The loop's bookkeeping: what a resume must restore besides the algorithm and the envs."""
+
+    step: int = 0
+    episodes: int = 0
+    eval_index: int = 0  # evaluations made (each one's env seeds derive from it)
+    ep_return: list[float] = dataclasses.field(default_factory=list)  # per env, the running episode's
+    ep_length: list[int] = dataclasses.field(default_factory=list)
+    window_returns: list[float] = dataclasses.field(default_factory=list)  # episodes since the last log row
+    window_lengths: list[int] = dataclasses.field(default_factory=list)
+    last_update: dict[str, float] = dataclasses.field(default_factory=dict)
+    best_eval_return: float = -float("inf")
+    best_eval_step: int = 0
+    curve_train: list[list[float]] = dataclasses.field(default_factory=list)  # (step, mean training return)
+    curve_eval: list[list[float]] = dataclasses.field(default_factory=list)  # (step, eval mean, eval std)
+    eval_mean: float = float("nan")
+    eval_std: float = float("nan")
+    wall_s: float = 0.0  # wall time of earlier sessions of this run
+    side_s: float = 0.0  # of which evaluations, checkpoints and pictures
+    obs_digest: str = ""  # SHA-256 of the observation the next step acts on (checks the env replay)
+    wandb_id: str | None = None
+
+
 def run(cfg: TrainConfig, run_dir: Path, info: RunInfo | None = None) -> dict[str, Any]:
     """Train ``cfg.algo`` on ``cfg.env``, writing everything into ``run_dir``.
 
@@ -87,12 +225,43 @@ def run(cfg: TrainConfig, run_dir: Path, info: RunInfo | None = None) -> dict[st
 
     Raises:
         ConfigError: the config cannot run here; nothing has been written to ``run_dir``.
+        TrainingError: a NaN loss or a failing env stopped the run (the last good checkpoint stays).
+        RunStopped: SIGINT/SIGTERM stopped the run after a checkpoint.
     """
     info = info or RunInfo()
     run_dir = Path(run_dir)
     if (run_dir / "metrics.jsonl").exists():
-        raise ConfigError(f"run directory {run_dir} already holds a run; choose another hydra.run.dir")
+        raise ConfigError(f"run directory {run_dir} already holds a run; choose another hydra.run.dir "
+                          f"(or continue it: rlexp resume {run_dir})")
+    return _build_and_loop(cfg, run_dir, info, resume=False)
 
+
+def resume(run_dir: Path | str, total_steps: int | None = None, trust: bool = False) -> dict[str, Any]:
+    """Continue the run in ``run_dir`` from its newest good checkpoint, in place.
+
+    ``total_steps`` extends (or sets) the budget; the run's own config.yaml is used otherwise.
+
+    Raises:
+        ConfigError: not a run directory, a config or checkpoint that does not fit, a run that
+            already reached its budget; the run directory is left as it was.
+    """
+    from rlexp.runs import check_run_dir, load_run_config
+
+    run_dir = check_run_dir(run_dir)
+    cfg = load_run_config(run_dir, trust=trust)
+    if total_steps is not None:
+        cfg = dataclasses.replace(cfg, total_steps=total_steps)
+    summary_file = run_dir / "summary.json"
+    if summary_file.is_file():
+        done = json.loads(summary_file.read_text()).get("steps", 0)
+        if cfg.total_steps <= done:
+            raise ConfigError(f"{run_dir} already finished its {done} agent steps; to train it longer: "
+                              f"rlexp resume {run_dir} --total-steps N (N > {done})")
+    command = (run_dir / "command.txt").read_text().strip() if (run_dir / "command.txt").is_file() else "rlexp train"
+    return _build_and_loop(cfg, run_dir, RunInfo(command=command), resume=True)
+
+
+def _build_and_loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, resume: bool) -> dict[str, Any]:
     # ---- build (everything that can refuse the config, before any file is written)
     device = resolve_device(cfg.device)
     if cfg.device.torch_threads > 0:
@@ -117,11 +286,57 @@ def run(cfg: TrainConfig, run_dir: Path, info: RunInfo | None = None) -> dict[st
             total_steps=cfg.total_steps,
             env_model=transition_model(envs),
         )
-        return _loop(cfg, run_dir, info, envs, eval_envs, algo)
+        store = CheckpointStore(run_dir / "checkpoints", cfg.checkpoint_keep_last)
+        restored = _restore(cfg, run_dir, store, algo, device) if resume else None
+        return _loop(cfg, run_dir, info, envs, eval_envs, algo, store, restored)
     finally:
         envs.close()
         if eval_envs is not None:
             eval_envs.close()
+
+
+# config keys a resume may change: they do not alter what is learned up to the checkpoint
+RESUMABLE_CHANGES = ("total_steps", "resume", "logger", "launcher")
+
+
+def _restore(cfg: TrainConfig, run_dir: Path, store: CheckpointStore, algo, device) -> dict[str, Any] | None:
+    """The newest good checkpoint of ``run_dir``, checked against the run's config and loaded
+    into ``algo``; None when the run has none yet (it starts over, which is exact too)."""
+    found = store.latest(need_buffers=True)
+    store.remove_strays()
+    if found is None:
+        return None
+    entry, state, buffers = found
+    path = store.dir / entry.main
+    if not isinstance(state, dict) or "loop" not in state or "algo" not in state:
+        raise ConfigError(f"{path} is not a resumable rlexp checkpoint (it has no loop state); "
+                          "it may come from an older rlexp: start a new run")
+    ours = _flatten(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
+    theirs = _flatten(state.get("config") or {})
+    differs = sorted(k for k in set(ours) | set(theirs)
+                     if ours.get(k) != theirs.get(k) and not k.startswith(RESUMABLE_CHANGES))
+    if differs:
+        shown = ", ".join(differs[:5]) + (", ..." if len(differs) > 5 else "")
+        raise ConfigError(f"checkpoint {path} was written by a different config than {run_dir / 'config.yaml'} "
+                          f"(differs in: {shown}); it cannot resume this run")
+    try:
+        algo.load_state_dict(state["algo"])
+        if buffers is not None:
+            algo.load_buffer_state(buffers)
+    except (RuntimeError, KeyError, ValueError, TypeError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ConfigError(f"checkpoint {path} does not fit this run's config: {first}") from None
+    state["buffers_restored"] = buffers is not None or algo.buffer_state() is None
+    return state
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: node}
 
 
 def _write_run_files(cfg: TrainConfig, run_dir: Path, info: RunInfo) -> dict[str, Any]:
@@ -133,48 +348,76 @@ def _write_run_files(cfg: TrainConfig, run_dir: Path, info: RunInfo) -> dict[str
     return resolved
 
 
-def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo) -> dict[str, Any]:
-    resolved = _write_run_files(cfg, run_dir, info)
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Keep the rows of ``metrics.jsonl`` up to agent step ``step`` (a resumed run writes the
+    rest again): no row duplicated, none missing, no half-written line."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True):
+        if not line.endswith("\n"):
+            break  # the half-written last line of a killed run
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if row.get("step", 0) <= step:
+            kept.append(line)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(kept), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo, store: CheckpointStore,
+          restored: dict[str, Any] | None) -> dict[str, Any]:
+    resuming = (run_dir / "config.yaml").is_file() and (run_dir / "metrics.jsonl").exists()
+    if resuming:
+        resolved = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+        if cfg.total_steps != OmegaConf.load(run_dir / "config.yaml").get("total_steps"):
+            (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))  # an extended budget
+        (run_dir / "summary.json").unlink(missing_ok=True)
+    else:
+        resolved = _write_run_files(cfg, run_dir, info)
+    s = LoopState(**{k: v for k, v in restored["loop"].items()}) if restored else LoopState()
+    _truncate_metrics(run_dir / "metrics.jsonl", s.step)
+    num_envs = cfg.env.num_envs
     console = ConsoleLogger(cfg.logger.progress, cfg.total_steps, f"{cfg.algo.name} {cfg.env.id} seed={cfg.seed}")
     sinks: list[Any] = [JsonlLogger(run_dir / "metrics.jsonl"), console]
     figure_env = None  # a single env for the tabular pictures, built on first use
+    actions_log = ActionLog(envs.single_action_space)
     try:
         wandb_on = cfg.logger.wandb.mode != "disabled"
-        wandb_sink = WandbLogger(cfg.logger.wandb, run_dir, resolved, info.wandb_group) if wandb_on else None
+        wandb_sink = WandbLogger(cfg.logger.wandb, run_dir, resolved, info.wandb_group, run_id=s.wandb_id) \
+            if wandb_on else None
         if wandb_sink is not None:
             sinks.append(wandb_sink)
+            s.wandb_id = wandb_sink.run_id
 
         def log(step: int, metrics: dict[str, float]) -> None:
             for sink in sinks:
                 sink.log(step, metrics)
 
-        num_envs = cfg.env.num_envs
-        eval_index = 0
-
-        best = {"eval_return": -float("inf"), "step": 0}
-
         def checkpoint_state(step: int) -> dict[str, Any]:
             return {"algo": algo.state_dict(), "step": step, "config": resolved}
 
-        side_s = 0.0  # wall time spent in evaluations and checkpoints, not training
-
-        def run_eval(step: int) -> tuple[float, float]:
-            nonlocal eval_index, side_s
+        def run_eval(step: int) -> None:
             started = time.perf_counter()
-            seed = cfg.seed + EVAL_SEED_OFFSET + eval_index * cfg.eval_episodes
+            seed = cfg.seed + EVAL_SEED_OFFSET + s.eval_index * cfg.eval_episodes
             returns, lengths = evaluate(algo.predict, eval_envs, cfg.eval_episodes, seed)
-            eval_index += 1
-            mean, std = float(returns.mean()), float(returns.std())
-            curve_eval.append((step, mean, std))
-            log(step, {"eval/episode_return": mean, "eval/episode_return_std": std,
+            s.eval_index += 1
+            s.eval_mean, s.eval_std = float(returns.mean()), float(returns.std())
+            s.curve_eval.append([step, s.eval_mean, s.eval_std])
+            log(step, {"eval/episode_return": s.eval_mean, "eval/episode_return_std": s.eval_std,
                        "eval/episode_length": float(lengths.mean()), "eval/episodes": float(len(returns))})
-            if cfg.logger.video_interval_evals and (eval_index - 1) % cfg.logger.video_interval_evals == 0:
+            if cfg.logger.video_interval_evals and (s.eval_index - 1) % cfg.logger.video_interval_evals == 0:
                 record_video(step, seed)
-            if mean > best["eval_return"]:  # DQN's returns oscillate: keep the best policy too
-                best.update(eval_return=mean, step=step)
-                save_best_checkpoint(run_dir / "checkpoints", checkpoint_state(step))
-            side_s += time.perf_counter() - started
-            return mean, std
+            if s.eval_mean > s.best_eval_return:  # DQN's returns oscillate: keep the best policy too
+                s.best_eval_return, s.best_eval_step = s.eval_mean, step
+                try:
+                    store.save_best(step, checkpoint_state(step))
+                except CheckpointError as err:
+                    console.message(f"warning: {err}")
+            s.side_s += time.perf_counter() - started
 
         def record_video(step: int, seed: int) -> None:
             env = make_env(cfg.env, render_mode="rgb_array")
@@ -187,12 +430,9 @@ def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo)
                 wandb_sink.log_video(step, "eval/video", path)
             log(step, {"eval/video_episode_return": episode_return})
 
-        curve_train: list[tuple[int, float]] = []  # (step, mean training episode return per log interval)
-        curve_eval: list[tuple[int, float, float]] = []  # (step, eval mean, eval std)
-
         def draw_figures(step: int, suffix: str = "", curve: bool = False) -> list[str]:
             """The run's pictures (algorithm tables, learning curve) -> figures/*.png and W&B."""
-            nonlocal side_s, figure_env
+            nonlocal figure_env
             from rlexp import plots  # matplotlib: imported only when drawing
 
             started = time.perf_counter()
@@ -202,97 +442,156 @@ def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo)
             figures = plots.run_figures(tables, figure_env)
             if curve:
                 title = f"{cfg.algo.name} on {cfg.env.id}, seed {cfg.seed}"
-                figures["learning_curve"] = plots.draw_learning_curve(curve_train, curve_eval, title)
+                figures["learning_curve"] = plots.draw_learning_curve(
+                    [tuple(x) for x in s.curve_train], [tuple(x) for x in s.curve_eval], title)
             for name, figure in figures.items():
                 path = plots.save_figure(figure, run_dir / "figures" / f"{name}{suffix}.png")
                 if wandb_sink is not None:
                     wandb_sink.log_image(step, f"figures/{name}", path)
-            side_s += time.perf_counter() - started
+            s.side_s += time.perf_counter() - started
             return list(figures)
 
-        def checkpoint(step: int, periodic: bool) -> None:
-            nonlocal side_s
-            started = time.perf_counter()
-            save_checkpoint(run_dir / "checkpoints", checkpoint_state(step), step, periodic)
-            side_s += time.perf_counter() - started
+        session_start = time.perf_counter()
+        last_saved = {"step": restored["step"] if restored else None}
 
+        def checkpoint(obs: np.ndarray, final: bool = False) -> Path | None:
+            """Save the full training state at ``s.step``; a failed periodic one is a warning."""
+            if last_saved["step"] == s.step:
+                return store.dir / step_name(s.step)
+            started = time.perf_counter()
+            bad = algo.non_finite()
+            if bad:  # never replace a good checkpoint with a diverged one
+                raise TrainingError(f"non-finite values in {bad} at step {s.step}; {_last_good(store, run_dir)}")
+            s.obs_digest = _obs_digest(obs)
+            s.wall_s = wall_before + time.perf_counter() - session_start
+            state = {**checkpoint_state(s.step), "loop": dataclasses.asdict(s), "rng": rng_state(),
+                     "env_actions": actions_log.tensor(), "format": 1}
+            buffers = algo.buffer_state() if cfg.checkpoint_replay else None
+            try:
+                path = store.save(s.step, state, buffers)
+            except CheckpointError as err:
+                if final:
+                    raise TrainingError(str(err)) from None
+                console.message(f"warning: {err}")
+                return None
+            last_saved["step"] = s.step
+            s.side_s += time.perf_counter() - started
+            return path
+
+        wall_before = s.wall_s
         obs, _ = envs.reset(seed=cfg.seed)
-        ep_return = np.zeros(num_envs)
-        ep_length = np.zeros(num_envs, dtype=np.int64)
-        window_returns: list[float] = []
-        window_lengths: list[int] = []
-        episodes = 0
-        last_update: dict[str, float] = {}
-        step = 0
+        if restored is None:
+            s.ep_return, s.ep_length = [0.0] * num_envs, [0] * num_envs
+        else:
+            obs = _replay_envs(envs, obs, restored, actions_log, s, console, cfg)
+            set_rng_state(restored["rng"])
+            if not restored["buffers_restored"]:
+                console.message("note: this checkpoint holds no replay buffer or rollout (checkpoint_replay=false): "
+                                "learning continues from an empty one, so the run is not identical to an "
+                                "uninterrupted one")
+            if algo.device.type != "cpu":
+                console.message(f"note: resumed on {algo.device}: GPU kernels are not deterministic, so the continued "
+                                "run is correct but not bit-identical to an uninterrupted one (docs/resume.md)")
+            console.message(f"resumed {run_dir} at step {s.step} of {cfg.total_steps}")
+        ep_return = np.asarray(s.ep_return, dtype=np.float64)
+        ep_length = np.asarray(s.ep_length, dtype=np.int64)
         start = last_time = time.perf_counter()
-        last_step = 0
-        eval_mean, eval_std = float("nan"), float("nan")
+        last_step = s.step
         intervals = cfg.logger.log_interval_steps, cfg.eval_interval_steps, cfg.checkpoint_interval_steps
 
-        while step < cfg.total_steps:
-            actions = algo.act(obs, step)
-            next_obs, rewards, terminated, truncated, infos = envs.step(actions)
-            ep_return += rewards
-            ep_length += 1
-            done = terminated | truncated
-            real_next = next_obs
-            if done.any():
-                # SAME_STEP autoreset: next_obs already starts the next episode; the learner
-                # needs the real last observation to bootstrap a truncated episode.
-                real_next = next_obs.copy()
-                for i in np.flatnonzero(done):
-                    real_next[i] = infos["final_obs"][i]
-                    window_returns.append(float(ep_return[i]))
-                    window_lengths.append(int(ep_length[i]))
-                    ep_return[i] = 0.0
-                    ep_length[i] = 0
-                    episodes += 1
-            # learning signals: clipped rewards, a lost life as terminal (Atari); logged
-            # returns above stay the real score
-            learn_rewards = np.clip(rewards, -1.0, 1.0) if cfg.env.clip_rewards else rewards
-            life_loss = infos.get("life_loss")
-            learn_terminated = terminated | life_loss if life_loss is not None else terminated
-            update = algo.observe(obs, actions, learn_rewards, real_next, learn_terminated, truncated, step, done)
-            if update:
-                last_update = update
-            every = cfg.logger.figure_interval_episodes
-            if every and cfg.logger.figures and done.any() and episodes // every > (episodes - done.sum()) // every:
-                draw_figures(step + num_envs, suffix=f"_episode{episodes // every * every}")
-            prev, step, obs = step, step + num_envs, next_obs
+        with GracefulStop() as stop:
+            while s.step < cfg.total_steps:
+                step = s.step
+                fault_at_step(step)
+                actions = algo.act(obs, step)
+                try:
+                    next_obs, rewards, terminated, truncated, infos = envs.step(actions)
+                except Exception as err:  # noqa: BLE001 - any env failure: named, checkpointed, stopped
+                    s.ep_return, s.ep_length = ep_return.tolist(), ep_length.tolist()
+                    saved = checkpoint(obs)
+                    index = failing_env_index(err)
+                    where = f"env {index}" if index is not None else "an env"
+                    first = (str(err).strip().splitlines() or [""])[0]
+                    kept = f"checkpoint saved at step {step} ({saved})" if saved else _last_good(store, run_dir)
+                    raise TrainingError(f"{where} raised {type(err).__name__} at step {step}: {first}; {kept}; "
+                                        f"resume with: rlexp resume {run_dir}") from err
+                actions_log.append(actions)
+                ep_return += rewards
+                ep_length += 1
+                done = terminated | truncated
+                real_next = next_obs
+                if done.any():
+                    # SAME_STEP autoreset: next_obs already starts the next episode; the learner
+                    # needs the real last observation to bootstrap a truncated episode.
+                    real_next = next_obs.copy()
+                    for i in np.flatnonzero(done):
+                        real_next[i] = infos["final_obs"][i]
+                        s.window_returns.append(float(ep_return[i]))
+                        s.window_lengths.append(int(ep_length[i]))
+                        ep_return[i] = 0.0
+                        ep_length[i] = 0
+                        s.episodes += 1
+                # learning signals: clipped rewards, a lost life as terminal (Atari); logged
+                # returns above stay the real score
+                learn_rewards = np.clip(rewards, -1.0, 1.0) if cfg.env.clip_rewards else rewards
+                life_loss = infos.get("life_loss")
+                learn_terminated = terminated | life_loss if life_loss is not None else terminated
+                update = algo.observe(obs, actions, learn_rewards, real_next, learn_terminated, truncated, step, done)
+                if update:
+                    bad = [k for k, v in update.items() if k.startswith("loss/") and not math.isfinite(v)]
+                    if bad:
+                        raise TrainingError(f"{bad[0]} is {update[bad[0]]} at step {step + num_envs}; the run "
+                                            f"stopped: {_last_good(store, run_dir)} (lower algo.lr or set "
+                                            "algo.max_grad_norm, then start a new run or resume from it)")
+                    s.last_update = update
+                every = cfg.logger.figure_interval_episodes
+                if every and cfg.logger.figures and done.any() and s.episodes // every > (s.episodes - done.sum()) // every:
+                    draw_figures(step + num_envs, suffix=f"_episode{s.episodes // every * every}")
+                prev, s.step, obs = step, step + num_envs, next_obs
+                step = s.step
 
-            log_due, eval_due, ckpt_due = (k > 0 and step // k > prev // k for k in intervals)
-            if log_due:
-                now = time.perf_counter()
-                metrics = {"perf/sps": (step - last_step) / (now - last_time), "train/episodes": float(episodes)}
-                if window_returns:
-                    metrics["train/episode_return"] = float(np.mean(window_returns))
-                    curve_train.append((step, metrics["train/episode_return"]))
-                    metrics["train/episode_length"] = float(np.mean(window_lengths))
-                    window_returns.clear()
-                    window_lengths.clear()
-                metrics.update(algo.schedules(step))
-                metrics.update(last_update)
-                log(step, metrics)
-                last_time, last_step = time.perf_counter(), step
-            if eval_due and step < cfg.total_steps:
-                eval_mean, eval_std = run_eval(step)
-            if ckpt_due and step < cfg.total_steps:
-                checkpoint(step, periodic=True)
+                log_due, eval_due, ckpt_due = (k > 0 and step // k > prev // k for k in intervals)
+                if log_due:
+                    now = time.perf_counter()
+                    metrics = {"perf/sps": (step - last_step) / (now - last_time), "train/episodes": float(s.episodes)}
+                    if s.window_returns:
+                        metrics["train/episode_return"] = float(np.mean(s.window_returns))
+                        s.curve_train.append([step, metrics["train/episode_return"]])
+                        metrics["train/episode_length"] = float(np.mean(s.window_lengths))
+                        s.window_returns.clear()
+                        s.window_lengths.clear()
+                    metrics.update(algo.schedules(step))
+                    metrics.update(s.last_update)
+                    log(step, metrics)
+                    last_time, last_step = time.perf_counter(), step
+                if eval_due and step < cfg.total_steps:
+                    run_eval(step)
+                if (ckpt_due and step < cfg.total_steps) or stop.signum is not None:
+                    s.ep_return, s.ep_length = ep_return.tolist(), ep_length.tolist()
+                    saved = checkpoint(obs)
+                    if stop.signum is not None:
+                        name = signal.Signals(stop.signum).name
+                        where = f"checkpoint saved ({saved})" if saved else _last_good(store, run_dir)
+                        console.close()
+                        console.message(f"stopped by {name} at step {step} of {cfg.total_steps}: {where}.\n"
+                                        f"resume with: rlexp resume {run_dir}")
+                        raise RunStopped(f"stopped by {name}", 128 + stop.signum)
 
-        eval_mean, eval_std = run_eval(step)
-        checkpoint(step, periodic=cfg.checkpoint_interval_steps > 0)
-        drawn = draw_figures(step, curve=True) if cfg.logger.figures else []
-        wall_s = time.perf_counter() - start
+            run_eval(s.step)
+            s.ep_return, s.ep_length = ep_return.tolist(), ep_length.tolist()
+            checkpoint(obs, final=True)
+        drawn = draw_figures(s.step, curve=True) if cfg.logger.figures else []
+        wall_s = wall_before + time.perf_counter() - session_start
         summary = {
             "run_dir": str(run_dir),
-            "steps": step,
-            "episodes": episodes,
+            "steps": s.step,
+            "episodes": s.episodes,
             "wall_s": wall_s,
-            "train_wall_s": wall_s - side_s,  # without evaluations and checkpoints
-            "eval_return_mean": eval_mean,
-            "eval_return_std": eval_std,
-            "best_eval_return": best["eval_return"],
-            "best_eval_step": best["step"],
+            "train_wall_s": wall_s - s.side_s,  # without evaluations and checkpoints
+            "eval_return_mean": s.eval_mean,
+            "eval_return_std": s.eval_std,
+            "best_eval_return": s.best_eval_return,
+            "best_eval_step": s.best_eval_step,
         }
         protocol = getattr(cfg.env, "protocol", None)
         if protocol is not None:  # every Atari score carries its evaluation protocol
@@ -300,13 +599,15 @@ def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo)
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         console.close()
         console.message(
-            f"done: {step} agent steps in {wall_s:.1f}s; final eval return {eval_mean:.1f} +/- {eval_std:.1f} "
-            f"over {cfg.eval_episodes} episodes (best {best['eval_return']:.1f} at step {best['step']})"
+            f"done: {s.step} agent steps in {wall_s:.1f}s; final eval return {s.eval_mean:.1f} +/- {s.eval_std:.1f} "
+            f"over {cfg.eval_episodes} episodes (best {s.best_eval_return:.1f} at step {s.best_eval_step})"
             + (f", protocol {protocol}" if protocol else "") + "\n"
             f"run directory: {run_dir}\n"
             "  config.yaml, command.txt  what ran, and how to run it again\n"
             "  metrics.jsonl             one JSON object per log event (train/, eval/, loss/, perf/)\n"
-            "  checkpoints/              latest.pt, best.pt (best eval) and periodic step_<N>.pt\n"
+            "  checkpoints/              step_<N>.pt (the last "
+            + (f"{cfg.checkpoint_keep_last}" if cfg.checkpoint_keep_last else "all")
+            + "), best.pt (best eval), latest.pt, manifest.json\n"
             + (f"  figures/                  {', '.join(f'{n}.png' for n in drawn)}\n" if drawn else "")
             + ("  wandb/                    the W&B run (`wandb sync` uploads an offline run)" if wandb_on else "")
         )
@@ -316,6 +617,30 @@ def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo)
             figure_env.close()
         for sink in sinks:
             sink.close()
+
+
+def _last_good(store: CheckpointStore, run_dir: Path) -> str:
+    path = store.latest_path()
+    return f"the last good checkpoint is {path}" if path else "no checkpoint was written yet"
+
+
+def _replay_envs(envs, obs: np.ndarray, restored: dict[str, Any], actions_log: ActionLog, s: LoopState,
+                 console, cfg: TrainConfig) -> np.ndarray:
+    """Step freshly reset training envs through the logged actions, back to the checkpoint's
+    state; warn (in the console and the run's log) when the result differs from what was saved."""
+    saved = restored.get("env_actions")
+    if saved is not None and len(saved):
+        actions_log.load(saved)
+        started = time.perf_counter()
+        for actions in saved.numpy():
+            obs, *_ = envs.step(actions)
+        console.message(f"restored the envs by replaying {len(saved) * cfg.env.num_envs:,} agent steps of actions "
+                        f"in {time.perf_counter() - started:.1f}s")
+    if _obs_digest(obs) != s.obs_digest:
+        console.message("warning: replaying the logged actions did not reproduce the envs' saved state (the env is "
+                        "not deterministic given its seed and actions); training continues from the replayed state, "
+                        "so this run is no longer identical to an uninterrupted one")
+    return obs
 
 
 # --------------------------------------------------------------------------- Hydra entry
@@ -402,6 +727,8 @@ def main(cfg: DictConfig) -> float:
         overrides=overrides,
         wandb_group=f"multirun-{Path(hc.sweep.dir).name}" if multirun else None,
     )
+    if cfg.get("resume"):
+        return _resume_from_hydra(cfg, run_dir, overrides, multirun)
     if not multirun:
         try:
             record = run_seeds(to_typed(cfg), run_dir, info)
@@ -422,9 +749,27 @@ def main(cfg: DictConfig) -> float:
         except Exception as err:  # noqa: BLE001 - recorded with its traceback, reported at the sweep's end
             traceback.print_exc()
             first = (str(err).strip().splitlines() or [""])[0]
-            record = {"status": "failed", "overrides": list(overrides), "error": f"{type(err).__name__}: {first}",
+            error = first if isinstance(err, TrainingError) else f"{type(err).__name__}: {first}"
+            record = {"status": "failed", "overrides": list(overrides), "error": error,
                       "objective": float("nan")}
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / JOB_LOG).write_text(log.getvalue())
     write_job_summary(run_dir, record)
     return record["objective"]
+
+
+def _resume_from_hydra(cfg: DictConfig, hydra_dir: Path, overrides: tuple[str, ...], multirun: bool) -> float:
+    """``rlexp train resume=RUN_DIR [total_steps=N]``: the run continues with its own config.yaml."""
+    from rlexp.runs import check_run_dir
+
+    _remove_if_empty(hydra_dir, Path.cwd())  # Hydra made an output dir; the run writes into RUN_DIR
+    check_run_dir(cfg.resume)
+    if multirun:
+        raise ConfigError("resume= continues one run: drop -m (resume a sweep's jobs one by one: rlexp resume JOB_DIR)")
+    allowed = ("resume=", "total_steps=")
+    extra = [o for o in overrides if not o.startswith(allowed)]
+    if extra:
+        raise ConfigError(f"resume={cfg.resume} continues the run with its own config.yaml; only total_steps=N may "
+                          f"change, drop: {' '.join(extra)}")
+    total = next((int(o.partition("=")[2]) for o in overrides if o.startswith("total_steps=")), None)
+    return resume(cfg.resume, total_steps=total)["eval_return_mean"]

@@ -47,6 +47,22 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.Comp
     )
 
 
+def cli(args: list[str]) -> tuple[int, str, str]:
+    """``rlexp ARGS`` in this process (no interpreter start-up, ~3 s less than :func:`run_cli`):
+    (exit code, stdout, stderr). For commands that fail early or run briefly."""
+    import torch
+    from typer.testing import CliRunner
+
+    from rlexp.cli import app
+
+    threads = torch.get_num_threads()
+    try:
+        result = CliRunner().invoke(app, args)
+    finally:
+        torch.set_num_threads(threads)  # a run applies device.torch_threads process-wide
+    return result.exit_code, result.stdout, result.stderr
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):
     """Keep W&B and friends out of the real home directory."""

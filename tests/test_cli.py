@@ -5,7 +5,7 @@ import json
 import pytest
 
 from rlexp.loggers.jsonl import read_metrics
-from tests.conftest import TINY, run_cli, wandb_run_bytes
+from tests.conftest import TINY, cli, run_cli, wandb_run_bytes
 
 
 def _files(root):
@@ -94,11 +94,12 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[a[0] for a, _ in BAD_INPUTS])
-def test_bad_input_one_line_nonzero_nothing_written(tmp_path, args, message):
-    out = run_cli(["train", *args, "logger=none"], tmp_path)
-    assert out.returncode != 0
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1, out.stderr
+def test_bad_input_one_line_nonzero_nothing_written(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)  # in process (no interpreter start-up per case); Hydra writes under the cwd
+    code, _, err = cli(["train", *args, "logger=none"])
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
     assert lines[0].startswith("error: ") and message in lines[0], lines[0]
     assert _files(tmp_path) == []
 

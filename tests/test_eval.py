@@ -212,13 +212,13 @@ def test_eval_prints_and_records(trained, tmp_path):
     rows = _rows(run_dir)
     assert len(rows) == before + 1
     row = rows[-1]
-    assert row["checkpoint"] == "checkpoints/latest.pt" and row["step"] == 1500
+    assert row["checkpoint"] == "checkpoints/step_0000001500.pt" and row["step"] == 1500  # what latest named
     assert row["episodes"] == 3 and len(row["returns"]) == 3 and len(row["lengths"]) == 3
     assert row["seed"] == 1 + EVAL_SEED_OFFSET  # the run's first in-training eval seed
     assert row["mean"] == pytest.approx(np.mean(row["returns"])) and row["std"] == pytest.approx(np.std(row["returns"]))
     assert "protocol" not in row and "videos" not in row and row["time"]
     assert "mean" in out.stdout and "std" in out.stdout and "returns:" in out.stdout
-    assert f"{run_dir / 'checkpoints' / 'latest.pt'} (step 1500)" in out.stdout
+    assert f"{run_dir / 'checkpoints' / 'step_0000001500.pt'} (step 1500)" in out.stdout
     assert out.stderr == ""
 
     out = run_cli(["eval", str(run_dir), "--checkpoint", "best", "--episodes", "3", "--seed", "7"], tmp_path)
@@ -236,7 +236,7 @@ def test_eval_video_cartpole(trained, tmp_path):
     row = _rows(run_dir)[-1]
     (video,) = row["videos"]
     path = run_dir / video["path"]
-    assert path.name == "eval_latest_step1500_ep0.mp4" and str(path) in out.stdout
+    assert path.name == "eval_step1500_ep0.mp4" and str(path) in out.stdout
     frames = _assert_playable_mp4(path)
     assert len(frames) == video["frames"] > 1 and frames[0].shape == (400, 600, 3)
 
@@ -260,13 +260,13 @@ def test_eval_bad_input_is_one_line_and_writes_nothing(case, run_copy, tmp_path)
                       f"error: {run_copy / 'checkpoints'} is not a run directory (no config.yaml)"),
         "no_checkpoint": ([str(run_copy), "--checkpoint", "nosuch"],
                           f"error: checkpoint 'nosuch' not found in {run_copy}; available: latest, best"),
-        "truncated": ([str(run_copy), "--video"],
-                      f"error: checkpoint {run_copy / 'checkpoints' / 'latest.pt'} cannot be loaded "
+        "truncated": ([str(run_copy), "--video", "--checkpoint", "best"],
+                      f"error: checkpoint {run_copy / 'checkpoints' / 'best.pt'} cannot be loaded "
                       "(corrupt or truncated?)"),
     }[case]
     if case == "truncated":
-        latest = run_copy / "checkpoints" / "latest.pt"
-        latest.write_bytes(latest.read_bytes()[:600] + b"\x00garbage\xff" * 8)
+        best = run_copy / "checkpoints" / "best.pt"
+        best.write_bytes(best.read_bytes()[:600] + b"\x00garbage\xff" * 8)
     before = _tree(run_copy)
     out = run_cli(["eval", *args, "--episodes", "2"], tmp_path)
     assert out.returncode == 2, out.stdout
@@ -275,6 +275,19 @@ def test_eval_bad_input_is_one_line_and_writes_nothing(case, run_copy, tmp_path)
     assert out.stdout == ""
     assert _tree(run_copy) == before  # no evals.jsonl, no videos/
     assert not (tmp_path / "nosuch").exists()
+
+
+def test_eval_of_a_damaged_latest_uses_the_previous_checkpoint(run_copy, tmp_path):
+    from rlexp.checkpoint import CheckpointStore, load_checkpoint
+
+    ckpts = run_copy / "checkpoints"
+    newest = ckpts / "step_0000001500.pt"
+    CheckpointStore(ckpts).save(1000, {**load_checkpoint(newest), "step": 1000})  # an older checkpoint
+    newest.write_bytes(newest.read_bytes()[:600])
+    out = run_cli(["eval", str(run_copy), "--episodes", "2"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert f"warning: {newest} is truncated" in out.stderr and "using the checkpoint before it" in out.stderr
+    assert _rows(run_copy)[-1]["checkpoint"] == "checkpoints/step_0000001000.pt"
 
 
 def test_pong_video_from_an_untrained_run(tmp_path):
@@ -299,7 +312,7 @@ def test_pong_video_from_an_untrained_run(tmp_path):
     assert -21 <= row["returns"][0] <= 21 and row["lengths"][0] <= 200
     (video,) = row["videos"]
     path = run_dir / video["path"]
-    assert path == run_dir / "videos" / "eval_latest_step4_ep0.mp4" and str(path) in out.stdout
+    assert path == run_dir / "videos" / "eval_step4_ep0.mp4" and str(path) in out.stdout
     frames = _assert_playable_mp4(path)
     assert len(frames) == video["frames"] > 10 and frames[0].shape == (210, 160, 3)  # the full-colour screen
     assert np.ptp(np.stack(frames[:: len(frames) // 5]), axis=0).max() > 0  # the picture moves

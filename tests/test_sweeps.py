@@ -118,7 +118,8 @@ def test_a_failing_job_does_not_stop_the_sweep(tmp_path):
     assert _statuses(sweep) == {"0_seed1": "finished", "1_seed1": "failed"}
     assert "1 of 2 jobs finished" in out.stderr
     log_path = sweep.relative_to(tmp_path) / "1_seed1" / "job.log"
-    assert f"FAILED 1_seed1: RuntimeError: simulated crash after 300 steps (log: {log_path})" in out.stderr
+    assert "FAILED 1_seed1: env 0 raised RuntimeError at step 300: simulated crash after 300 steps; checkpoint saved " \
+           "at step 300" in out.stderr and f"(log: {log_path})" in out.stderr
     log = (sweep / "1_seed1" / "job.log").read_text()
     assert "Traceback" in log and "simulated crash" in log
 

@@ -84,7 +84,31 @@ class Algorithm(ABC):
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue learning: networks, optimizers, counters, RNG."""
+        """Everything needed to continue learning but the buffers: networks, optimizers, counters, RNG."""
+
+    def non_finite(self) -> str:
+        """The name of the first state tensor holding a NaN or inf ("" when all are finite): a
+        diverged learner must not overwrite a good checkpoint."""
+
+        def walk(node: Any, prefix: str) -> str:
+            if isinstance(node, torch.Tensor):
+                return prefix if node.is_floating_point() and not bool(torch.isfinite(node).all()) else ""
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    found = walk(value, f"{prefix}.{key}" if prefix else str(key))
+                    if found:
+                        return found
+            return ""
+
+        return walk(self.state_dict(), "")
+
+    def buffer_state(self) -> dict[str, Any] | None:
+        """Experience held for learning (a replay buffer, a partial rollout or episode), as
+        tensors and plain data, for an exact resume; None when the algorithm holds none."""
+        return None
+
+    def load_buffer_state(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`buffer_state`."""
 
     @abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None:

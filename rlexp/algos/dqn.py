@@ -248,6 +248,12 @@ class DQN(Algorithm):
             "eval_rng": self.eval_rng.bit_generator.state,
         }
 
+    def buffer_state(self) -> dict[str, Any]:
+        return {"replay": self.buffer.state_dict()}
+
+    def load_buffer_state(self, state: dict[str, Any]) -> None:
+        self.buffer.load_state_dict(state["replay"])
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.q.load_state_dict(state["q"])
         self.q_target.load_state_dict(state["q_target"])

@@ -148,6 +148,12 @@ class OnPolicy(ActorCriticLearner, Algorithm):
     def update(self, advantages: torch.Tensor, returns: torch.Tensor, step: int) -> dict[str, float]:
         """Learn from the full rollout (``self.rollout``) and its advantages."""
 
+    def buffer_state(self) -> dict[str, Any]:
+        return {"rollout": self.rollout.state_dict()}
+
+    def load_buffer_state(self, state: dict[str, Any]) -> None:
+        self.rollout.load_state_dict(state["rollout"])
+
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         if self.return_stats is not None:

@@ -114,3 +114,25 @@ class Reinforce(ActorCriticLearner, Algorithm):
         if value_loss is not None:
             metrics["loss/value"] = value_loss.item()
         return metrics
+
+    # ------------------------------------------------------------------ state
+
+    def buffer_state(self) -> dict:
+        """Each env's episode so far and the finished episodes not yet learned from, as tensors."""
+
+        def running(episode):
+            if not episode:
+                return None
+            return (torch.from_numpy(np.stack([o for o, _, _ in episode])),
+                    torch.from_numpy(np.stack([a for _, a, _ in episode])),
+                    torch.tensor([r for _, _, r in episode], dtype=torch.float64))
+
+        return {"running": [running(e) for e in self._running],
+                "finished": [tuple(torch.from_numpy(np.ascontiguousarray(x)) for x in e) for e in self._finished]}
+
+    def load_buffer_state(self, state: dict) -> None:
+        if len(state["running"]) != len(self._running):
+            raise ValueError(f"state holds {len(state['running'])} envs' episodes, this run has {len(self._running)}")
+        self._running = [[] if e is None else [(o, a, float(r)) for o, a, r in zip(e[0].numpy(), e[1].numpy(), e[2].tolist())]
+                         for e in state["running"]]
+        self._finished = [tuple(x.numpy() for x in e) for e in state["finished"]]

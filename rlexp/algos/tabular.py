@@ -152,7 +152,10 @@ class Tabular(Algorithm):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for key in ("q", "visits", "transitions", "ended", "reward_sum"):
-            setattr(self, key, state[key].numpy().copy())
+            saved, ours = state[key], getattr(self, key)
+            if tuple(saved.shape) != ours.shape:
+                raise ValueError(f"{key} has shape {tuple(saved.shape)} in the checkpoint, {ours.shape} in this env")
+            setattr(self, key, saved.numpy().copy())
         self.rng.bit_generator.state = state["rng"]
         self.eval_rng.bit_generator.state = state["eval_rng"]
 

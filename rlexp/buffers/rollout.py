@@ -45,3 +45,18 @@ class RolloutBuffer:
         self.rewards[t], self.dones[t] = reward, done
         self.pos = (t + 1) % self.steps
         return self.pos == 0
+
+    FIELDS = ("obs", "actions", "logprobs", "values", "rewards", "dones")
+
+    def state_dict(self) -> dict:
+        """The rows filled so far and the cursor (tensors and ints: ``weights_only``-loadable)."""
+        return {"pos": self.pos, **{name: getattr(self, name)[: self.pos].cpu().clone() for name in self.FIELDS}}
+
+    def load_state_dict(self, state: dict) -> None:
+        pos = int(state["pos"])
+        if not 0 <= pos < self.steps:
+            raise ValueError(f"rollout state has pos {pos}, this rollout holds {self.steps} steps")
+        for name in self.FIELDS:
+            store = getattr(self, name)
+            store[:pos] = state[name].to(store.device)
+        self.pos = pos

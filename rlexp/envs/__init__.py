@@ -1,5 +1,5 @@
 """Environment builders."""
 
-from rlexp.envs.make import make_env, make_vector_env, transition_model
+from rlexp.envs.make import failing_env_index, make_env, make_vector_env, transition_model
 
-__all__ = ["make_env", "make_vector_env", "transition_model"]
+__all__ = ["failing_env_index", "make_env", "make_vector_env", "transition_model"]

@@ -108,3 +108,17 @@ def transition_model(envs: gym.vector.VectorEnv) -> dict | None:
     if not copies:
         return None
     return getattr(copies[0].unwrapped, "P", None)
+
+
+def failing_env_index(err: BaseException) -> int | None:
+    """Which copy of a vector env raised ``err`` during ``step``: read from the traceback (the
+    loop index of gymnasium's SyncVectorEnv.step), so the hot path pays nothing for it. None
+    when it cannot be told (another vector env)."""
+    step_code = gym.vector.SyncVectorEnv.step.__code__
+    tb = err.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is step_code:
+            index = tb.tb_frame.f_locals.get("i")
+            return int(index) if isinstance(index, int) else None
+        tb = tb.tb_next
+    return None

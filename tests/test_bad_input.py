@@ -1,0 +1,71 @@
+"""The bad-input corpus: each input gets one clear line, a non-zero exit, and leaves every
+existing run directory as it was (and writes no new one)."""
+
+import shutil
+
+import pytest
+import torch
+
+from rlexp.train import run
+from tests.conftest import cli, compose_train
+
+TABULAR = ["total_steps=300", "eval_interval_steps=0", "eval_episodes=2", "checkpoint_interval_steps=100",
+           "logger=none", "logger.progress=none", "logger.figures=false"]
+
+
+@pytest.fixture(scope="module")
+def existing(tmp_path_factory):
+    """A working directory with two runs under runs/: ``old`` finished, and ``other``, unfinished,
+    whose config.yaml is old's while its checkpoints come from a run on a larger maze."""
+    root = tmp_path_factory.mktemp("work")
+    threads = torch.get_num_threads()
+    try:
+        for name, env in (("old", "maze"), ("other", "maze_large")):
+            run(compose_train(["algo=q_learning", f"env={env}", *TABULAR]), root / "runs" / name)
+    finally:
+        torch.set_num_threads(threads)
+    other = root / "runs" / "other"
+    (other / "config.yaml").write_text((root / "runs" / "old" / "config.yaml").read_text())
+    (other / "summary.json").unlink()
+    return root
+
+
+def _tree(root):
+    """Every file's bytes and every directory, under ``root``."""
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else b"<dir>" for p in sorted(root.rglob("*"))}
+
+
+CORPUS = {
+    "malformed override": (["train", "algo.lr=[1,2"], "error: malformed override"),
+    "unknown group option": (["train", "algo=sac"], "error: unknown option algo=sac; valid choices: a2c, dqn"),
+    "unknown group": (["train", "optimizer=adam"], "error: unknown key 'optimizer'; valid keys: algo, env"),
+    "unknown key": (["train", "algo.lrr=1"], "error: unknown key 'algo.lrr'; valid keys: name, optimizer, lr"),
+    "wrong type": (["train", "algo.batch_size=big"], "error: invalid value for algo.batch_size: 'big' is not a valid int"),
+    "negative gamma": (["train", "algo.gamma=-0.1"], "error: algo.gamma must be in [0, 1], got -0.1"),
+    "epsilon above 1": (["train", "algo.epsilon_start=1.5"], "error: algo.epsilon_start must be in [0, 1], got 1.5"),
+    "zero batch": (["train", "algo.batch_size=0"], "error: algo.batch_size must be > 0, got 0"),
+    "nan learning rate": (["train", "algo.lr=nan"], "error: algo.lr must be a finite number > 0, got nan"),
+    "image env with an MLP": (["train", "env=pong", "network=mlp"],
+                              "error: network=mlp cannot take image observations (4, 84, 84)"),
+    "continuous actions with DQN": (["train", "algo=dqn", "env=pendulum"],
+                                    "error: algo=dqn needs a discrete action space"),
+    "resume a missing directory": (["resume", "runs/nosuch"], "error: run directory runs/nosuch does not exist"),
+    "resume a folder that is no run": (["resume", "runs/old/checkpoints"],
+                                       "error: runs/old/checkpoints is not a run directory"),
+    "resume= a missing directory": (["train", "resume=runs/nosuch"], "error: run directory runs/nosuch does not exist"),
+    "a checkpoint of another config": (["resume", "runs/other"], "error: checkpoint runs/other/checkpoints/"),
+    "eval with a checkpoint of another config": (["eval", "runs/old", "--checkpoint", "../other/checkpoints/best.pt"],
+                                                 "error: checkpoint runs/old/../other/checkpoints/best.pt"),
+}
+
+
+@pytest.mark.parametrize("case", list(CORPUS))
+def test_bad_input_is_one_line_and_loses_nothing(case, existing, monkeypatch):
+    args, expect = CORPUS[case]
+    monkeypatch.chdir(existing)
+    before = _tree(existing)
+    code, out, err = cli([*args, "logger=none"] if args[0] == "train" else args)
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(expect), err
+    assert _tree(existing) == before  # no run directory touched, none created
