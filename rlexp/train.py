@@ -138,6 +138,7 @@ class ActionLog:
     as plain data, but gymnasium's and ALE's envs are deterministic given seed and actions)."""
 
     def __init__(self, action_space: gym.Space):
+        self.env_dtype = np.dtype(action_space.dtype)  # what envs.step takes back (ALE insists on int32/int64)
         if isinstance(action_space, gym.spaces.Discrete):
             n = int(action_space.start) + int(action_space.n)
             self.dtype = np.uint8 if n <= 256 else np.int32
@@ -632,7 +633,7 @@ def _replay_envs(envs, obs: np.ndarray, restored: dict[str, Any], actions_log: A
     if saved is not None and len(saved):
         actions_log.load(saved)
         started = time.perf_counter()
-        for actions in saved.numpy():
+        for actions in saved.numpy().astype(actions_log.env_dtype):
             obs, *_ = envs.step(actions)
         console.message(f"restored the envs by replaying {len(saved) * cfg.env.num_envs:,} agent steps of actions "
                         f"in {time.perf_counter() - started:.1f}s")
