@@ -21,6 +21,18 @@ class ConfigError(ValueError):
     """A user-facing config problem; its message is one line naming the problem and the fix."""
 
 
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config as ``{"algo.lr": 0.001, ...}`` (lists become tuples, so values compare and hash)."""
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+        return out
+    if isinstance(node, list):
+        return {prefix[:-1]: tuple(node)}
+    return {prefix[:-1]: node}
+
+
 def _positive(owner: str, **values: Any) -> None:
     for name, value in values.items():
         if value is None or not 0 < value < math.inf:  # `not`: NaN fails every comparison

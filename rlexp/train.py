@@ -34,7 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlexp.algos import ALGOS
 from rlexp.checkpoint import CheckpointError, CheckpointStore, step_name
-from rlexp.config import ConfigError, DeviceConfig, TrainConfig, to_typed
+from rlexp.config import ConfigError, DeviceConfig, TrainConfig, flatten, to_typed
 from rlexp.envs import failing_env_index, make_env, make_vector_env, transition_model
 from rlexp.faults import fault_at_step
 from rlexp.evaluation import evaluate
@@ -289,7 +289,7 @@ def _build_and_loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, resume: bool
         )
         store = CheckpointStore(run_dir / "checkpoints", cfg.checkpoint_keep_last)
         restored = _restore(cfg, run_dir, store, algo, device) if resume else None
-        return _loop(cfg, run_dir, info, envs, eval_envs, algo, store, restored)
+        return _loop(cfg, run_dir, info, envs, eval_envs, algo, store, resume, restored)
     finally:
         envs.close()
         if eval_envs is not None:
@@ -312,8 +312,8 @@ def _restore(cfg: TrainConfig, run_dir: Path, store: CheckpointStore, algo, devi
     if not isinstance(state, dict) or "loop" not in state or "algo" not in state:
         raise ConfigError(f"{path} is not a resumable rlexp checkpoint (it has no loop state); "
                           "it may come from an older rlexp: start a new run")
-    ours = _flatten(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
-    theirs = _flatten(state.get("config") or {})
+    ours = flatten(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
+    theirs = flatten(state.get("config") or {})
     differs = sorted(k for k in set(ours) | set(theirs)
                      if ours.get(k) != theirs.get(k) and not k.startswith(RESUMABLE_CHANGES))
     if differs:
@@ -329,15 +329,6 @@ def _restore(cfg: TrainConfig, run_dir: Path, store: CheckpointStore, algo, devi
         raise ConfigError(f"checkpoint {path} does not fit this run's config: {first}") from None
     state["buffers_restored"] = buffers is not None or algo.buffer_state() is None
     return state
-
-
-def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(node, dict):
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: node}
 
 
 def _write_run_files(cfg: TrainConfig, run_dir: Path, info: RunInfo) -> dict[str, Any]:
@@ -370,8 +361,9 @@ def _truncate_metrics(path: Path, step: int) -> None:
 
 
 def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo, store: CheckpointStore,
-          restored: dict[str, Any] | None) -> dict[str, Any]:
-    resuming = (run_dir / "config.yaml").is_file() and (run_dir / "metrics.jsonl").exists()
+          resuming: bool, restored: dict[str, Any] | None) -> dict[str, Any]:
+    """The training loop; ``resuming``: continue ``run_dir`` in place (from ``restored``, the
+    newest good checkpoint, or from the start when it has none)."""
     if resuming:
         resolved = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
         if cfg.total_steps != OmegaConf.load(run_dir / "config.yaml").get("total_steps"):

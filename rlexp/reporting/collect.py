@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from rlexp.config import flatten
+
 from rlexp.loggers.jsonl import read_metrics
 
 # config keys that do not change what is learned: never a reason to split groups
@@ -31,17 +33,6 @@ class RunData:
         return float(np.mean([r for _, r in self.evals[-last_evals:]]))
 
 
-def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(node, dict):
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
-        return out
-    if isinstance(node, list):
-        return {prefix[:-1]: tuple(node)}
-    return {prefix[:-1]: node}
-
-
 def read_run(path: Path) -> RunData | None:
     """A run directory's data, or None when it is not one (no config.yaml or metrics.jsonl)."""
     import yaml
@@ -51,7 +42,7 @@ def read_run(path: Path) -> RunData | None:
         return None
     problems = []
     try:
-        config = _flatten(yaml.safe_load(config_file.read_text()) or {})
+        config = flatten(yaml.safe_load(config_file.read_text()) or {})
     except yaml.YAMLError as err:
         return RunData(path, {}, [], False, [f"unreadable config.yaml: {str(err).splitlines()[0]}"])
     text = metrics_file.read_text(encoding="utf-8", errors="replace")
