@@ -29,6 +29,7 @@ Overrides (Hydra grammar), after `rlexp train`:
   hydra.run.dir=PATH    where a single run writes (default runs/<algo>/<env>/<time>_seed<seed>)
   hydra.sweep.dir=PATH  where a multirun writes (default runs/multirun/<time>)
   --from SWEEP/best.yaml  start from a sweep's best overrides (later overrides still win)
+  resume=RUN_DIR        continue a killed or stopped run in place (as `rlexp resume RUN_DIR`)
   --info, --hydra-help  Hydra's own diagnostics and help"""
 
 
