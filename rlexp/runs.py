@@ -116,7 +116,7 @@ def check_code_references(data: Any, path: Path) -> None:
     from omegaconf import DictConfig, OmegaConf
 
     allowed = ", ".join(TRUSTED_MODULES)
-    hint = "pass --trust if you trust this run directory"
+    hint = "if you trust this run directory: rlexp eval --trust or rlexp resume --trust"
 
     def walk(node: Any, prefix: str) -> None:
         items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()

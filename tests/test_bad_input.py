@@ -25,8 +25,15 @@ def existing(tmp_path_factory):
     finally:
         torch.set_num_threads(threads)
     other = root / "runs" / "other"
-    (other / "config.yaml").write_text((root / "runs" / "old" / "config.yaml").read_text())
+    config = (root / "runs" / "old" / "config.yaml").read_text()
+    (other / "config.yaml").write_text(config)
     (other / "summary.json").unlink()
+    # someone else's runs whose configs name code: a _target_, and an env module to import
+    for name, text in (("evil_target", config.replace("network:\n", "network:\n  _target_: os.system\n", 1)),
+                       ("evil_module", config.replace("  id: maze\n", "  id: evil_module:Evil-v0\n", 1))):
+        shutil.copytree(root / "runs" / "old", root / "runs" / name, symlinks=True)
+        assert text != config
+        (root / "runs" / name / "config.yaml").write_text(text)
     return root
 
 
@@ -56,7 +63,17 @@ CORPUS = {
     "a checkpoint of another config": (["resume", "runs/other"], "error: checkpoint runs/other/checkpoints/"),
     "eval with a checkpoint of another config": (["eval", "runs/old", "--checkpoint", "../other/checkpoints/best.pt"],
                                                  "error: checkpoint runs/old/../other/checkpoints/best.pt"),
+    "eval of a config naming os.system": (["eval", "runs/evil_target"], "error: runs/evil_target/config.yaml: "
+                                          "network._target_='os.system' is not allowed"),
+    "resume of a config importing a module": (["resume", "runs/evil_module"], "error: runs/evil_module/config.yaml: "
+                                              "env.id='evil_module:Evil-v0' would import module 'evil_module'"),
 }
+
+
+def test_trust_lets_a_run_directory_name_its_own_code(existing):
+    from rlexp.runs import load_run_config
+
+    assert load_run_config(existing / "runs" / "evil_module", trust=True).env.id == "evil_module:Evil-v0"
 
 
 @pytest.mark.parametrize("case", list(CORPUS))
