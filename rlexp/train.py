@@ -475,6 +475,8 @@ def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo,
         obs, _ = envs.reset(seed=cfg.seed)
         if restored is None:
             s.ep_return, s.ep_length = [0.0] * num_envs, [0] * num_envs
+            if resuming:  # killed before its first checkpoint: starting over is exact too
+                console.message(f"{run_dir} has no checkpoint yet: starting the run over in place")
         else:
             obs = _replay_envs(envs, obs, restored, actions_log, s, console, cfg)
             set_rng_state(restored["rng"])
