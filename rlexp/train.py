@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import io
 import json
 import math
-import os
 import random
 import shlex
 import signal
@@ -24,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import hydra
 import numpy as np
 import torch
@@ -39,6 +36,7 @@ from rlexp.envs import failing_env_index, make_env, make_vector_env, transition_
 from rlexp.faults import fault_at_step
 from rlexp.evaluation import evaluate
 from rlexp.loggers import ConsoleLogger, JsonlLogger, WandbLogger
+from rlexp.state import ActionLog, GracefulStop, LoopState, obs_digest, rng_state, set_rng_state, truncate_metrics
 from rlexp.sweeps import JOB_LOG, make_optuna_resumable, write_job_summary
 from rlexp.video import record_episode
 
@@ -99,123 +97,6 @@ class RunStopped(BaseException):
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
         self.exit_code = exit_code
-
-
-class GracefulStop:
-    """SIGINT/SIGTERM handlers for the loop: the first signal asks for a checkpoint and a clean
-    stop at the end of the current step; a second one exits at once."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.signum: int | None = None
-        self._saved: dict[int, Any] = {}
-
-    def _handle(self, signum, frame) -> None:
-        if self.signum is not None:
-            os.write(2, f"\n{signal.Signals(signum).name} again: exiting now, without a checkpoint\n".encode())
-            os._exit(128 + signum)
-        self.signum = signum
-        os.write(2, f"\n{signal.Signals(signum).name}: saving a checkpoint, then stopping "
-                    "(send it again to exit at once)\n".encode())
-
-    def __enter__(self) -> "GracefulStop":
-        for sig in self.SIGNALS:
-            try:
-                self._saved[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread (e.g. a launcher's worker thread): no handlers
-                pass
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._saved.items():
-            signal.signal(sig, handler)
-
-
-class ActionLog:
-    """Every vector step's actions since the first reset: replaying them from the same seed
-    rebuilds every training env's exact state on resume (envs keep no state that can be saved
-    as plain data, but gymnasium's and ALE's envs are deterministic given seed and actions)."""
-
-    def __init__(self, action_space: gym.Space):
-        self.env_dtype = np.dtype(action_space.dtype)  # what envs.step takes back (ALE insists on int32/int64)
-        if isinstance(action_space, gym.spaces.Discrete):
-            n = int(action_space.start) + int(action_space.n)
-            self.dtype = np.uint8 if n <= 256 else np.int32
-        else:
-            self.dtype = np.dtype(action_space.dtype)
-        self._blocks: list[np.ndarray] = []  # (steps, num_envs, ...) arrays, oldest first
-        self._pending: list[np.ndarray] = []  # single steps not yet stacked into a block
-        self._steps = 0
-
-    def append(self, actions: np.ndarray) -> None:
-        self._pending.append(np.asarray(actions, dtype=self.dtype).copy())
-        self._steps += 1
-
-    def __len__(self) -> int:
-        return self._steps
-
-    def tensor(self) -> torch.Tensor:
-        """All steps as one (steps, num_envs, ...) tensor."""
-        if self._pending:
-            self._blocks.append(np.stack(self._pending))
-            self._pending = []
-        if len(self._blocks) > 1:
-            self._blocks = [np.concatenate(self._blocks)]
-        return torch.from_numpy(self._blocks[0]) if self._blocks else torch.zeros(0)
-
-    def load(self, saved: torch.Tensor) -> None:
-        self._blocks = [saved.numpy().astype(self.dtype)] if len(saved) else []
-        self._pending = []
-        self._steps = len(saved)
-
-
-def _obs_digest(obs: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(obs).tobytes()).hexdigest()
-
-
-def rng_state() -> dict[str, Any]:
-    """Python's, numpy's global and torch's (CPU and CUDA) generators, as plain data and tensors."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"python": random.getstate(), "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
-             "torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-@dataclass
-class LoopState:
-    """The loop's bookkeeping: what a resume must restore besides the algorithm and the envs."""
-
-    step: int = 0
-    episodes: int = 0
-    eval_index: int = 0  # evaluations made (each one's env seeds derive from it)
-    ep_return: list[float] = dataclasses.field(default_factory=list)  # per env, the running episode's
-    ep_length: list[int] = dataclasses.field(default_factory=list)
-    window_returns: list[float] = dataclasses.field(default_factory=list)  # episodes since the last log row
-    window_lengths: list[int] = dataclasses.field(default_factory=list)
-    last_update: dict[str, float] = dataclasses.field(default_factory=dict)
-    best_eval_return: float = -float("inf")
-    best_eval_step: int = 0
-    curve_train: list[list[float]] = dataclasses.field(default_factory=list)  # (step, mean training return)
-    curve_eval: list[list[float]] = dataclasses.field(default_factory=list)  # (step, eval mean, eval std)
-    eval_mean: float = float("nan")
-    eval_std: float = float("nan")
-    wall_s: float = 0.0  # wall time of earlier sessions of this run
-    side_s: float = 0.0  # of which evaluations, checkpoints and pictures
-    obs_digest: str = ""  # SHA-256 of the observation the next step acts on (checks the env replay)
-    wandb_id: str | None = None
 
 
 def run(cfg: TrainConfig, run_dir: Path, info: RunInfo | None = None) -> dict[str, Any]:
@@ -340,26 +221,6 @@ def _write_run_files(cfg: TrainConfig, run_dir: Path, info: RunInfo) -> dict[str
     return resolved
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Keep the rows of ``metrics.jsonl`` up to agent step ``step`` (a resumed run writes the
-    rest again): no row duplicated, none missing, no half-written line."""
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True):
-        if not line.endswith("\n"):
-            break  # the half-written last line of a killed run
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if row.get("step", 0) <= step:
-            kept.append(line)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(kept), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo, store: CheckpointStore,
           resuming: bool, restored: dict[str, Any] | None) -> dict[str, Any]:
     """The training loop; ``resuming``: continue ``run_dir`` in place (from ``restored``, the
@@ -372,7 +233,7 @@ def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo,
     else:
         resolved = _write_run_files(cfg, run_dir, info)
     s = LoopState(**{k: v for k, v in restored["loop"].items()}) if restored else LoopState()
-    _truncate_metrics(run_dir / "metrics.jsonl", s.step)
+    truncate_metrics(run_dir / "metrics.jsonl", s.step)
     num_envs = cfg.env.num_envs
     console = ConsoleLogger(cfg.logger.progress, cfg.total_steps, f"{cfg.algo.name} {cfg.env.id} seed={cfg.seed}")
     sinks: list[Any] = [JsonlLogger(run_dir / "metrics.jsonl"), console]
@@ -455,7 +316,7 @@ def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo,
             bad = algo.non_finite()
             if bad:  # never replace a good checkpoint with a diverged one
                 raise TrainingError(f"non-finite values in {bad} at step {s.step}; {_last_good(store, run_dir)}")
-            s.obs_digest = _obs_digest(obs)
+            s.obs_digest = obs_digest(obs)
             s.wall_s = wall_before + time.perf_counter() - session_start
             state = {**checkpoint_state(s.step), "loop": dataclasses.asdict(s), "rng": rng_state(),
                      "env_actions": actions_log.tensor(), "format": 1}
@@ -631,7 +492,7 @@ def _replay_envs(envs, obs: np.ndarray, restored: dict[str, Any], actions_log: A
             obs, *_ = envs.step(actions)
         console.message(f"restored the envs by replaying {len(saved) * cfg.env.num_envs:,} agent steps of actions "
                         f"in {time.perf_counter() - started:.1f}s")
-    if _obs_digest(obs) != s.obs_digest:
+    if obs_digest(obs) != s.obs_digest:
         console.message("warning: replaying the logged actions did not reproduce the envs' saved state (the env is "
                         "not deterministic given its seed and actions); training continues from the replayed state, "
                         "so this run is no longer identical to an uninterrupted one")

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from rlexp.checkpoint import CheckpointStore, load_checkpoint
-from rlexp.train import GracefulStop, TrainingError, resume, run
+from rlexp.state import GracefulStop
+from rlexp.train import TrainingError, resume, run
 from tests.conftest import RLEXP, cli, compose_train
 
 # small budgets, deterministic CPU settings, a checkpoint every 256 agent steps
