@@ -4,7 +4,8 @@ Layout of ``RUN_DIR/checkpoints/``:
 
 - ``step_<N>.pt``: everything a resume needs at agent step N except the buffers (networks,
   optimizers, counters, RNG states, the loop's bookkeeping, the env action log);
-- ``step_<N>.buffers.pt``: the replay buffer or partial rollout (``checkpoint_replay``);
+- ``step_<N>.buffers.pt``: the replay buffer or partial rollout (``checkpoint_replay``), for
+  the newest checkpoint only (a replay can be gigabytes; older checkpoints are fallbacks);
 - ``best.pt``: the networks at the best evaluation so far;
 - ``latest.pt``: a symlink to the newest ``step_<N>.pt``;
 - ``manifest.json``: the kept checkpoints, newest last, with a SHA-256 and size per file.
@@ -227,6 +228,13 @@ class CheckpointStore:
             entries.sort(key=lambda e: e.step)
             dropped = entries[:-self.keep_last] if self.keep_last > 0 else []
             kept = entries[len(dropped):]
+            # buffers (an Atari replay is gigabytes) stay with the newest checkpoint only: the
+            # older ones are fallbacks for a damaged newest one, and resume from networks and state
+            stale = [name for e in kept if e is not entry and buffers is not None
+                     for name in list(e.files) if name == buffers_name(e.step)]
+            for e in kept:
+                if e is not entry and buffers is not None:
+                    e.files.pop(buffers_name(e.step), None)
             self._write_manifest(kept, self._best_record())
         except OSError as err:
             for path in written:
@@ -239,6 +247,8 @@ class CheckpointStore:
         for old in dropped:
             for name in old.files:
                 (self.dir / name).unlink(missing_ok=True)
+        for name in stale:
+            (self.dir / name).unlink(missing_ok=True)
         return self.dir / entry.main
 
     def _link_latest(self, name: str) -> None:

@@ -342,9 +342,9 @@ def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo,
             obs = _replay_envs(envs, obs, restored, actions_log, s, console, cfg)
             set_rng_state(restored["rng"])
             if not restored["buffers_restored"]:
-                console.message("note: this checkpoint holds no replay buffer or rollout (checkpoint_replay=false): "
-                                "learning continues from an empty one, so the run is not identical to an "
-                                "uninterrupted one")
+                console.message("note: no replay buffer or rollout was saved with this checkpoint (checkpoint_replay="
+                                "false, or an older checkpoint used as a fallback): learning continues from an empty "
+                                "one, so the run is not identical to an uninterrupted one")
             if algo.device.type != "cpu":
                 console.message(f"note: resumed on {algo.device}: GPU kernels are not deterministic, so the continued "
                                 "run is correct but not bit-identical to an uninterrupted one (docs/resume.md)")

@@ -17,9 +17,9 @@ def test_save_and_load_keeps_the_last_k_with_checksums(tmp_path):
     store = CheckpointStore(tmp_path, keep_last=2)
     for step in (10, 20, 30):
         store.save(step, _state(step), {"replay": torch.arange(step)})
-    names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["latest.pt", "manifest.json", "step_0000000020.buffers.pt", "step_0000000020.pt",
-                     "step_0000000030.buffers.pt", "step_0000000030.pt"]
+    names = sorted(p.name for p in tmp_path.iterdir())  # buffers: with the newest checkpoint only
+    assert names == ["latest.pt", "manifest.json", "step_0000000020.pt", "step_0000000030.buffers.pt",
+                     "step_0000000030.pt"]
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert [e["step"] for e in manifest["checkpoints"]] == [20, 30]
     for name, record in manifest["checkpoints"][-1]["files"].items():
@@ -28,6 +28,15 @@ def test_save_and_load_keeps_the_last_k_with_checksums(tmp_path):
     assert entry.step == 30 and torch.equal(state["algo"]["w"], torch.full((4,), 30.0))
     assert torch.equal(buffers["replay"], torch.arange(30))
     assert load_checkpoint(tmp_path / "latest.pt")["step"] == 30  # latest.pt: a symlink to the newest
+
+
+def test_a_fallback_checkpoint_resumes_without_buffers(tmp_path):
+    store = CheckpointStore(tmp_path, keep_last=3)
+    for step in (10, 20):
+        store.save(step, _state(step), {"replay": torch.arange(step)})
+    (tmp_path / "step_0000000020.pt").unlink()
+    entry, state, buffers = store.latest(need_buffers=True)
+    assert entry.step == 10 and buffers is None
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "delete"])

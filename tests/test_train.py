@@ -33,8 +33,8 @@ def test_run_writes_the_run_directory(tmp_path):
     for key in ("train/epsilon", "train/episode_return", "train/episode_length", "loss/td", "train/updates"):
         assert key in train_rows[-1], key
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
-        "best.pt", "latest.pt", "manifest.json", "step_0000001000.buffers.pt", "step_0000001000.pt",
-        "step_0000001500.buffers.pt", "step_0000001500.pt"]
+        "best.pt", "latest.pt", "manifest.json", "step_0000001000.pt", "step_0000001500.buffers.pt",
+        "step_0000001500.pt"]
     best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
     assert max(r["eval/episode_return"] for r in eval_rows) == summary["best_eval_return"]
     assert best["step"] == summary["best_eval_step"]
