@@ -174,8 +174,51 @@ def aggregate_rows(named_runs: dict[str, list[RunData]], last_evals: int) -> lis
             continue
         samples = list(by_game.values())
         rows.append({"method": name, "games": sorted(by_game), "runs": sum(len(s) for s in samples),
-                     **{stat: aggregate(samples, stat) for stat in ("iqm", "mean", "median")}})
+                     **{stat: aggregate(samples, stat) for stat in ("iqm", "mean", "median")}, "run_data": runs})
     return sorted(rows, key=lambda r: -r["iqm"].value)
+
+
+def aggregate_curve_data(runs: list[RunData]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, IQM, low, high): at each eval step, the IQM of the human-normalized eval returns of
+    the runs on every game, with its 95% stratified bootstrap band (runs resampled within each game)."""
+    from rlexp import references
+
+    games: dict[str, dict[int, list[float]]] = {}
+    for run in runs:
+        game = run.config.get("env.game")
+        if run.config.get("env.type") != "atari" or references.human_normalized(game, 0.0) is None:
+            continue
+        for step, value in run.evals:
+            games.setdefault(game, {}).setdefault(step, []).append(references.human_normalized(game, value))
+    steps = np.array(sorted({step for per_step in games.values() for step in per_step}))
+    value, low, high = (np.full(len(steps), np.nan) for _ in range(3))
+    for i, step in enumerate(steps):
+        samples = [per_step[step] for per_step in games.values() if step in per_step]
+        e = aggregate(samples, "iqm")
+        value[i], low[i], high[i] = e.value, e.low, e.high
+    return steps, value, low, high
+
+
+def draw_aggregate_curves(rows: list[dict], frames_per_step: int | None):
+    """One line per method: the IQM human-normalized eval return over all its games, 95% stratified CI band."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 5), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    for row in rows:
+        steps, value, low, high = aggregate_curve_data(row["run_data"])
+        line = ax.plot(steps, value, label=f"{row['method']} ({len(row['games'])} games, {row['runs']} runs)")[0]
+        ok = ~np.isnan(low)
+        ax.fill_between(steps[ok], low[ok], high[ok], color=line.get_color(), alpha=0.2)
+    label = "agent steps"
+    if frames_per_step:
+        label += f" (x{frames_per_step} = emulator frames)"
+    ax.set_xlabel(label)
+    ax.set_ylabel("human-normalized eval return (IQM, 95% stratified CI)")
+    ax.grid(alpha=0.3)
+    if rows:
+        ax.legend(fontsize=8, loc="lower right")
+    return fig
 
 
 def _by_game(runs: list[RunData], last_evals: int) -> dict[str, np.ndarray]:
@@ -238,15 +281,19 @@ def scores_csv(report: dict) -> str:
 
 
 def write(report: dict, out: Path) -> list[Path]:
-    """report.md, scores.csv and curves.png in ``out``."""
+    """report.md, scores.csv and curves.png in ``out`` (and aggregate_curves.png for methods run on
+    several Atari games: their raw returns do not share a scale)."""
     from rlexp.plots import save_figure
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.md").write_text(markdown(report))
     (out / "scores.csv").write_text(scores_csv(report))
     fig = draw_curves(report["summaries"], "mean", report["frames_per_step"])
-    save_figure(fig, out / "curves.png")
-    return [out / "report.md", out / "scores.csv", out / "curves.png"]
+    written = [out / "report.md", out / "scores.csv", save_figure(fig, out / "curves.png")]
+    if report["aggregates"]:
+        fig = draw_aggregate_curves(report["aggregates"], report["frames_per_step"])
+        written.append(save_figure(fig, out / "aggregate_curves.png"))
+    return written
 
 
 def log_to_wandb(report: dict, out: Path, mode: str, project: str) -> Path:

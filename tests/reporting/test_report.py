@@ -57,7 +57,7 @@ def test_cli_writes_report_files(tmp_path):
     assert Image.open(tmp_path / "rep" / "curves.png").size == (800, 500)
 
 
-def _atari_run(path, seed, score, total_steps, protocol="nature", game="pong", algo="dqn"):
+def _atari_run(path, seed, score, total_steps, protocol="nature", game="pong", algo="dqn", evals=None):
     import json
 
     import yaml
@@ -67,7 +67,8 @@ def _atari_run(path, seed, score, total_steps, protocol="nature", game="pong", a
                                                "protocol": protocol, "frame_skip": 4},
               "seed": seed, "total_steps": total_steps}
     (path / "config.yaml").write_text(yaml.safe_dump(config))
-    (path / "metrics.jsonl").write_text(json.dumps({"step": total_steps, "eval/episode_return": score}) + "\n")
+    evals = evals or [(total_steps, score)]
+    (path / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "eval/episode_return": r}) + "\n" for s, r in evals))
     (path / "summary.json").write_text("{}")
 
 
@@ -153,3 +154,25 @@ def test_cli_vs_takes_several_paths_on_each_side(tmp_path):
     assert "probability of improvement P(A > B): 0.97" in out.stdout
     bad = run_cli(["report", str(tmp_path), "--vs"], tmp_path)
     assert bad.returncode == 2 and "--vs needs runs on both sides" in bad.stderr
+
+
+def test_aggregate_curves_are_human_normalized_iqm_per_step(tmp_path):
+    from rlexp.references import human_normalized
+    from rlexp.reporting.stats import aggregate
+
+    runs = {("pong", 1): [(500, -20.0), (1000, 0.0)], ("pong", 2): [(500, -18.0), (1000, 5.0)],
+            ("breakout", 1): [(500, 2.0), (1000, 30.0)], ("breakout", 2): [(500, 5.0), (1000, 20.0)]}
+    for (game, seed), evals in runs.items():
+        _atari_run(tmp_path / game / f"s{seed}", seed, None, 1000, game=game, evals=evals)
+    result = report.build([tmp_path])
+    (row,) = result["aggregates"]
+    steps, value, low, high = report.aggregate_curve_data(row["run_data"])
+    assert steps.tolist() == [500, 1000]
+    for i, step in enumerate((500, 1000)):
+        samples = [[human_normalized(g, dict(runs[(g, s)])[step]) for s in (1, 2)] for g in ("breakout", "pong")]
+        expected = aggregate(samples, "iqm")
+        assert (value[i], low[i], high[i]) == pytest.approx((expected.value, expected.low, expected.high))
+    fig = report.draw_aggregate_curves(result["aggregates"], 4)
+    assert fig.axes[0].get_lines()[0].get_ydata().tolist() == pytest.approx(value.tolist())
+    written = report.write(result, tmp_path / "out")
+    assert tmp_path / "out" / "aggregate_curves.png" in written and (tmp_path / "out" / "aggregate_curves.png").stat().st_size
