@@ -71,7 +71,10 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    # only when it changes (it is off by default): the first call costs ~1.4 s (torch imports
+    # its compiler stack), paid by every `rlexp train` before
+    if torch.are_deterministic_algorithms_enabled() != deterministic:
+        torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
 @dataclass
