@@ -25,21 +25,20 @@ def _faults() -> dict[str, int]:
     return _FAULTS
 
 
-def _kill() -> None:
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
 def fault(point: str) -> None:
     """Count one pass through ``point``; SIGKILL on the configured pass."""
     faults = _faults()
     if point in faults:
         faults[point] -= 1
         if faults[point] == 0:
-            _kill()
+            kill()
 
 
-def fault_at_step(step: int) -> None:
-    """SIGKILL once the loop reaches the configured agent step."""
-    faults = _faults()
-    if "step" in faults and step >= faults["step"]:
-        _kill()
+def kill_step() -> int | None:
+    """The agent step at which the loop must SIGKILL itself (``RLEXP_FAULT=step:N``), or None."""
+    return _faults().get("step")
+
+
+def kill() -> None:
+    """SIGKILL this process, as a pre-emption or an out-of-memory kill would."""
+    os.kill(os.getpid(), signal.SIGKILL)

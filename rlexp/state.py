@@ -67,7 +67,7 @@ class ActionLog:
         self._steps = 0
 
     def append(self, actions: np.ndarray) -> None:
-        self._pending.append(np.asarray(actions, dtype=self.dtype).copy())
+        self._pending.append(actions.astype(self.dtype))  # a copy, in the compact dtype
         self._steps += 1
 
     def __len__(self) -> int:

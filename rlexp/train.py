@@ -33,7 +33,7 @@ from rlexp.algos import ALGOS
 from rlexp.checkpoint import CheckpointError, CheckpointStore, step_name
 from rlexp.config import ConfigError, DeviceConfig, TrainConfig, flatten, to_typed
 from rlexp.envs import failing_env_index, make_env, make_vector_env, transition_model
-from rlexp.faults import fault_at_step
+from rlexp import faults
 from rlexp.evaluation import evaluate
 from rlexp.loggers import ConsoleLogger, JsonlLogger, WandbLogger
 from rlexp.state import ActionLog, GracefulStop, LoopState, obs_digest, rng_state, set_rng_state, truncate_metrics
@@ -356,12 +356,14 @@ def _loop(cfg: TrainConfig, run_dir: Path, info: RunInfo, envs, eval_envs, algo,
         ep_length = np.asarray(s.ep_length, dtype=np.int64)
         start = last_time = time.perf_counter()
         last_step = s.step
+        kill_at = faults.kill_step()  # tests: a SIGKILL at this step (RLEXP_FAULT=step:N)
         intervals = cfg.logger.log_interval_steps, cfg.eval_interval_steps, cfg.checkpoint_interval_steps
 
         with GracefulStop() as stop:
             while s.step < cfg.total_steps:
                 step = s.step
-                fault_at_step(step)
+                if kill_at is not None and step >= kill_at:
+                    faults.kill()
                 actions = algo.act(obs, step)
                 try:
                     next_obs, rewards, terminated, truncated, infos = envs.step(actions)
