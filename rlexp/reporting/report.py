@@ -48,26 +48,31 @@ def curve_data(runs: list[RunData], statistic: str = "mean") -> tuple[np.ndarray
     return steps, value, low, high
 
 
-def draw_curves(summaries: list[GroupSummary], statistic: str, frames_per_step: int | None):
-    """One line per group (the statistic over runs) with its 95% CI band."""
+def band_figure(curves: list[tuple[str, tuple[np.ndarray, ...]]], ylabel: str, frames_per_step: int | None):
+    """A figure with one line per ``(label, (steps, value, low, high))`` and its shaded CI band."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(8, 5), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
-    for g in summaries:
-        steps, value, low, high = curve_data(g.runs, statistic)
-        line = ax.plot(steps, value, label=f"{g.name} ({len(g.runs)} runs)")[0]
+    for label, (steps, value, low, high) in curves:
+        line = ax.plot(steps, value, label=label)[0]
         ok = ~np.isnan(low)
         ax.fill_between(steps[ok], low[ok], high[ok], color=line.get_color(), alpha=0.2)
-    label = "agent steps"
+    xlabel = "agent steps"
     if frames_per_step:
-        label += f" (x{frames_per_step} = emulator frames)"
-    ax.set_xlabel(label)
-    ax.set_ylabel(f"eval return ({statistic}, 95% CI)")
+        xlabel += f" (x{frames_per_step} = emulator frames)"
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    if summaries:
+    if curves:
         ax.legend(fontsize=8, loc="lower right")
     return fig
+
+
+def draw_curves(summaries: list[GroupSummary], statistic: str, frames_per_step: int | None):
+    """One line per group (the statistic over runs) with its 95% CI band."""
+    curves = [(f"{g.name} ({len(g.runs)} runs)", curve_data(g.runs, statistic)) for g in summaries]
+    return band_figure(curves, f"eval return ({statistic}, 95% CI)", frames_per_step)
 
 
 def build(paths: list[Path], by: list[str] | None = None, vs: list[Path] | None = None, last_evals: int = 1,
@@ -201,24 +206,9 @@ def aggregate_curve_data(runs: list[RunData]) -> tuple[np.ndarray, np.ndarray, n
 
 def draw_aggregate_curves(rows: list[dict], frames_per_step: int | None):
     """One line per method: the IQM human-normalized eval return over all its games, 95% stratified CI band."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(8, 5), dpi=100)
-    ax = fig.add_subplot(1, 1, 1)
-    for row in rows:
-        steps, value, low, high = aggregate_curve_data(row["run_data"])
-        line = ax.plot(steps, value, label=f"{row['method']} ({len(row['games'])} games, {row['runs']} runs)")[0]
-        ok = ~np.isnan(low)
-        ax.fill_between(steps[ok], low[ok], high[ok], color=line.get_color(), alpha=0.2)
-    label = "agent steps"
-    if frames_per_step:
-        label += f" (x{frames_per_step} = emulator frames)"
-    ax.set_xlabel(label)
-    ax.set_ylabel("human-normalized eval return (IQM, 95% stratified CI)")
-    ax.grid(alpha=0.3)
-    if rows:
-        ax.legend(fontsize=8, loc="lower right")
-    return fig
+    curves = [(f"{row['method']} ({len(row['games'])} games, {row['runs']} runs)", aggregate_curve_data(row["run_data"]))
+              for row in rows]
+    return band_figure(curves, "human-normalized eval return (IQM, 95% stratified CI)", frames_per_step)
 
 
 def _by_game(runs: list[RunData], last_evals: int) -> dict[str, np.ndarray]:
