@@ -10,7 +10,8 @@ from tests.conftest import compose_train
 
 PRESETS = sorted(f.name[: -len(".yaml")] for f in resources.files("rlexp.conf").joinpath("experiment").iterdir()
                  if f.name.endswith(".yaml"))
-ATARI_DQN = [p for p in PRESETS if p.startswith("dqn_") and p.endswith("_mnih2015")]
+ATARI_DQN = [p for p in PRESETS if p.startswith("dqn_") and p.endswith("_mnih2015") and p != "dqn_atari_mnih2015"]
+REQUIRED = {"dqn_atari_mnih2015": ["env.game=breakout"]}  # the game-generic preset: the game is the user's
 
 
 def test_the_six_dqn_paper_presets_exist():
@@ -32,6 +33,18 @@ def test_dqn_mnih2015_presets_have_the_papers_settings(preset):
     assert cfg.network.name == "nature_cnn"
 
 
+def test_the_six_games_share_one_definition():
+    """Each game's preset is the game-generic one with its env: the numbers live in one place."""
+    for preset in ATARI_DQN:
+        text = resources.files("rlexp.conf").joinpath("experiment", f"{preset}.yaml").read_text()
+        body = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+        game = preset.removeprefix("dqn_").removesuffix("_mnih2015")
+        assert body == ["defaults:", "  - dqn_atari_mnih2015", f"  - override /env: {game}"], preset
+    generic = compose_train(["experiment=dqn_atari_mnih2015", "env=seaquest"])
+    assert generic == compose_train(["experiment=dqn_seaquest_mnih2015"])
+    assert compose_train(["algo=dqn", "env=seaquest"]).algo == generic.algo  # and algo=dqn env=GAME picks them too
+
+
 def test_adam_variant_is_a_one_line_override():
     cfg = compose_train(["experiment=dqn_pong_mnih2015", "algo.optimizer=adam", "algo.lr=1e-4"])
     assert (cfg.algo.optimizer, cfg.algo.lr) == ("adam", 1e-4)
@@ -51,8 +64,8 @@ SMOKE_ALGO = {  # a few updates within 320 agent steps
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_runs_a_few_steps(preset, tmp_path):
     algo = preset.split("_")[0]
-    atari = compose_train([f"experiment={preset}"]).env.type == "atari"
-    extra = [*SMOKE_ALGO[algo], *(["env.max_episode_frames=800"] if atari else [])]
+    atari = compose_train([f"experiment={preset}", *REQUIRED.get(preset, [])]).env.type == "atari"
+    extra = [*SMOKE_ALGO[algo], *REQUIRED.get(preset, []), *(["env.max_episode_frames=800"] if atari else [])]
     summary = run(compose_train([f"experiment={preset}", *SMOKE, *extra]), tmp_path / "run")
     assert summary["steps"] == 320 and (tmp_path / "run" / "checkpoints" / "latest.pt").exists()
 
