@@ -22,14 +22,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
+from rlexp.errors import first_line, warn
 from rlexp.faults import fault
 
 BEST = "best.pt"
@@ -79,8 +79,10 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def save_atomic(obj: Any, path: Path) -> dict[str, Any]:
-    """``torch.save`` to ``path`` through a temporary file in the same directory (fsync, rename).
+def atomic_write(path: Path, write: Callable[[Any], Any], fault_point: str | None = None) -> dict[str, Any]:
+    """``write(f)`` to a binary file object for ``path``, through a temporary file in the same
+    directory that is fsynced, then renamed: ``path`` is the old file or the whole new one,
+    never half of it. ``fault_point``: a ``RLEXP_FAULT`` kill point after the bytes are written.
 
     Returns:
         ``{"sha256": hex digest, "bytes": size}`` of the written file.
@@ -91,11 +93,12 @@ def save_atomic(obj: Any, path: Path) -> dict[str, Any]:
     try:
         with os.fdopen(fd, "wb") as f:
             writer = _HashingWriter(f)
-            torch.save(obj, writer)
-            fault("checkpoint_write")
+            write(writer)
+            if fault_point:
+                fault(fault_point)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; a checkpoint is a normal file
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; these are normal files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -104,21 +107,15 @@ def save_atomic(obj: Any, path: Path) -> dict[str, Any]:
     return {"sha256": writer.sha256.hexdigest(), "bytes": writer.bytes}
 
 
+def save_atomic(obj: Any, path: Path) -> dict[str, Any]:
+    """``torch.save`` to ``path`` atomically (:func:`atomic_write`); its checksum and size."""
+    return atomic_write(path, lambda f: torch.save(obj, f), fault_point="checkpoint_write")
+
+
 def write_json_atomic(data: Any, path: Path) -> None:
-    """JSON to ``path`` through a temporary file (fsync, rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    """JSON to ``path`` atomically (:func:`atomic_write`)."""
+    text = json.dumps(data, indent=1).encode()
+    atomic_write(path, lambda f: f.write(text))
 
 
 def file_sha256(path: Path) -> str:
@@ -154,10 +151,6 @@ class Entry:
         return step_name(self.step)
 
 
-def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
-
-
 class CheckpointStore:
     """The checkpoints of one run directory: save (atomic, checksummed, last ``keep_last``
     kept), find the newest good one, and ``best.pt``."""
@@ -179,7 +172,7 @@ class CheckpointStore:
                 raise ValueError("no checkpoint list")
             return data
         except (ValueError, OSError) as err:
-            _warn(f"{path} is damaged ({err}); looking for checkpoints by file name instead")
+            warn(f"{path} is damaged ({err}); looking for checkpoints by file name instead")
             return None
 
     def entries(self) -> list[Entry]:
@@ -307,10 +300,9 @@ class CheckpointStore:
                     if need_buffers and (self.dir / name).is_file():
                         buffers = load_checkpoint(self.dir / name)
                 except Exception as err:  # noqa: BLE001 - zip, EOF, unpickling errors alike
-                    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-                    problem = f"{self.dir / entry.main} cannot be loaded ({first})"
+                    problem = f"{self.dir / entry.main} cannot be loaded ({first_line(err) or type(err).__name__})"
             if problem is not None:
-                _warn(f"{problem}; using the checkpoint before it")
+                warn(f"{problem}; using the checkpoint before it")
                 continue
             return entry, state, buffers
         return None

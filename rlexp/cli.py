@@ -7,7 +7,7 @@ Hydra users expect. rlexp only adds one-line error messages for bad input.
 
 from __future__ import annotations
 
-import dataclasses
+import errno
 import os
 import re
 import sys
@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+
+from rlexp.errors import check_writable_dir, first_line
 
 GRAMMAR = """\
 Overrides (Hydra grammar), after `rlexp train`:
@@ -78,40 +80,18 @@ app = typer.Typer(
 # --------------------------------------------------------------------------- errors
 
 
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0].strip() if text and text.strip() else ""
-
-
-def _valid_keys(object_type: Optional[type]) -> str:
-    if object_type is not None and dataclasses.is_dataclass(object_type):
-        return ", ".join(f.name for f in dataclasses.fields(object_type))
-    return ""
-
-
 def format_error(err: BaseException) -> str:
     """One line naming the problem and, where known, the valid choices."""
     from hydra.errors import MissingConfigException, OverrideParseException
-    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, ValidationError
+    from omegaconf.errors import MissingMandatoryValue
 
-    from rlexp.config import ConfigError
+    from rlexp.errors import ConfigError, omegaconf_error_line
 
     cause = err.__cause__
     if isinstance(err, ConfigError):
         return str(err)
     if isinstance(err, MissingConfigException):
-        missing = err.missing_cfg_file or ""
-        group, _, option = missing.rpartition("/")
-        if group in ("hydra/launcher", "hydra/sweeper") and option in PLUGIN_EXTRAS:
-            ours = "launcher" if group.endswith("launcher") else "sweep"
-            extra = PLUGIN_EXTRAS[option]
-            return (f"{ours} {option} needs a Hydra plugin that is not installed: "
-                    f"pip install 'rlexp[{extra}]' (or pip install {PLUGIN_PACKAGES[extra]})")
-        if group and err.options:
-            return f"unknown option {group}={option}; valid choices: {', '.join(err.options)}"
-        if group:
-            valid = ", ".join(config_groups())
-            return f"unknown config group {group!r} (in {group}={option}); valid groups: {valid}"
-        return _first_line(str(err))
+        return _missing_config_line(err)
     if "Ambiguous value for argument" in str(err) or "requires --multirun" in str(err):
         arg = re.search(r"'(.+?)'", str(err))
         arg = arg.group(1) if arg else "a comma-separated value"
@@ -123,24 +103,31 @@ def format_error(err: BaseException) -> str:
         example = " (e.g. env=atari env.game=ms_pacman; `rlexp list` shows the games' options)" if key == "env.game" else ""
         return f"{key} is required: add {key}=<value>{example}"
     if isinstance(err, OverrideParseException):
-        return f"malformed override: {_first_line(str(err))}"
-    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
-        key = getattr(cause, "full_key", None)
-        valid = _valid_keys(getattr(cause, "object_type", None))
-        if key:
-            suffix = f"; valid keys: {valid}" if valid else ""
-            return f"unknown key {key!r}{suffix} (use +{key}=... to add a key)"
-    if isinstance(cause, ValidationError):
-        key = getattr(cause, "full_key", None) or "?"
-        msg = _first_line(str(cause))
-        m = re.match(r"Value '(.*)' of type '(\w+)' could not be converted to (\w+)", msg)
-        if m:
-            return f"invalid value for {key}: {m.group(1)!r} is not a valid {m.group(3).lower()}"
-        return f"invalid value for {key}: {msg}"
-    text = _first_line(str(err))
-    if cause is not None and _first_line(str(cause)):
-        text = f"{text}: {_first_line(str(cause))}"
+        return f"malformed override: {first_line(err)}"
+    line = omegaconf_error_line(cause, command_line=True) if cause is not None else None
+    if line:
+        return line
+    text = first_line(err)
+    if cause is not None and first_line(cause):
+        text = f"{text}: {first_line(cause)}"
     return text or type(err).__name__
+
+
+def _missing_config_line(err) -> str:
+    """An unknown group option or group, or a launcher/sweeper whose plugin is not installed."""
+    missing = err.missing_cfg_file or ""
+    group, _, option = missing.rpartition("/")
+    if group in ("hydra/launcher", "hydra/sweeper") and option in PLUGIN_EXTRAS:
+        ours = "launcher" if group.endswith("launcher") else "sweep"
+        extra = PLUGIN_EXTRAS[option]
+        return (f"{ours} {option} needs a Hydra plugin that is not installed: "
+                f"pip install 'rlexp[{extra}]' (or pip install {PLUGIN_PACKAGES[extra]})")
+    if group and err.options:
+        return f"unknown option {group}={option}; valid choices: {', '.join(err.options)}"
+    if group:
+        valid = ", ".join(config_groups())
+        return f"unknown config group {group!r} (in {group}={option}); valid groups: {valid}"
+    return first_line(err)
 
 
 # Hydra plugins that are optional extras: option -> extra, extra -> its pip packages
@@ -154,11 +141,18 @@ def _is_user_error(err: BaseException) -> bool:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from rlexp.config import ConfigError
+    from rlexp.errors import ConfigError
 
     if isinstance(err, ValueError) and str(err).startswith("Only one of --run, --multirun, --cfg"):
         return True  # Hydra's own command-line check (e.g. -m with --cfg)
     return isinstance(err, (ConfigError, HydraException, OmegaConfBaseException))
+
+
+def _unwritable_path(err: OSError) -> bool:
+    """An output path the user chose that cannot be made or written (no permission, a file in
+    the way, a read-only or pseudo file system): bad input, not a crash."""
+    return err.filename is not None and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT,
+                                                      errno.ENOTDIR, errno.EEXIST, errno.EISDIR)
 
 
 class _DropLines:
@@ -172,6 +166,41 @@ class _DropLines:
 
     def __getattr__(self, name: str):
         return getattr(self._stream, name)
+
+
+# Hydra's own command-line flags (its argparse refuses one that comes after an override)
+HYDRA_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir",
+                     "-cd", "--experimental-rerun"}
+HYDRA_FLAGS = {"-m", "--multirun", "--run", "-r", "--resolve", "--hydra-help", "--version", "--shell-completion",
+               "-sc", "--info", "-i"}
+HYDRA_INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+
+
+def hydra_argv(args: list[str]) -> list[str]:
+    """``args`` with Hydra's flags first and the overrides after them, as Hydra's parser needs.
+
+    Raises:
+        ValueError: an unknown flag, a flag without its value, or an override without a key (one line).
+    """
+    flags, overrides, rest = [], [], list(args)
+    while rest:
+        arg = rest.pop(0)
+        name = arg.split("=", 1)[0] if arg.startswith("--") else arg
+        if name in HYDRA_VALUE_FLAGS:
+            if name == arg and not rest:
+                raise ValueError(f"{arg} needs a value (e.g. --cfg job)")
+            flags += [arg] if name != arg else [arg, rest.pop(0)]
+        elif name in HYDRA_FLAGS:
+            flags.append(arg)
+            if name in ("--info", "-i") and rest and rest[0] in HYDRA_INFO_CHOICES:
+                flags.append(rest.pop(0))
+        elif arg.startswith("-"):
+            raise ValueError(f"unknown option {arg}; `rlexp train --help` lists the options (overrides are key=value)")
+        elif arg.lstrip("+~").startswith("=") or not arg.lstrip("+~"):
+            raise ValueError(f"malformed override {arg!r}: a key is missing before '=' (write key=value, e.g. seed=5)")
+        else:
+            overrides.append(arg)
+    return flags + overrides
 
 
 def launch_hydra(args: list[str], prog: str = "rlexp train") -> int:
@@ -191,7 +220,7 @@ def launch_hydra(args: list[str], prog: str = "rlexp train") -> int:
         sys.stderr = _DropLines(saved_stderr, "Error executing job with overrides:")
     # Let exceptions reach us instead of Hydra's multi-line report, so we can print one line.
     os.environ["HYDRA_FULL_ERROR"] = "1"
-    from rlexp.train import RunStopped, TrainingError
+    from rlexp.errors import RunStopped, TrainingError
 
     try:
         main()
@@ -203,9 +232,13 @@ def launch_hydra(args: list[str], prog: str = "rlexp train") -> int:
         typer.echo(f"error: {err}", err=True)
         return 1
     except Exception as err:  # noqa: BLE001 - every user error becomes one line
-        if not _is_user_error(err):
+        if _is_user_error(err):
+            typer.echo(f"error: {format_error(err)}", err=True)
+        elif isinstance(err, OSError) and _unwritable_path(err):
+            typer.echo(f"error: cannot write {err.filename}: {err.strerror}; choose another hydra.run.dir "
+                       "(hydra.sweep.dir with -m)", err=True)
+        else:
             raise
-        typer.echo(f"error: {format_error(err)}", err=True)
         return 2
     finally:
         sys.argv, sys.stderr = saved_argv, saved_stderr
@@ -246,6 +279,11 @@ def train(ctx: typer.Context) -> None:
         raise typer.Exit(0)
     from rlexp import sweeps
 
+    try:
+        args = hydra_argv(args)
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2)
     code = launch_hydra(args)
     if code == 0 and sweeps.last_sweep.get("failed"):
         code = 1  # the sweep ran to its end, but some jobs failed (named above)
@@ -265,8 +303,8 @@ def resume_cmd(
     trust: bool = typer.Option(False, "--trust", help="allow code the run's config names outside rlexp, "
                                "torch.nn, torch.optim, gymnasium and ale_py (e.g. env.id=mymodule:Env)"),
 ) -> None:
-    from rlexp.config import ConfigError
-    from rlexp.train import RunStopped, TrainingError, resume
+    from rlexp.errors import ConfigError, RunStopped, TrainingError
+    from rlexp.train import resume
 
     if total_steps is not None and total_steps <= 0:
         typer.echo(f"error: --total-steps must be > 0, got {total_steps}", err=True)
@@ -298,7 +336,7 @@ def _overrides_from(path: Path) -> list[str]:
     try:
         data = OmegaConf.load(path)
     except Exception as err:  # noqa: BLE001 - yaml errors of every kind become one line
-        raise ValueError(f"--from {path} is not valid YAML: {_first_line(str(err))}") from None
+        raise ValueError(f"--from {path} is not valid YAML: {first_line(str(err))}") from None
     overrides = data.get("overrides") if hasattr(data, "get") else None
     if not isinstance(overrides, ListConfig):
         raise ValueError(f"--from {path} has no 'overrides:' list")
@@ -340,7 +378,7 @@ def eval_run(
     trust: bool = typer.Option(False, "--trust", help="allow code the run's config names outside rlexp, "
                                "torch.nn, torch.optim, gymnasium and ale_py (e.g. env.id=mymodule:Env)"),
 ) -> None:
-    from rlexp.config import ConfigError
+    from rlexp.errors import ConfigError
     from rlexp.runs import evaluate_run
 
     try:
@@ -389,11 +427,7 @@ def report(
                                              help="also log the curves and the table as a W&B run (needs --out)"),
     wandb_project: str = typer.Option("rlexp", "--wandb-project", metavar="NAME", help="W&B project of --wandb"),
 ) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from rlexp import sweeps
-    from rlexp.config import ConfigError
+    from rlexp.errors import ConfigError
     from rlexp.reporting import report as reporting
 
     if last_evals < 1:
@@ -415,11 +449,28 @@ def report(
         raise typer.Exit(2)
     roots = [Path(p) for p in paths]
     try:
+        if out:
+            check_writable_dir(out, "--out")
         result = reporting.build(roots, by=by.split(",") if by else None, vs=[Path(p) for p in vs] if vs else None,
                                  last_evals=last_evals)
     except ConfigError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2)
+    _print_report(result, roots, last_evals)
+    if out:
+        for written in reporting.write(result, Path(out)):
+            typer.echo(f"wrote {written}")
+        if wandb_mode:
+            typer.echo(f"W&B ({wandb_mode}): {reporting.log_to_wandb(result, Path(out), wandb_mode, wandb_project)}")
+
+
+def _print_report(result: dict, roots: list[Path], last_evals: int) -> None:
+    """The report's tables on the console: groups, comparisons, references, Atari aggregates, sweep jobs."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from rlexp import sweeps
+
     console = Console(width=200)
     final = "last evaluation" if last_evals == 1 else f"mean of the last {last_evals} evaluations"
     table = Table(title=f"final score ({final}), best IQM first; [95% bootstrap CI]", title_justify="left")
@@ -463,8 +514,3 @@ def report(
         console.print(jt)
     for path, problem in result["problems"]:
         console.print(f"note: {path}: {problem}")
-    if out:
-        for written in reporting.write(result, Path(out)):
-            typer.echo(f"wrote {written}")
-        if wandb_mode:
-            typer.echo(f"W&B ({wandb_mode}): {reporting.log_to_wandb(result, Path(out), wandb_mode, wandb_project)}")

@@ -16,9 +16,9 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from rlexp.errors import ConfigError
 
-class ConfigError(ValueError):
-    """A user-facing config problem; its message is one line naming the problem and the fix."""
+__all__ = ["ALGOS", "Algo", "ConfigError", "TrainConfig", "flatten", "to_typed"]  # and the schemas below
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -110,6 +110,10 @@ class DQNConfig:
         _one_of(o, "loss", self.loss, ("huber", "mse"))
         if self.max_grad_norm is not None:
             _positive(o, max_grad_norm=self.max_grad_norm)
+        if self.batch_size > self.buffer_capacity_transitions:
+            raise ConfigError(f"algo.batch_size={self.batch_size} is larger than the replay buffer "
+                              f"(algo.buffer_capacity_transitions={self.buffer_capacity_transitions}); a batch must "
+                              "fit in the buffer: lower algo.batch_size or raise the capacity")
 
 
 @dataclass
@@ -125,7 +129,7 @@ class PPOConfig:
     update_epochs: int = 4  # passes over each rollout
     gamma: float = 0.99  # discount factor
     gae_lambda: float = 0.95  # GAE lambda (1 = Monte-Carlo advantages, 0 = one-step TD)
-    clip_coef: float = 0.2  # surrogate clip range epsilon
+    clip_coef: float = 0.1  # surrogate clip range epsilon (PPO paper, Atari: 0.1)
     anneal_clip: bool = False  # decay clip_coef linearly to 0 over total_steps
     clip_value_loss: bool = True  # clip the value update around the old values (as PPO2)
     ent_coef: float = 0.01  # entropy bonus coefficient
@@ -445,6 +449,9 @@ class LoggerConfig:
         _non_negative("logger", video_interval_evals=self.video_interval_evals,
                       figure_interval_episodes=self.figure_interval_episodes)
         _one_of("logger", "progress", self.progress, ("auto", "bar", "lines", "none"))
+        if self.figure_interval_episodes and not self.figures:
+            raise ConfigError(f"logger.figure_interval_episodes={self.figure_interval_episodes} draws pictures, but "
+                              "logger.figures=false turns them off; drop one of the two")
 
 
 @dataclass
@@ -471,6 +478,9 @@ class LauncherConfig:
         _positive(o, timeout_min=self.timeout_min, cpus_per_task=self.cpus_per_task, mem_gb=self.mem_gb,
                   array_parallelism=self.array_parallelism, num_cpus=self.num_cpus)
         _non_negative(o, gpus_per_node=self.gpus_per_node, num_gpus=self.num_gpus)
+
+
+MAX_SEED = 2**32 - 1  # np.random.seed's upper bound
 
 
 @dataclass
@@ -500,21 +510,38 @@ class TrainConfig:
                       checkpoint_keep_last=self.checkpoint_keep_last)
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        if self.seed + self.seeds_per_job - 1 > MAX_SEED:
+            raise ConfigError(f"seed must be <= {MAX_SEED} (NumPy's seed range; with seeds_per_job, the last seed "
+                              f"too), got {self.seed + self.seeds_per_job - 1}")
 
 
-# One line per algorithm: its schema.
-ALGO_SCHEMAS: dict[str, type] = {
-    "dqn": DQNConfig,
-    "ppo": PPOConfig,
-    "a2c": A2CConfig,
-    "reinforce": ReinforceConfig,
-    "q_learning": QLearningConfig,
-    "sarsa": SarsaConfig,
-    "value_iteration": ValueIterationConfig,
+@dataclass(frozen=True)
+class Algo:
+    """A registered algorithm: its config schema, and the code that trains it.
+
+    ``target`` and ``trainer`` are ``"module:Class"`` names, imported when a run is built, so
+    reading configs (and refusing bad ones) never loads torch.
+    """
+
+    schema: type  # the dataclass of conf/algo/<name>.yaml
+    target: str  # the algorithm class
+    trainer: str = "rlexp.trainers.gym:GymTrainer"  # the trainer family that drives it (steps a gymnasium env)
+
+
+# The algorithm registry, one line each: name -> schema and class. Adding an algorithm is its
+# file in rlexp/algos/ (class and math), its schema above and a line here, and conf/algo/<name>.yaml.
+ALGOS: dict[str, Algo] = {
+    "dqn": Algo(DQNConfig, "rlexp.algos.dqn:DQN"),
+    "ppo": Algo(PPOConfig, "rlexp.algos.ppo:PPO"),
+    "a2c": Algo(A2CConfig, "rlexp.algos.a2c:A2C"),
+    "reinforce": Algo(ReinforceConfig, "rlexp.algos.reinforce:Reinforce"),
+    "q_learning": Algo(QLearningConfig, "rlexp.algos.q_learning:QLearning"),
+    "sarsa": Algo(SarsaConfig, "rlexp.algos.sarsa:Sarsa"),
+    "value_iteration": Algo(ValueIterationConfig, "rlexp.algos.value_iteration:ValueIteration"),
 }
 
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {
-    "algo": ALGO_SCHEMAS,
+    "algo": {name: algo.schema for name, algo in ALGOS.items()},
     "env": {"gym": EnvConfig, "atari": AtariEnvConfig, "maze": MazeEnvConfig},
     "network": {"network": NetworkConfig},
     "device": {"device": DeviceConfig},

@@ -17,7 +17,9 @@ def evaluate(
     """Run ``episodes`` full episodes spread over the vector env's copies.
 
     Each copy runs a fixed share of the episodes (as SB3's ``evaluate_policy``), so short
-    episodes are not over-represented. The env must autoreset in the same step.
+    episodes are not over-represented. ``envs`` is a vector env of the env stack
+    (``rlexp.envs.make_vector_env``): it autoresets in the same step and records each
+    episode's return and length, the real score whatever learning signals it adds.
 
     Returns:
         (returns, lengths), each of shape ``(episodes,)``, in completion order.
@@ -25,22 +27,19 @@ def evaluate(
     n = envs.num_envs
     targets = np.array([(episodes + i) // n for i in range(n)])
     counts = np.zeros(n, dtype=int)
-    ep_return = np.zeros(n)
-    ep_length = np.zeros(n, dtype=int)
     returns: list[float] = []
     lengths: list[int] = []
     obs, _ = envs.reset(seed=seed)
     while (counts < targets).any():
-        obs, rewards, terminated, truncated, _ = envs.step(policy(obs))
-        ep_return += rewards
-        ep_length += 1
-        for i in np.flatnonzero(terminated | truncated):
+        obs, _, _, _, infos = envs.step(policy(obs))
+        if "_episode" not in infos:
+            continue
+        stats = infos["episode"]
+        for i in np.flatnonzero(infos["_episode"]):
             if counts[i] < targets[i]:
-                returns.append(float(ep_return[i]))
-                lengths.append(int(ep_length[i]))
+                returns.append(float(stats["r"][i]))
+                lengths.append(int(stats["l"][i]))
                 counts[i] += 1
-            ep_return[i] = 0.0
-            ep_length[i] = 0
     return np.asarray(returns), np.asarray(lengths)
 
 

@@ -254,9 +254,7 @@ def run_figures(tables: dict[str, np.ndarray], env: gym.Env | None) -> dict[str,
 
 def save_figure(figure, path: Path) -> Path:
     """Write a PNG atomically (a temporary name, then a rename): no half-written picture."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    figure.savefig(tmp, format="png", dpi=DPI)
-    tmp.replace(path)
-    return path
+    from rlexp.checkpoint import atomic_write
+
+    atomic_write(Path(path), lambda f: figure.savefig(f, format="png", dpi=DPI))
+    return Path(path)

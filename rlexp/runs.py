@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +24,8 @@ from typing import Any
 import numpy as np
 
 from rlexp.config import (
-    ALGO_SCHEMAS,
+    ALGOS,
     GROUP_SCHEMAS,
-    ConfigError,
     DeviceConfig,
     LauncherConfig,
     LoggerConfig,
@@ -33,6 +33,7 @@ from rlexp.config import (
     TrainConfig,
     to_typed,
 )
+from rlexp.errors import ConfigError, first_line, omegaconf_error_line
 
 RUN_CONFIG = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
@@ -43,11 +44,6 @@ VIDEO_DIR = "videos"
 # should get its answer at once)
 CHECKPOINT_NAMES = {"latest": "latest.pt", "best": "best.pt"}
 EVAL_BUFFER_CAPACITY = 1_024  # evaluation never fills a replay buffer: do not allocate the training one
-
-
-def _first_line(text: object) -> str:
-    lines = str(text).strip().splitlines()
-    return lines[0].strip() if lines else ""
 
 
 # --------------------------------------------------------------------------- the run directory
@@ -79,22 +75,6 @@ def check_run_dir(run_dir: Path | str) -> Path:
             "e.g. runs/dqn/CartPole-v1/<date>_<time>_seed1"
         )
     return run_dir
-
-
-def _schema_error(err: Exception) -> str:
-    """One line for an OmegaConf merge/validation error."""
-    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, ValidationError
-
-    key = getattr(err, "full_key", None)
-    if isinstance(err, (ConfigKeyError, ConfigAttributeError)) and key:
-        object_type = getattr(err, "object_type", None)
-        valid = ", ".join(f.name for f in dataclasses.fields(object_type)) if dataclasses.is_dataclass(object_type) else ""
-        return f"unknown key {key!r}" + (f"; valid keys: {valid}" if valid else "")
-    if isinstance(err, MissingMandatoryValue) and key:
-        return f"missing value for {key}"
-    if isinstance(err, ValidationError) and key:
-        return f"invalid value for {key}: {_first_line(err)}"
-    return _first_line(err) or type(err).__name__
 
 
 # What a run directory's config may make rlexp import or instantiate: a config from someone
@@ -141,7 +121,7 @@ def check_code_references(data: Any, path: Path) -> None:
 def load_run_config(run_dir: Path | str, trust: bool = False) -> TrainConfig:
     """The typed :class:`~rlexp.config.TrainConfig` a run was trained with (its ``config.yaml``).
 
-    The algorithm schema comes from ``ALGO_SCHEMAS[algo.name]``, the env schema from
+    The algorithm schema comes from the registry (``ALGOS[algo.name]``), the env schema from
     ``GROUP_SCHEMAS["env"][env.type]``; every ``__post_init__`` range check runs.
 
     Unless ``trust``, a config naming code outside :data:`TRUSTED_MODULES` is refused
@@ -159,7 +139,7 @@ def load_run_config(run_dir: Path | str, trust: bool = False) -> TrainConfig:
     try:
         data = OmegaConf.load(path)  # plain YAML (a safe loader): no code runs
     except Exception as err:  # noqa: BLE001 - yaml.YAMLError, UnicodeDecodeError, ...
-        raise ConfigError(f"{path} is not valid YAML: {_first_line(err)}") from None
+        raise ConfigError(f"{path} is not valid YAML: {first_line(err)}") from None
     if not isinstance(data, DictConfig):
         raise ConfigError(f"{path} is not a run config (expected a mapping with algo, env, network, ...)")
     if not trust:
@@ -172,10 +152,8 @@ def load_run_config(run_dir: Path | str, trust: bool = False) -> TrainConfig:
         return node
 
     algo_name = section("algo").get("name")
-    if algo_name not in ALGO_SCHEMAS:
-        raise ConfigError(
-            f"{path}: algo.name={algo_name!r} is not a known algorithm; valid choices: {', '.join(ALGO_SCHEMAS)}"
-        )
+    if algo_name not in ALGOS:
+        raise ConfigError(f"{path}: algo.name={algo_name!r} is not a known algorithm; valid choices: {', '.join(ALGOS)}")
     env_schemas = GROUP_SCHEMAS["env"]
     env_type = section("env").get("type", "gym")
     if env_type not in env_schemas:
@@ -183,7 +161,7 @@ def load_run_config(run_dir: Path | str, trust: bool = False) -> TrainConfig:
 
     try:
         base = OmegaConf.structured(TrainConfig)
-        base.algo = OmegaConf.structured(ALGO_SCHEMAS[algo_name])
+        base.algo = OmegaConf.structured(ALGOS[algo_name].schema)
         base.env = OmegaConf.structured(env_schemas[env_type])
         base.network = OmegaConf.structured(NetworkConfig)
         base.device = OmegaConf.structured(DeviceConfig)
@@ -194,7 +172,8 @@ def load_run_config(run_dir: Path | str, trust: bool = False) -> TrainConfig:
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
     except OmegaConfBaseException as err:
-        raise ConfigError(f"{path} does not fit this rlexp's config schema: {_schema_error(err)}") from None
+        why = omegaconf_error_line(err) or first_line(err) or type(err).__name__
+        raise ConfigError(f"{path} does not fit this rlexp's config schema: {why}") from None
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -259,10 +238,12 @@ def load_run_checkpoint(path: Path | str, map_location: Any = "cpu") -> dict[str
     try:
         ckpt = load_checkpoint(path, map_location=map_location)
     except Exception as err:  # noqa: BLE001 - zip, pickle, EOF and weights-only errors alike
-        why = _first_line(err) or type(err).__name__
+        why = first_line(err) or type(err).__name__
         raise ConfigError(f"checkpoint {path} cannot be loaded (corrupt or truncated?): {why}") from None
-    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("algo"), dict):
-        raise ConfigError(f"{path} is not an rlexp checkpoint (no 'algo' state in it)")
+    if isinstance(ckpt, dict) and "trainer" not in ckpt and isinstance(ckpt.get("algo"), dict):
+        ckpt = {**ckpt, "trainer": {"algo": ckpt["algo"]}}  # format 1 (before the trainer split): still evaluable
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("trainer"), dict):
+        raise ConfigError(f"{path} is not an rlexp checkpoint (no trainer state in it)")
     return ckpt
 
 
@@ -284,21 +265,18 @@ def load_run(run_dir: Path | str, checkpoint: str = "latest", device: str = "aut
     ``checkpoint`` into it.
 
     ``device`` is a ``DeviceConfig.type`` (``auto``, ``cpu``, ``cuda``, ...); a run trained on
-    a GPU evaluates on a CPU machine and back; the run's ``device.torch_threads`` and
-    ``device.flush_denormal`` apply (process-wide, as in training). ``envs``: a vector env
-    of the run's env to take the spaces from (default: one copy is built and closed).
+    a GPU evaluates on a CPU machine and back. ``envs``: a vector env of the run's env to take
+    the spaces from (default: one copy is built and closed).
 
     Raises:
         ConfigError: any problem with the run directory, its config, the checkpoint or the device.
     """
-    from rlexp.algos import ALGOS
-    from rlexp.envs import make_vector_env, transition_model
-    from rlexp.train import resolve_device
+    from rlexp.build import build_algorithm, registered, resolve_device
+    from rlexp.envs import make_vector_env
 
     run_dir = check_run_dir(run_dir)
     cfg = load_run_config(run_dir, trust=trust)
-    if cfg.algo.name not in ALGOS:
-        raise ConfigError(f"algo.name={cfg.algo.name!r} is not registered; valid choices: {', '.join(ALGOS)}")
+    registered(cfg.algo.name)
     path = resolve_checkpoint(run_dir, checkpoint)
     if checkpoint == "latest":  # the newest checkpoint whose checksums hold (a damaged one is named, then skipped)
         from rlexp.checkpoint import CheckpointStore
@@ -307,36 +285,24 @@ def load_run(run_dir: Path | str, checkpoint: str = "latest", device: str = "aut
         if found is not None:
             path = run_dir / CHECKPOINT_DIR / found[0].main
     torch_device = resolve_device(DeviceConfig(type=device))
-    # the run's CPU settings, as training applied them
-    import torch
-
-    if cfg.device.torch_threads > 0:
-        torch.set_num_threads(cfg.device.torch_threads)
-    torch.set_flush_denormal(cfg.device.flush_denormal)
     ckpt = load_run_checkpoint(path)
-
-    # the spaces of one copy of the vector env, as training built them
-    if envs is None:
-        envs = make_vector_env(cfg.env, num_envs=1)
-        try:
-            obs_space, action_space = envs.single_observation_space, envs.single_action_space
-            env_model = transition_model(envs)
-        finally:
-            envs.close()
-    else:
-        obs_space, action_space = envs.single_observation_space, envs.single_action_space
-        env_model = transition_model(envs)
     algo_cfg = cfg.algo
     capacity = getattr(algo_cfg, "buffer_capacity_transitions", None)
-    if capacity is not None and capacity > EVAL_BUFFER_CAPACITY:
-        algo_cfg = dataclasses.replace(algo_cfg, buffer_capacity_transitions=EVAL_BUFFER_CAPACITY)
-    algo = ALGOS[cfg.algo.name](algo_cfg, obs_space, action_space, cfg.network, torch_device, cfg.seed,
-                                cfg.env.num_envs, compute=cfg.device, env_model=env_model)
+    if capacity is not None:  # evaluation never fills a replay buffer: do not allocate the training one
+        algo_cfg = dataclasses.replace(algo_cfg, buffer_capacity_transitions=min(
+            capacity, max(EVAL_BUFFER_CAPACITY, algo_cfg.batch_size)))
+    own_envs = envs is None
+    envs = make_vector_env(cfg.env, num_envs=1) if own_envs else envs  # the spaces of one copy, as in training
     try:
-        algo.load_state_dict(ckpt["algo"])
+        algo = build_algorithm(cfg, envs, torch_device, algo_cfg)
+    finally:
+        if own_envs:
+            envs.close()
+    try:
+        algo.load_state_dict(ckpt["trainer"]["algo"])
     except (RuntimeError, KeyError, ValueError, TypeError) as err:
         raise ConfigError(
-            f"checkpoint {path} does not fit {run_dir / RUN_CONFIG} ({cfg.algo.name} on {cfg.env.id}): {_first_line(err)}"
+            f"checkpoint {path} does not fit {run_dir / RUN_CONFIG} ({cfg.algo.name} on {cfg.env.id}): {first_line(err)}"
         ) from None
     step = ckpt.get("step")
     return LoadedRun(run_dir, cfg, path, int(step) if step is not None else None, algo, torch_device)
@@ -355,36 +321,6 @@ def protocol_of(env_cfg: Any) -> dict[str, Any] | None:
         if hasattr(env_cfg, key):
             details[key] = getattr(env_cfg, key)
     return details
-
-
-def _video_env(env_cfg: Any, seed: int):
-    """One render env, checked to render before anything is written."""
-    import gymnasium as gym
-
-    from rlexp.envs import make_env
-
-    try:
-        import imageio.v2  # noqa: F401
-        import imageio_ffmpeg
-
-        imageio_ffmpeg.get_ffmpeg_exe()
-    except (ImportError, RuntimeError) as err:
-        raise ConfigError(
-            f"videos need imageio and imageio-ffmpeg ({_first_line(err)}); install them: pip install imageio imageio-ffmpeg"
-        ) from None
-    env = None
-    try:
-        env = make_env(env_cfg, render_mode="rgb_array")
-        env.reset(seed=seed)
-        frame = env.render()
-    except (gym.error.DependencyNotInstalled, ImportError) as err:
-        if env is not None:
-            env.close()
-        raise ConfigError(f"{env_cfg.id} cannot render videos here: {_first_line(err)}") from None
-    if frame is None:
-        env.close()
-        raise ConfigError(f"{env_cfg.id} renders no rgb_array frames; it cannot be recorded")
-    return env
 
 
 def run_relative(path: Path, run_dir: Path) -> str:
@@ -441,20 +377,37 @@ def evaluate_run(
     if episodes < 1:
         raise ConfigError(f"--episodes must be >= 1, got {episodes}")
     checkpoint_path = resolve_checkpoint(run_dir, checkpoint)
+    evals_file = Path(run_dir) / EVALS_FILE
+    if not os.access(run_dir, os.W_OK) or (evals_file.exists() and not os.access(evals_file, os.W_OK)):
+        raise ConfigError(f"cannot write {evals_file} (permission denied); copy the run directory somewhere writable")
 
-    from rlexp.envs import make_vector_env  # torch, gymnasium: after the quick checks
+    from rlexp.build import eval_seed, process_settings  # torch, gymnasium: after the quick checks
+
+    seed = eval_seed(cfg.seed, 0, episodes) if seed is None else seed
+    with process_settings(cfg.device):  # the run's CPU settings, as in training; put back afterwards
+        run, returns, lengths, eval_s, videos = _evaluate_checkpoint(
+            cfg, run_dir, "latest" if checkpoint == "latest" else str(checkpoint_path), episodes, seed,
+            video_episodes, device, video_max_steps, trust)
+    record = _eval_record(run, returns, lengths, seed, eval_s, videos)
+    with open(evals_file, "a") as f:
+        f.write(json.dumps(record) + "\n")
+    return record
+
+
+def _evaluate_checkpoint(cfg: TrainConfig, run_dir: Path | str, checkpoint: str, episodes: int, seed: int,
+                         video_episodes: int, device: str, video_max_steps: int | None, trust: bool):
+    """The episodes (and videos) of :func:`evaluate_run`: (run, returns, lengths, seconds, videos)."""
+    from rlexp.build import MAX_EVAL_ENVS
+    from rlexp.envs import make_vector_env
     from rlexp.evaluation import evaluate
-    from rlexp.train import EVAL_SEED_OFFSET, MAX_EVAL_ENVS
-    from rlexp.video import record_episode
+    from rlexp.video import record_episode, render_env_for_video
 
     eval_envs = make_vector_env(cfg.env, num_envs=min(episodes, MAX_EVAL_ENVS))
     render_env = None
     try:
-        run = load_run(run_dir, "latest" if checkpoint == "latest" else str(checkpoint_path), device, envs=eval_envs,
-                       trust=trust)
-        seed = cfg.seed + EVAL_SEED_OFFSET if seed is None else seed
+        run = load_run(run_dir, checkpoint, device, envs=eval_envs, trust=trust)
         if video_episodes > 0:
-            render_env = _video_env(cfg.env, seed)
+            render_env = render_env_for_video(cfg.env, seed)
         start = time.perf_counter()
         returns, lengths = evaluate(run.algo.predict, eval_envs, episodes, seed)
         eval_s = time.perf_counter() - start
@@ -468,7 +421,13 @@ def evaluate_run(
         eval_envs.close()
         if render_env is not None:
             render_env.close()
+    return run, returns, lengths, eval_s, videos
 
+
+def _eval_record(run: LoadedRun, returns: np.ndarray, lengths: np.ndarray, seed: int, eval_s: float,
+                 videos: list[dict[str, Any]]) -> dict[str, Any]:
+    """The line :func:`evaluate_run` appends to ``evals.jsonl``."""
+    cfg = run.cfg
     record: dict[str, Any] = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "checkpoint": run_relative(run.checkpoint, run.run_dir),
@@ -489,6 +448,4 @@ def evaluate_run(
         record["protocol"] = protocol
     if videos:
         record["videos"] = videos
-    with open(run.run_dir / EVALS_FILE, "a") as f:
-        f.write(json.dumps(record) + "\n")
     return record

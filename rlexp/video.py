@@ -15,6 +15,8 @@ from typing import Callable
 import gymnasium as gym
 import numpy as np
 
+from rlexp.errors import ConfigError, first_line
+
 MIN_FPS = 15  # slower videos look broken in most players
 
 
@@ -38,6 +40,39 @@ def even_frame(frame: np.ndarray) -> np.ndarray:
     if pad_h or pad_w:
         frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
     return frame
+
+
+def render_env_for_video(env_cfg, seed: int) -> gym.Env:
+    """One env of ``env_cfg`` made to render, checked to render (and the mp4 writer to exist)
+    before anything is written; the caller closes it.
+
+    Raises:
+        ConfigError: no ffmpeg writer, or an env that cannot render rgb_array frames here.
+    """
+    from rlexp.envs import make_env
+
+    try:
+        import imageio.v2  # noqa: F401
+        import imageio_ffmpeg
+
+        imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError) as err:
+        raise ConfigError(
+            f"videos need imageio and imageio-ffmpeg ({first_line(err)}); install them: pip install imageio imageio-ffmpeg"
+        ) from None
+    env = None
+    try:
+        env = make_env(env_cfg, render_mode="rgb_array")
+        env.reset(seed=seed)
+        frame = env.render()
+    except (gym.error.DependencyNotInstalled, ImportError) as err:
+        if env is not None:
+            env.close()
+        raise ConfigError(f"{env_cfg.id} cannot render videos here: {first_line(err)}") from None
+    if frame is None:
+        env.close()
+        raise ConfigError(f"{env_cfg.id} renders no rgb_array frames; it cannot be recorded")
+    return env
 
 
 class VideoWriter:

@@ -67,6 +67,30 @@ CORPUS = {
                                           "network._target_='os.system' is not allowed"),
     "resume of a config importing a module": (["resume", "runs/evil_module"], "error: runs/evil_module/config.yaml: "
                                               "env.id='evil_module:Evil-v0' would import module 'evil_module'"),
+    # found as a new user would (issue 13): malformed arguments, impossible combinations, unwritable outputs
+    "an override without a key": (["train", "=5"], "error: malformed override '=5': a key is missing"),
+    "an unknown flag": (["train", "--bogus"], "error: unknown option --bogus"),
+    "-m after an override": (["train", "launcher=nosuch", "-m", "seed=1,2"],
+                             "error: unknown option launcher=nosuch; valid choices: basic"),
+    "a run dir that cannot be made": (["train", "hydra.run.dir=/proc/forbidden"], "error: cannot write /proc/forbidden"),
+    "a run dir under a file": (["train", "hydra.run.dir=runs/old/config.yaml/x"], "error: cannot write runs/old/config.yaml/x"),
+    "a sweep dir that cannot be made": (["train", "-m", "hydra.sweep.dir=/proc/forbidden", "seed=1,2"],
+                                        "error: cannot write /proc/forbidden"),
+    "a batch larger than the replay": (["train", "algo.buffer_capacity_transitions=10", "algo.batch_size=64"],
+                                       "error: algo.batch_size=64 is larger than the replay buffer"),
+    "a seed numpy cannot take": (["train", "seed=99999999999"], "error: seed must be <= 4294967295"),
+    "seeds_per_job past the seed range": (["train", "seed=4294967295", "seeds_per_job=2"],
+                                          "error: seed must be <= 4294967295"),
+    "amp for a Q-table": (["train", "algo=q_learning", "env=maze", "device.amp=true"],
+                          "error: device.amp=true (bfloat16 autocast of network passes) does not apply to algo=q_learning"),
+    "a replay setting without a replay": (["train", "algo=ppo", "device.replay=device"],
+                                          "error: device.replay=device (replay buffer placement) does not apply to algo=ppo"),
+    "periodic pictures with pictures off": (["train", "logger.figure_interval_episodes=5", "logger.figures=false"],
+                                            "error: logger.figure_interval_episodes=5 draws pictures, but logger.figures"),
+    "report --out onto a file": (["report", "runs/old", "--out", "runs/old/config.yaml"],
+                                 "error: --out runs/old/config.yaml is a file"),
+    "report --out where nothing can be written": (["report", "runs/old", "--out", "/proc/report"],
+                                                  "error: --out /proc/report: /proc is not writable"),
 }
 
 

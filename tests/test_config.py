@@ -6,8 +6,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from rlexp.cli import config_groups
-from rlexp.config import ALGO_SCHEMAS, ConfigError, DQNConfig, TrainConfig
+from rlexp.config import GROUP_SCHEMAS, ConfigError, DQNConfig, TrainConfig
 from tests.conftest import compose_train
+
+ALGO_SCHEMAS = GROUP_SCHEMAS["algo"]
 
 ALL_OPTIONS = [(group, name) for group, options in config_groups().items() for name, _ in options]
 
@@ -19,7 +21,7 @@ def test_groups_are_the_documented_ones():
 
 @pytest.mark.parametrize(("group", "option"), ALL_OPTIONS, ids=[f"{g}={o}" for g, o in ALL_OPTIONS])
 def test_every_option_composes(group, option):
-    required = {("env", "atari"): ["env.game=pong"]}  # options with a mandatory field
+    required = {("env", "atari"): ["env.game=pong"], ("experiment", "dqn_atari_mnih2015"): ["env.game=pong"]}  # mandatory fields
     if group == "tuned":  # tuned options are <algo>_<env>: they fit their own algorithm and env
         algo = max((a for a in ALGO_SCHEMAS if option.startswith(a + "_")), key=len)  # q_learning_maze
         env = option.removeprefix(algo + "_")
@@ -82,3 +84,26 @@ def test_resolved_config_round_trips_to_yaml():
     cfg = compose_train()
     text = OmegaConf.to_yaml(OmegaConf.structured(cfg))
     assert "lr: 0.0023" in text and "id: CartPole-v1" in text
+
+
+SCHEMA_GROUPS = ("algo", "env", "network", "device", "logger")
+IDENTITY_KEYS = ("name", "type", "id")  # say which option a file is, even where that is the schema's default
+
+
+@pytest.mark.parametrize("group", SCHEMA_GROUPS)
+def test_group_options_do_not_restate_schema_defaults(group):
+    """Each default has one source, the schema's field: an option file sets only what differs
+    (a restated default drifts, as algo/ppo.yaml's clip_coef once did)."""
+    from importlib import resources
+
+    from rlexp.config import flatten
+
+    for path in sorted(resources.files("rlexp.conf").joinpath(group).iterdir(), key=lambda p: p.name):
+        if not path.name.endswith(".yaml"):
+            continue
+        data = OmegaConf.to_container(OmegaConf.create(path.read_text()), resolve=False)
+        (schema_ref,) = [d for d in data.pop("defaults") if isinstance(d, str) and d.startswith("/schema/")]
+        schema = GROUP_SCHEMAS[group][schema_ref.split("/")[3].split("@")[0]]
+        defaults = flatten(OmegaConf.to_container(OmegaConf.structured(schema), resolve=False))
+        restated = [k for k, v in flatten(data).items() if k not in IDENTITY_KEYS and k in defaults and defaults[k] == v]
+        assert not restated, f"conf/{group}/{path.name} restates schema defaults: {restated}"

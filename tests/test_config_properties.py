@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from omegaconf import DictConfig
 from omegaconf.errors import ValidationError
 
-from rlexp.config import ALGO_SCHEMAS, ConfigError, TrainConfig, to_typed
+from rlexp.config import GROUP_SCHEMAS, ConfigError, TrainConfig, to_typed
 from tests.conftest import compose_train
 
 
@@ -197,6 +197,7 @@ OTHER_CHOICES: dict[str, tuple[str, ...]] = {
     "launcher.name": ("basic", "joblib", "submitit_local", "submitit_slurm", "ray"),
 }
 
+ALGO_SCHEMAS = GROUP_SCHEMAS["algo"]
 ALGOS = sorted(ALGO_SCHEMAS)
 
 
@@ -240,9 +241,25 @@ def algo_args(algo: str, values: dict[str, Any]) -> tuple[tuple[str, ...], list[
     return (f"algo={algo}",), [f"algo.{k}={fmt(v)}" for k, v in values.items()]
 
 
+# Values each in range but impossible together (checked once every field is in range), as
+# (the keys involved, the key the refusal names, whether the values given and the defaults clash).
+JOINT_RULES = [
+    (("algo.batch_size", "algo.buffer_capacity_transitions"), "algo.batch_size",
+     lambda v: v.get("algo.batch_size", 64) > v.get("algo.buffer_capacity_transitions", 100_000)),  # the tuned dqn_cartpole's
+    (("seed", "seeds_per_job"), "seed", lambda v: v.get("seed", 1) + v.get("seeds_per_job", 1) - 1 > 2**32 - 1),
+]
+
+
+def _joint_invalid(given: dict[str, Any]) -> set[str]:
+    return {named for keys, named, clash in JOINT_RULES if any(k in given for k in keys) and clash(given)}
+
+
 def _check_outcome(outcome, expected: dict[str, tuple[Any, Range]]) -> None:
-    """Accepted iff every value is in range; accepted values arrive unchanged; refusals name a bad key."""
+    """Accepted iff every value is in range (alone and together); accepted values arrive
+    unchanged; refusals name a bad key."""
     invalid = {key for key, (value, rng) in expected.items() if not rng.is_valid(value)}
+    if not invalid:
+        invalid = _joint_invalid({key: value for key, (value, _) in expected.items()})
     given = {key: value for key, (value, _) in expected.items()}
     if invalid:
         assert isinstance(outcome, ConfigError), f"accepted out-of-range {sorted(invalid)}: {given}"

@@ -15,7 +15,8 @@ from omegaconf import OmegaConf
 
 from rlexp.config import AtariEnvConfig, ConfigError, DQNConfig, EnvConfig
 from rlexp.runs import CHECKPOINT_NAMES, load_run_config, resolve_checkpoint
-from rlexp.train import EVAL_SEED_OFFSET, run
+from rlexp.build import EVAL_SEED_OFFSET
+from rlexp.train import run
 from rlexp.video import record_episode
 from tests.conftest import TINY, compose_train, run_cli
 

@@ -47,7 +47,7 @@ def _tensors(node, prefix=""):
 
 
 def _final_state(run_dir):
-    return dict(_tensors(load_checkpoint(run_dir / "checkpoints" / "latest.pt")["algo"]))
+    return dict(_tensors(load_checkpoint(run_dir / "checkpoints" / "latest.pt")["trainer"]["algo"]))
 
 
 def _train(args, run_dir, cwd, fault=None, timeout=240):

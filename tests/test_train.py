@@ -1,18 +1,21 @@
 """run(cfg, run_dir): the loop, the run directory, truncation handling."""
 
+import dataclasses
 import json
+import sys
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
-from rlexp import algos
 from rlexp.algos.dqn import DQN
+from rlexp import config
 from rlexp.checkpoint import load_checkpoint
 from rlexp.config import ConfigError, DeviceConfig
 from rlexp.loggers.jsonl import read_metrics
-from rlexp.train import RunInfo, resolve_device, run
+from rlexp.build import resolve_device
+from rlexp.train import RunInfo, run
 from tests.conftest import TINY, compose_train
 
 
@@ -39,7 +42,7 @@ def test_run_writes_the_run_directory(tmp_path):
     assert max(r["eval/episode_return"] for r in eval_rows) == summary["best_eval_return"]
     assert best["step"] == summary["best_eval_step"]
     ckpt = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
-    assert ckpt["step"] == 1500 and set(ckpt["algo"]) >= {"q", "q_target", "optimizer"}
+    assert ckpt["step"] == 1500 and set(ckpt["trainer"]["algo"]) >= {"q", "q_target", "optimizer"}
     assert json.loads((run_dir / "summary.json").read_text())["steps"] == summary["steps"] == 1500
 
 
@@ -115,7 +118,8 @@ class Recorder(DQN):
 
 def test_truncation_bootstraps_from_the_real_final_observation(tmp_path, monkeypatch):
     gym.register("rlexp-test/Counting-v0", entry_point=CountingEnv, max_episode_steps=3)
-    monkeypatch.setitem(algos.ALGOS, "dqn", Recorder)
+    monkeypatch.setitem(sys.modules, "rlexp_test_recorder", sys.modules[__name__])  # this module, as pytest loaded it
+    monkeypatch.setitem(config.ALGOS, "dqn", dataclasses.replace(config.ALGOS["dqn"], target="rlexp_test_recorder:Recorder"))
     Recorder.transitions = []
     cfg = compose_train([*TINY, "env.id=rlexp-test/Counting-v0", "total_steps=7"])
     run(cfg, tmp_path / "run")
@@ -141,20 +145,22 @@ def test_periodic_eval_videos(tmp_path):
     assert [r["step"] for r in rows] == [500, 1500]
 
 
-def test_the_training_loop_names_no_algorithm():
-    # an algorithm is a file, a schema, a yaml and one ALGOS line: the loop only talks to the Algorithm API
+def test_the_run_lifecycle_and_the_gym_trainer_name_no_algorithm():
+    # an algorithm is a file, a schema, a yaml and one registry line: the loop only talks to the Algorithm API
     import ast
     import inspect
 
-    from rlexp import train
-    from rlexp.algos import ALGOS
+    from rlexp import build, lifecycle, train
+    from rlexp.config import ALGOS
+    from rlexp.trainers import gym as gym_trainer
 
-    names = set(ALGOS) | {cls.__name__ for cls in ALGOS.values()}
-    code_names = {n.id for n in ast.walk(ast.parse(inspect.getsource(train))) if isinstance(n, ast.Name)}
-    code_names |= {n.attr for n in ast.walk(ast.parse(inspect.getsource(train))) if isinstance(n, ast.Attribute)}
-    strings = {n.value for n in ast.walk(ast.parse(inspect.getsource(train)))
-               if isinstance(n, ast.Constant) and isinstance(n.value, str)}
-    assert not names & code_names and not any(name in strings for name in names)
+    names = set(ALGOS) | {entry.target.rpartition(":")[2] for entry in ALGOS.values()}
+    for module in (train, lifecycle, build, gym_trainer):
+        tree = ast.parse(inspect.getsource(module))
+        code_names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        code_names |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+        strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+        assert not names & code_names and not any(name in strings for name in names), module.__name__
 
 
 def test_continuous_actions_train_end_to_end(tmp_path):
@@ -163,3 +169,27 @@ def test_continuous_actions_train_end_to_end(tmp_path):
                          "checkpoint_interval_steps=0", "logger=none", "logger.progress=none"])
     summary = run(cfg, tmp_path / "run")
     assert summary["steps"] == 256 and -2000 < summary["eval_return_mean"] < 0
+
+
+def test_run_puts_back_the_process_settings_it_changed(tmp_path):
+    """A Python caller's process is left as it was: torch threads and flush-denormal."""
+    from rlexp.build import _flush_denormal_on
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(False)
+    try:
+        run(compose_train([*TINY, "total_steps=200", "device.torch_threads=2", "device.flush_denormal=true"]),
+            tmp_path / "run")
+        assert torch.get_num_threads() == 1 and not _flush_denormal_on()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_an_algorithm_refuses_a_device_setting_it_would_ignore(tmp_path):
+    for overrides, message in ((["algo=q_learning", "env=maze", "device.amp=true"], "device.amp=true"),
+                               (["algo=sarsa", "env=maze", "device.compile=true"], "device.compile=true"),
+                               (["algo=ppo", "device.replay=host"], "device.replay=host")):
+        with pytest.raises(ConfigError, match=f"^{message} .* does not apply to algo="):
+            run(compose_train([*TINY[:4], *TINY[-2:], *overrides]), tmp_path / "run")
+        assert not (tmp_path / "run").exists()

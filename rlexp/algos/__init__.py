@@ -1,4 +1,6 @@
-"""The algorithm registry: one line per algorithm."""
+"""The learning algorithms, one file each. The registry (name -> schema and class) is
+``rlexp.config.ALGOS``; this package only holds their code and what they share
+(``base.Algorithm``, the contract the gym-stepping trainer drives; ``common``; ``actor_critic``)."""
 
 from __future__ import annotations
 
@@ -11,14 +13,4 @@ from rlexp.algos.reinforce import Reinforce
 from rlexp.algos.sarsa import Sarsa
 from rlexp.algos.value_iteration import ValueIteration
 
-ALGOS: dict[str, type[Algorithm]] = {
-    "dqn": DQN,
-    "ppo": PPO,
-    "a2c": A2C,
-    "reinforce": Reinforce,
-    "q_learning": QLearning,
-    "sarsa": Sarsa,
-    "value_iteration": ValueIteration,
-}
-
-__all__ = ["A2C", "ALGOS", "Algorithm", "DQN", "PPO", "QLearning", "Reinforce", "Sarsa", "ValueIteration"]
+__all__ = ["A2C", "Algorithm", "DQN", "PPO", "QLearning", "Reinforce", "Sarsa", "ValueIteration"]

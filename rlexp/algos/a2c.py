@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from rlexp.algos.common import explained_variance, normalize
 from rlexp.algos.onpolicy import OnPolicy
-from rlexp.algos.ppo import explained_variance
 from rlexp.config import A2CConfig
 
 
@@ -23,29 +23,24 @@ class A2C(OnPolicy):
     def __init__(self, cfg: A2CConfig, obs_space, action_space, network, device, seed, num_envs, compute=None,
                  total_steps=None, env_model=None):
         super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs, compute, total_steps, env_model)
-        params = self.net.parameters()
+        params = [self.flat_params]
         if cfg.optimizer == "rmsprop":
             self.optimizer = torch.optim.RMSprop(params, lr=cfg.lr, alpha=cfg.rmsprop_alpha, eps=cfg.optimizer_eps)
         else:
-            self.optimizer = torch.optim.Adam(params, lr=cfg.lr, eps=cfg.optimizer_eps)
+            self.optimizer = torch.optim.Adam(params, lr=cfg.lr, eps=cfg.optimizer_eps, fused=True)
 
     def update(self, advantages: torch.Tensor, returns: torch.Tensor, step: int) -> dict[str, float]:
         c = self.cfg
         if c.anneal_lr:
-            self.optimizer.param_groups[0]["lr"] = c.lr * self._progress_left(step)
+            self.optimizer.param_groups[0]["lr"] = c.lr * self.progress_left(step)
         r = self.rollout
-        out, values = self.net(r.obs.flatten(0, 1))
+        out, values = self.forward(r.obs.flatten(0, 1))
         logprob, entropy = self.net.head.log_prob_entropy(out, r.actions.flatten(0, 1))
-        adv = advantages.flatten()
-        if c.norm_adv and adv.numel() > 1:
-            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        adv = normalize(advantages.flatten()) if c.norm_adv else advantages.flatten()
         policy_loss = -(adv * logprob).mean()
         value_loss = F.mse_loss(values, returns.flatten())
         entropy = entropy.mean()
-        loss = policy_loss - c.ent_coef * entropy + c.vf_coef * value_loss
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self._clip_and_step()
+        self.optimizer_step(policy_loss - c.ent_coef * entropy + c.vf_coef * value_loss)
         return {
             "loss/policy": policy_loss.item(), "loss/value": value_loss.item(), "loss/entropy": entropy.item(),
             "train/explained_variance": explained_variance(r.values.flatten(), returns.flatten()),

@@ -7,8 +7,9 @@ decides what to do with them.
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -18,7 +19,14 @@ from rlexp.config import DeviceConfig, NetworkConfig
 
 
 class Algorithm(ABC):
-    """Base class: ``act`` while training, ``predict`` for evaluation, ``observe`` to learn."""
+    """Base class: ``act`` while training, ``predict`` for evaluation, ``observe`` to learn.
+
+    ``DEVICE_SETTINGS`` names the ``device.*`` options a subclass honours (``amp``,
+    ``compile``, ``replay``); a run that sets any other one away from its default is refused
+    before it starts, instead of the setting being silently ignored.
+    """
+
+    DEVICE_SETTINGS: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -43,6 +51,18 @@ class Algorithm(ABC):
         self.device = device
         self.num_envs = num_envs
         self.rng = np.random.default_rng(seed)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bfloat16 autocast for network passes when ``device.amp`` (no gradient scaler needed;
+        losses are computed in float32)."""
+        if not self.compute.amp:
+            return contextlib.nullcontext()  # cheaper than a disabled autocast, on the per-step path
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def compiled(self, module: torch.nn.Module) -> torch.nn.Module:
+        """``module``, compiled by ``torch.compile`` when ``device.compile`` (it shares the
+        module's parameters: state dicts and optimizers keep working on the module)."""
+        return torch.compile(module) if self.compute.compile else module
 
     @abstractmethod
     def act(self, obs: np.ndarray, step: int) -> np.ndarray:

@@ -14,16 +14,12 @@ import torch
 import torch.nn.functional as F
 
 from rlexp.algos.base import Algorithm
+from rlexp.algos.common import clip_grad_norm_, epsilon_greedy
+from rlexp.schedules import crossed, linear_schedule
 from rlexp.buffers import FrameReplayBuffer, ReplayBatch, ReplayBuffer
-from rlexp.config import ConfigError, DQNConfig
+from rlexp.config import DQNConfig
+from rlexp.errors import ConfigError
 from rlexp.networks import build_q_network, flatten_parameters, is_image_space
-
-
-def linear_schedule(start: float, end: float, duration_steps: int, step: int) -> float:
-    """Linear interpolation from ``start`` to ``end`` over ``duration_steps``, then ``end``."""
-    if duration_steps <= 0 or step >= duration_steps:
-        return end
-    return start + (end - start) * step / duration_steps
 
 
 def td_targets(rewards: torch.Tensor, terminated: torch.Tensor, next_q: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -33,22 +29,6 @@ def td_targets(rewards: torch.Tensor, terminated: torch.Tensor, next_q: torch.Te
     ``terminated=0`` and ``next_q`` evaluated at its real final observation.
     """
     return rewards + gamma * (1.0 - terminated) * next_q
-
-
-def clip_grad_norm_(grad: torch.Tensor, max_norm: float) -> None:
-    """In-place gradient-norm clip of one flat gradient, the same rule as torch's.
-
-    On CPU the scale is read back as a Python float: scaling by a 0-dim tensor costs ~6x
-    more there, and most updates need no scaling at all. On GPU it stays on the device
-    (no sync).
-    """
-    norm = torch.linalg.vector_norm(grad)
-    if grad.device.type == "cpu":
-        scale = max_norm / (float(norm) + 1e-6)
-        if scale < 1.0:
-            grad.mul_(scale)
-    else:
-        grad.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
 
 
 def replay_bytes(capacity: int, obs_space, frames: bool) -> int:
@@ -73,15 +53,11 @@ def replay_device(mode: str, device: torch.device, needed_bytes: int, free_bytes
     return device if needed_bytes <= 0.8 * free_bytes else torch.device("cpu")
 
 
-def crossed(before: int, after: int, interval: int) -> bool:
-    """Whether a multiple of ``interval`` lies in ``(before, after]``."""
-    return after // interval > before // interval
-
-
 class DQN(Algorithm):
     """Q-learning with a neural network, experience replay and a target network."""
 
     cfg: DQNConfig
+    DEVICE_SETTINGS = ("amp", "compile", "replay")
 
     def __init__(self, cfg: DQNConfig, obs_space, action_space, network, device, seed, num_envs, compute=None,
                  total_steps=None, env_model=None):
@@ -115,7 +91,7 @@ class DQN(Algorithm):
             num_envs=num_envs,
         )
         # compiled forward passes when asked (they share the modules' parameters)
-        self._compiled = (torch.compile(self.q), torch.compile(self.q_target)) if self.compute.compile else None
+        self._compiled = (self.compiled(self.q), self.compiled(self.q_target)) if self.compute.compile else None
         self.eval_rng = np.random.default_rng([seed, 1])
         self.updates = 0  # gradient updates made
         self.target_syncs = 0  # target-network updates made
@@ -138,10 +114,6 @@ class DQN(Algorithm):
     def q_target_fn(self):
         return self._compiled[1] if self._compiled else self.q_target
 
-    def autocast(self):
-        """bfloat16 autocast for network passes when ``device.amp`` (no gradient scaler needed)."""
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.compute.amp)
-
     @torch.inference_mode()
     def greedy(self, obs: np.ndarray) -> np.ndarray:
         """argmax_a Q(s, a) for a batch of observations."""
@@ -150,16 +122,7 @@ class DQN(Algorithm):
         return q.argmax(dim=1).cpu().numpy()
 
     def _epsilon_greedy(self, obs: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
-        if epsilon <= 0.0:
-            return self.greedy(obs)
-        n = obs.shape[0]
-        actions = rng.integers(self.n_actions, size=n)
-        if epsilon >= 1.0:
-            return actions
-        explore = rng.random(n) < epsilon
-        if explore.all():  # skip the forward pass when no env needs it
-            return actions
-        return np.where(explore, actions, self.greedy(obs))
+        return epsilon_greedy(lambda: self.greedy(obs), self.n_actions, obs.shape[0], epsilon, rng)
 
     def act(self, obs: np.ndarray, step: int) -> np.ndarray:
         # uniform random before learning starts, as in the DQN paper's replay warm-up

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlexp.algos.base import Algorithm
+from rlexp.algos.actor_critic import ActorCriticAlgorithm
 from rlexp.buffers import RolloutBuffer
-from rlexp.networks import RunningMeanStd, build_actor_critic
+from rlexp.networks import RunningMeanStd
 
 
 def compute_gae(
@@ -48,63 +48,25 @@ def compute_gae(
     return advantages, advantages + values
 
 
-class ActorCriticLearner:
-    """What every actor-critic learner shares: one optimizer step and its saved state.
-
-    Mixed into classes that set ``self.net``, ``self.optimizer``, ``self.updates`` and
-    ``self.cfg.max_grad_norm``.
-    """
-
-    def _clip_and_step(self) -> None:
-        if self.cfg.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.max_grad_norm)
-        self.optimizer.step()
-        self.updates += 1
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "updates": self.updates}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.net.load_state_dict(state["net"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.updates = state["updates"]
-
-
-class OnPolicy(ActorCriticLearner, Algorithm):
+class OnPolicy(ActorCriticAlgorithm):
     """Rollout collection shared by the on-policy algorithms; subclasses implement ``update``."""
 
     def __init__(self, cfg, obs_space, action_space, network, device, seed, num_envs, compute=None,
                  total_steps=None, env_model=None):
         super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs, compute, total_steps, env_model)
-        self.net = build_actor_critic(network, obs_space, action_space).to(device)
         head = self.net.head
         self.rollout = RolloutBuffer(cfg.rollout_steps, num_envs, obs_space.shape, obs_space.dtype,
                                      head.action_shape, head.action_dtype, device)
         self._pending: tuple[torch.Tensor, ...] | None = None  # what act() computed, for observe()
-        self.updates = 0  # gradient updates made
         # reward scaling: divide by the running std of each env's discounted return (as
         # SB3's VecNormalize and gymnasium's NormalizeReward), statistics kept on the CPU
         self.return_stats = RunningMeanStd() if cfg.normalize_rewards else None
         self._discounted_return = np.zeros(num_envs)
 
-    def _progress_left(self, step: int) -> float:
-        """1 at the start of the run, 0 at its end (for annealing)."""
-        if not self.total_steps:
-            return 1.0
-        return max(0.0, 1.0 - step / self.total_steps)
-
-    @torch.no_grad()
     def act(self, obs: np.ndarray, step: int) -> np.ndarray:
-        obs_t = torch.as_tensor(obs, device=self.device)
-        out, value = self.net(obs_t)
-        action, logprob = self.net.head.sample(out)
+        obs_t, action, logprob, value, env_action = self.sample(obs)
         self._pending = (obs_t, action, logprob, value)
-        return self.net.head.env_action(action).cpu().numpy()
-
-    @torch.no_grad()
-    def predict(self, obs: np.ndarray) -> np.ndarray:
-        out, _ = self.net(torch.as_tensor(obs, device=self.device))
-        return self.net.head.env_action(self.net.head.mode(out)).cpu().numpy()  # the policy's mode
+        return env_action
 
     def schedules(self, step: int) -> dict[str, float]:
         return {"train/lr": self.optimizer.param_groups[0]["lr"]}
@@ -130,13 +92,13 @@ class OnPolicy(ActorCriticLearner, Algorithm):
             # truncation is not termination: bootstrap from the real final observation's value
             with torch.no_grad():
                 final = torch.as_tensor(next_obs[cut], device=self.device)
-                reward[torch.as_tensor(cut, device=self.device)] += self.cfg.gamma * self.net.value(final)
+                reward[torch.as_tensor(cut, device=self.device)] += self.cfg.gamma * self.value(final)
         done = torch.as_tensor(episode_end, dtype=torch.float32, device=self.device)
         if not self.rollout.add(obs_t, action, logprob, value, reward, done):
             return {}
         r = self.rollout
         with torch.no_grad():
-            next_value = self.net.value(torch.as_tensor(next_obs, device=self.device))
+            next_value = self.value(torch.as_tensor(next_obs, device=self.device))
         advantages, returns = compute_gae(r.rewards, r.values, r.dones, next_value, self.cfg.gamma, self.cfg.gae_lambda)
         metrics = self.update(advantages, returns, step + len(actions))
         if self.net.obs_norm is not None:

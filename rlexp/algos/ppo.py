@@ -11,12 +11,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from rlexp.algos.dqn import clip_grad_norm_
-from rlexp.algos.onpolicy import OnPolicy, compute_gae
-from rlexp.config import ConfigError, PPOConfig
-from rlexp.networks import flatten_parameters
 
-__all__ = ["PPO", "clipped_surrogate_loss", "compute_gae"]
+from rlexp.algos.common import explained_variance, normalize
+from rlexp.algos.onpolicy import OnPolicy
+from rlexp.config import PPOConfig
+from rlexp.errors import ConfigError
 
 
 def clipped_surrogate_loss(advantages: torch.Tensor, ratio: torch.Tensor, clip: float) -> torch.Tensor:
@@ -41,15 +40,13 @@ class PPO(OnPolicy):
                 f"{cfg.rollout_steps * num_envs} transitions (algo.rollout_steps x env.num_envs)"
             )
         super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs, compute, total_steps, env_model)
-        # one flat parameter: fused Adam and the clip run a few kernels instead of a few per layer
-        self.flat_params = flatten_parameters(self.net)
         self.optimizer = torch.optim.Adam([self.flat_params], lr=cfg.lr, eps=cfg.optimizer_eps, fused=True)
         self.generator = torch.Generator().manual_seed(seed)  # minibatch shuffles
 
     def update(self, advantages: torch.Tensor, returns: torch.Tensor, step: int) -> dict[str, float]:
         """Epochs of minibatch updates on the full rollout."""
         c = self.cfg
-        left = self._progress_left(step)
+        left = self.progress_left(step)
         if c.anneal_lr:
             self.optimizer.param_groups[0]["lr"] = c.lr * left
         clip = c.clip_coef * left if c.anneal_clip else c.clip_coef
@@ -64,13 +61,11 @@ class PPO(OnPolicy):
             order = torch.randperm(batch, generator=self.generator).to(self.device)
             for start in range(0, minibatch * c.num_minibatches, minibatch):
                 idx = order[start : start + minibatch]
-                out, value = self.net(b_obs[idx])
+                out, value = self.forward(b_obs[idx])
                 new_logprob, entropy = self.net.head.log_prob_entropy(out, b_actions[idx])
                 logratio = new_logprob - b_logprobs[idx]
                 ratio = logratio.exp()
-                adv = b_adv[idx]
-                if c.norm_adv and len(idx) > 1:
-                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                adv = normalize(b_adv[idx]) if c.norm_adv else b_adv[idx]
                 policy_loss = clipped_surrogate_loss(adv, ratio, clip)
                 if c.clip_value_loss:
                     clipped = b_values[idx] + (value - b_values[idx]).clamp(-clip, clip)
@@ -78,13 +73,7 @@ class PPO(OnPolicy):
                 else:
                     value_loss = 0.5 * F.mse_loss(value, b_returns[idx])
                 entropy = entropy.mean()
-                loss = policy_loss - c.ent_coef * entropy + c.vf_coef * value_loss
-                self.flat_params.grad.zero_()  # the layers' .grad are views of it
-                loss.backward()
-                if c.max_grad_norm is not None:
-                    clip_grad_norm_(self.flat_params.grad, c.max_grad_norm)
-                self.optimizer.step()
-                self.updates += 1
+                self.optimizer_step(policy_loss - c.ent_coef * entropy + c.vf_coef * value_loss)
                 with torch.no_grad():
                     kl = ((ratio - 1) - logratio).mean()  # the low-variance estimator (Schulman)
                     for key, v in (("policy", policy_loss), ("value", value_loss), ("entropy", entropy), ("kl", kl),
@@ -106,9 +95,3 @@ class PPO(OnPolicy):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.generator.set_state(state["generator"])
-
-
-def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
-    """1 - Var(returns - values) / Var(returns): how much of the returns the critic explains."""
-    variance = returns.var()
-    return float(1 - (returns - values).var() / variance) if variance > 0 else float("nan")

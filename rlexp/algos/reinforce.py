@@ -15,10 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rlexp.algos.base import Algorithm
-from rlexp.algos.onpolicy import ActorCriticLearner
+from rlexp.algos.actor_critic import ActorCriticAlgorithm
+from rlexp.algos.common import normalize
 from rlexp.config import ReinforceConfig
-from rlexp.networks import build_actor_critic
 
 
 def discounted_returns(rewards: np.ndarray, gamma: float, bootstrap: float = 0.0) -> np.ndarray:
@@ -31,7 +30,7 @@ def discounted_returns(rewards: np.ndarray, gamma: float, bootstrap: float = 0.0
     return returns.astype(np.float32)
 
 
-class Reinforce(ActorCriticLearner, Algorithm):
+class Reinforce(ActorCriticAlgorithm):
     """Monte-Carlo policy gradient over complete episodes."""
 
     cfg: ReinforceConfig
@@ -39,24 +38,15 @@ class Reinforce(ActorCriticLearner, Algorithm):
     def __init__(self, cfg: ReinforceConfig, obs_space, action_space, network, device, seed, num_envs, compute=None,
                  total_steps=None, env_model=None):
         super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs, compute, total_steps, env_model)
-        self.net = build_actor_critic(network, obs_space, action_space).to(device)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, eps=cfg.optimizer_eps)
+        self.optimizer = torch.optim.Adam([self.flat_params], lr=cfg.lr, eps=cfg.optimizer_eps, fused=True)
         self._running: list[list[tuple[np.ndarray, np.ndarray, float]]] = [[] for _ in range(num_envs)]  # per env
         self._pending: np.ndarray | None = None  # act()'s raw actions (the Gaussian draw before clipping)
         self._finished: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (obs, actions, returns)
-        self.updates = 0
 
-    @torch.no_grad()
     def act(self, obs: np.ndarray, step: int) -> np.ndarray:
-        out, _ = self.net(torch.as_tensor(obs, device=self.device))
-        action, _ = self.net.head.sample(out)
+        _, action, _, _, env_action = self.sample(obs)
         self._pending = action.cpu().numpy()
-        return self.net.head.env_action(action).cpu().numpy()
-
-    @torch.no_grad()
-    def predict(self, obs: np.ndarray) -> np.ndarray:
-        out, _ = self.net(torch.as_tensor(obs, device=self.device))
-        return self.net.head.env_action(self.net.head.mode(out)).cpu().numpy()
+        return env_action
 
     def observe(self, obs, actions, rewards, next_obs, terminated, truncated, step, episode_end=None):
         c = self.cfg
@@ -74,7 +64,7 @@ class Reinforce(ActorCriticLearner, Algorithm):
             if not terminated[i] and c.baseline == "value":
                 # truncation is not termination: the learned value stands in for the rest
                 with torch.no_grad():
-                    bootstrap = float(self.net.value(torch.as_tensor(next_obs[i : i + 1], device=self.device)))
+                    bootstrap = float(self.value(torch.as_tensor(next_obs[i : i + 1], device=self.device)))
             ep_obs = np.stack([o for o, _, _ in episode])
             ep_actions = np.stack([a for _, a, _ in episode])
             ep_returns = discounted_returns(np.array([r for _, _, r in episode]), c.gamma, bootstrap)
@@ -90,7 +80,7 @@ class Reinforce(ActorCriticLearner, Algorithm):
         actions = torch.as_tensor(np.concatenate([e[1] for e in self._finished]), device=self.device)
         returns = torch.as_tensor(np.concatenate([e[2] for e in self._finished]), device=self.device)
         self._finished = []
-        out, values = self.net(obs)
+        out, values = self.forward(obs)
         logprob, entropy = self.net.head.log_prob_entropy(out, actions)
         if c.baseline == "value":
             advantages = returns - values.detach()
@@ -98,17 +88,15 @@ class Reinforce(ActorCriticLearner, Algorithm):
             advantages = returns - returns.mean()
         else:
             advantages = returns
-        if c.normalize_returns and advantages.numel() > 1:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        if c.normalize_returns:
+            advantages = normalize(advantages)
         policy_loss = -(advantages * logprob).mean()
         entropy = entropy.mean()
         loss = policy_loss - c.ent_coef * entropy
         value_loss = F.mse_loss(values, returns) if c.baseline == "value" else None
         if value_loss is not None:
             loss = loss + c.vf_coef * value_loss
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self._clip_and_step()
+        self.optimizer_step(loss)
         metrics = {"loss/policy": policy_loss.item(), "loss/entropy": entropy.item(),
                    "train/updates": float(self.updates)}
         if value_loss is not None:

@@ -14,7 +14,9 @@ import numpy as np
 import torch
 
 from rlexp.algos.base import Algorithm
-from rlexp.config import ConfigError
+from rlexp.algos.common import epsilon_greedy
+from rlexp.errors import ConfigError
+from rlexp.schedules import linear_schedule
 
 TABULAR_ENVS = "env=maze, maze_large, frozenlake, cliffwalking or taxi"
 
@@ -84,10 +86,7 @@ class Tabular(Algorithm):
 
     def epsilon(self, step: int) -> float:
         c = self.cfg
-        if c.epsilon_decay_steps <= 0:
-            return c.epsilon_end
-        frac = min(1.0, step / c.epsilon_decay_steps)
-        return c.epsilon_start + frac * (c.epsilon_end - c.epsilon_start)
+        return linear_schedule(c.epsilon_start, c.epsilon_end, c.epsilon_decay_steps, step)
 
     def greedy(self, states: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """argmax_a Q(s, a), ties broken at random (all-zero rows explore instead of always going up)."""
@@ -97,11 +96,7 @@ class Tabular(Algorithm):
         return np.argmax(np.where(best, noise + 1.0, noise - 1.0), axis=1)
 
     def epsilon_greedy(self, states: np.ndarray, epsilon: float) -> np.ndarray:
-        actions = self.greedy(states, self.rng)
-        explore = self.rng.random(len(states)) < epsilon
-        if explore.any():
-            actions[explore] = self.rng.integers(self.n_actions, size=int(explore.sum()))
-        return actions
+        return epsilon_greedy(lambda: self.greedy(states, self.rng), self.n_actions, len(states), epsilon, self.rng)
 
     def act(self, obs: np.ndarray, step: int) -> np.ndarray:
         return self.epsilon_greedy(np.asarray(obs, dtype=np.int64), self.epsilon(step))
@@ -173,9 +168,8 @@ class TemporalDifference(Tabular):
             # 1/N(s, a) (Robbins-Monro): converges on stochastic envs; the counts include this visit
             return np.maximum(c.alpha_end, c.alpha / np.maximum(self.visits[states, actions], 1))
         if c.alpha_decay_steps <= 0:
-            return c.alpha
-        frac = min(1.0, step / c.alpha_decay_steps)
-        return c.alpha + frac * (c.alpha_end - c.alpha)
+            return c.alpha  # constant
+        return linear_schedule(c.alpha, c.alpha_end, c.alpha_decay_steps, step)
 
     def schedules(self, step: int) -> dict[str, float]:
         out = super().schedules(step)

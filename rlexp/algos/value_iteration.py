@@ -10,7 +10,9 @@ the plan, and replans every ``plan_interval_steps``; a never-tried (s, a) is val
 from __future__ import annotations
 
 from rlexp.algos.tabular import TABULAR_ENVS, Tabular, model_arrays, value_iteration
-from rlexp.config import ConfigError, ValueIterationConfig
+from rlexp.config import ValueIterationConfig
+from rlexp.errors import ConfigError
+from rlexp.schedules import crossed
 
 
 class ValueIteration(Tabular):
@@ -39,7 +41,7 @@ class ValueIteration(Tabular):
         self.count(obs, actions, rewards, next_obs, terminated)
         c = self.cfg
         after = step + len(actions)
-        if c.model == "learned" and after // c.plan_interval_steps > step // c.plan_interval_steps:
+        if c.model == "learned" and crossed(step, after, c.plan_interval_steps):
             self.plan(*self.learned_model(c.unknown_value))
             return {"train/planning_sweeps": float(self.sweeps), "train/plans": float(self.plans)}
         return {}

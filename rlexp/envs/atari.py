@@ -3,10 +3,11 @@
 ale-py's ``AtariVectorEnv`` runs the emulators in C++ threads and does the preprocessing
 itself (frame skip with a max over the last two frames, 84x84 grayscale, frame stack,
 no-op starts, FIRE on reset). rlexp asks it for raw rewards and game-over terminals only:
-reward clipping and life-loss terminals are learning signals, applied by the training loop
-(``clip_rewards``) and flagged here in ``info["life_loss"]``, so every logged return is the
-real game score. Two traps avoided: its ``episodic_life=True`` restarts the whole game at
-each lost life, and its default ``reward_clipping=True`` hides the score.
+a lost life is flagged in ``info["life_loss"]``, and reward clipping and life-loss terminals
+are learning signals that the env stack adds on top of the episode statistics
+(``rlexp.envs.make``), so every logged return is the real game score. Two traps avoided:
+its ``episodic_life=True`` restarts the whole game at each lost life, and its default
+``reward_clipping=True`` hides the score.
 """
 
 from __future__ import annotations
@@ -31,6 +32,21 @@ class LifeLossInfo(VectorWrapper):
         lives = np.asarray(info["lives"])
         info["life_loss"] = (lives < self._lives) & ~(terminated | truncated)
         self._lives = lives.copy()  # after a game over this is the new game's count
+        return obs, rewards, terminated, truncated, info
+
+
+class LifeLossTerminal(VectorWrapper):
+    """A lost life is a terminal for learning (Mnih et al. 2015): ``terminated |= info["life_loss"]``.
+
+    The game goes on (the env does not reset), and the episode statistics below this
+    wrapper still count the whole game as one episode.
+    """
+
+    def step(self, actions):
+        obs, rewards, terminated, truncated, info = self.env.step(actions)
+        life_loss = info.get("life_loss")
+        if life_loss is not None:
+            terminated = terminated | life_loss
         return obs, rewards, terminated, truncated, info
 
 

@@ -1,8 +1,15 @@
-"""Build gymnasium environments from an :class:`~rlexp.config.EnvConfig`.
+"""Build gymnasium environments from an :class:`~rlexp.config.EnvConfig`: the env stack.
 
-Training envs use gymnasium's vector API in SAME_STEP autoreset mode: when an episode ends,
+Vector envs use gymnasium's vector API in SAME_STEP autoreset mode: when an episode ends,
 ``step`` returns the first observation of the next episode and puts the real last
 observation in ``info["final_obs"]``, which the learner needs to bootstrap on truncation.
+
+Every vector env records its episodes (gymnasium's ``RecordEpisodeStatistics``): where one
+really ended, ``info["_episode"]`` is set and ``info["episode"]["r"]`` holds its return, the
+real score. With ``learning=True`` the stack also turns the env's outputs into learning
+signals where the env config asks for them: rewards clipped to [-1, 1] (``clip_rewards``) and
+a lost Atari life as a terminal (``life_loss_terminal``). A trainer reads episodes from the
+stats and learns from what ``step`` returns; it never needs to know which env it steps.
 """
 
 from __future__ import annotations
@@ -12,9 +19,12 @@ import importlib
 import os
 
 import gymnasium as gym
+import numpy as np
 from gymnasium.vector import AutoresetMode
+from gymnasium.wrappers.vector import RecordEpisodeStatistics, TransformReward
 
-from rlexp.config import AtariEnvConfig, ConfigError, EnvConfig, MazeEnvConfig
+from rlexp.config import AtariEnvConfig, EnvConfig, MazeEnvConfig
+from rlexp.errors import ConfigError, first_line
 
 
 def _check_id(env_id: str) -> None:
@@ -72,13 +82,30 @@ def make_env(cfg: EnvConfig | AtariEnvConfig | MazeEnvConfig, render_mode: str |
 
 
 def make_vector_env(
-    cfg: EnvConfig | AtariEnvConfig | MazeEnvConfig, num_envs: int | None = None
+    cfg: EnvConfig | AtariEnvConfig | MazeEnvConfig, num_envs: int | None = None, *, learning: bool = False
 ) -> gym.vector.VectorEnv:
-    """A vector env of ``num_envs`` copies (default ``cfg.num_envs``), autoreset in the same step.
+    """A vector env of ``num_envs`` copies (default ``cfg.num_envs``), autoreset in the same step,
+    with episode statistics; ``learning=True`` adds the learning signals (module docstring).
 
     Raises:
         ConfigError: unknown env id or bad kwargs, in one line.
     """
+    envs = RecordEpisodeStatistics(_base_vector_env(cfg, num_envs))
+    if learning and cfg.clip_rewards:
+        envs = TransformReward(envs, clip_reward)
+    if learning and getattr(cfg, "life_loss_terminal", False):
+        from rlexp.envs.atari import LifeLossTerminal
+
+        envs = LifeLossTerminal(envs)
+    return envs
+
+
+def clip_reward(rewards: np.ndarray) -> np.ndarray:
+    """Rewards clipped to [-1, 1] (Mnih et al. 2015): the sign of the score change, for learning."""
+    return np.clip(rewards, -1.0, 1.0)
+
+
+def _base_vector_env(cfg: EnvConfig | AtariEnvConfig | MazeEnvConfig, num_envs: int | None) -> gym.vector.VectorEnv:
     if isinstance(cfg, AtariEnvConfig):
         from rlexp.envs.atari import make_atari_vector_env
 
@@ -98,13 +125,13 @@ def make_vector_env(
     except TypeError as err:
         raise ConfigError(f"env.kwargs do not fit {cfg.id}: {err}") from None
     except gym.error.DependencyNotInstalled as err:
-        raise ConfigError(f"{cfg.id} needs an extra package: {str(err).splitlines()[0]}") from None
+        raise ConfigError(f"{cfg.id} needs an extra package: {first_line(err)}") from None
 
 
 def transition_model(envs: gym.vector.VectorEnv) -> dict | None:
     """The exact model ``P[s][a] = [(prob, next_state, reward, terminated), ...]`` of an env that
     exposes one (gymnasium's toy-text envs, the maze), else None. Every copy shares it."""
-    copies = getattr(envs, "envs", None)  # SyncVectorEnv
+    copies = getattr(envs.unwrapped, "envs", None)  # SyncVectorEnv
     if not copies:
         return None
     return getattr(copies[0].unwrapped, "P", None)

@@ -16,7 +16,7 @@ from collections import deque
 import gymnasium as gym
 import numpy as np
 
-from rlexp.config import ConfigError
+from rlexp.errors import ConfigError
 
 WALL, START, GOAL, FREE = "#", "S", "G", " "
 FREE_CHARS = (START, GOAL, FREE, ".")  # "." is a free cell too (easier to see in YAML)

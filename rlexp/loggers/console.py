@@ -7,11 +7,17 @@ import sys
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from rlexp.loggers.base import Sink
 
-class ConsoleLogger:
-    """Shows steps, steps/s, the last return and epsilon; ``mode`` is auto, bar, lines or none."""
 
-    def __init__(self, mode: str, total_steps: int, description: str, console: Console | None = None):
+class ConsoleLogger(Sink):
+    """Shows progress, its rate, the last return and epsilon; ``mode`` is auto, bar, lines or none.
+
+    ``total_steps`` is the run's budget in ``unit`` (agent steps for gym envs).
+    """
+
+    def __init__(self, mode: str, total_steps: int, description: str, console: Console | None = None,
+                 unit: str = "agent steps"):
         self.console = console or Console(stderr=False)
         if mode == "auto":
             mode = "bar" if self.console.is_terminal else "lines"
@@ -33,7 +39,7 @@ class ConsoleLogger:
             self._task = self._progress.add_task(description, total=total_steps, stats="")
             self._progress.start()
         elif mode == "lines":
-            self.console.print(f"{description}: training for {total_steps} agent steps")
+            self.console.print(f"{description}: training for {total_steps} {unit}")
 
     def _stats(self) -> str:
         parts = []
@@ -67,7 +73,10 @@ class ConsoleLogger:
         """Always shown (``progress=none`` silences only the progress)."""
         self.console.print(text, highlight=False, soft_wrap=True)
 
-    def close(self) -> None:
+    def end_progress(self) -> None:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+    def close(self) -> None:
+        self.end_progress()

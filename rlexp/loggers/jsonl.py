@@ -6,8 +6,10 @@ import json
 import math
 from pathlib import Path
 
+from rlexp.loggers.base import Sink
 
-class JsonlLogger:
+
+class JsonlLogger(Sink):
     """Appends ``{"step": N, "time_s": T, <namespaced keys>}`` lines, flushed per event."""
 
     def __init__(self, path: Path):
@@ -21,6 +23,9 @@ class JsonlLogger:
             row[key] = value if math.isfinite(value) else None  # JSON has no NaN/inf
         self._file.write(json.dumps(row) + "\n")
         self._file.flush()
+
+    def files(self) -> dict[str, str]:
+        return {self.path.name: "one JSON object per log event (train/, eval/, loss/, perf/)"}
 
     def close(self) -> None:
         self._file.close()

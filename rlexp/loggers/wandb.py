@@ -8,11 +8,12 @@ other failure warns once and turns this sink into a no-op.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
 from rlexp.config import WandbConfig
+from rlexp.errors import describe, warn
+from rlexp.loggers.base import Sink
 
 # W&B reads these at init; pointing them into the run dir keeps a run self-contained
 # (and keeps tests from writing into the user's home).
@@ -24,17 +25,12 @@ ONLINE_INIT_TIMEOUT_S = 30.0
 
 
 def _describe(exc: BaseException) -> str:
-    """One short line naming an exception (W&B messages can span lines)."""
-    lines = str(exc).strip().splitlines()
-    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    """One short line naming an exception (W&B messages can be long)."""
+    text = describe(exc)
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
-
-
-class WandbLogger:
+class WandbLogger(Sink):
     """Logs aggregated metrics (never per step) and the resolved config to a W&B run.
 
     ``run_id`` continues that W&B run (a resumed training run); ``self.run_id`` is this run's
@@ -122,7 +118,7 @@ class WandbLogger:
     def _warn_once(self, message: str) -> None:
         if not self._warned:
             self._warned = True
-            _warn(message)
+            warn(message)
 
     def _guard(self, action: str, call: Callable[[], Any]) -> None:
         """Run a W&B call; on any error warn once and turn the sink off (never raise)."""
@@ -147,6 +143,12 @@ class WandbLogger:
     def log_image(self, step: int, key: str, path: Path) -> None:
         """Attach a PNG as a W&B image."""
         self._guard("image log", lambda: self.run.log({"step": step, key: self._wandb.Image(str(path))}))
+
+    def files(self) -> dict[str, str]:
+        return {"wandb/": "the W&B run (`wandb sync` uploads an offline run)"} if self.run is not None else {}
+
+    def resume_state(self) -> dict[str, Any]:
+        return {"wandb_id": self.run_id} if self.run_id else {}
 
     def close(self) -> None:
         """Finish the run, also after a failure (it flushes what was logged); never raises."""

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlexp.config import ConfigError, NetworkConfig
+from rlexp.config import NetworkConfig
+from rlexp.errors import ConfigError
 from rlexp.networks.heads import CategoricalHead, GaussianHead, PolicyHead, policy_head
 from rlexp.networks.normalization import RunningMeanStd
 

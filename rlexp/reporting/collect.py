@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from rlexp.config import flatten
-
+from rlexp.errors import first_line
 from rlexp.loggers.jsonl import read_metrics
 
 # config keys that do not change what is learned: never a reason to split groups
@@ -44,7 +44,7 @@ def read_run(path: Path) -> RunData | None:
     try:
         config = flatten(yaml.safe_load(config_file.read_text()) or {})
     except yaml.YAMLError as err:
-        return RunData(path, {}, [], False, [f"unreadable config.yaml: {str(err).splitlines()[0]}"])
+        return RunData(path, {}, [], False, [f"unreadable config.yaml: {first_line(err)}"])
     text = metrics_file.read_text(encoding="utf-8", errors="replace")
     rows = read_metrics(metrics_file)
     if text and not text.endswith("\n"):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlexp.config import ConfigError
+from rlexp.errors import ConfigError
 from rlexp.reporting.collect import RunData, collect, group_runs
 from rlexp.reporting.stats import Estimate, aggregate, aggregate_improvement, curve_band, estimate, improvement
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from rlexp.algos.dqn import DQN, crossed, linear_schedule, td_targets
+from rlexp.schedules import crossed, linear_schedule
+from rlexp.algos.dqn import DQN, td_targets
 from rlexp.config import DQNConfig, NetworkConfig
 
 OBS = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from rlexp.algos.ppo import PPO, clipped_surrogate_loss, compute_gae
+from rlexp.algos.onpolicy import compute_gae
+from rlexp.algos.ppo import PPO, clipped_surrogate_loss
 from rlexp.config import ConfigError, NetworkConfig, PPOConfig
 
 OBS = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
@@ -176,3 +177,30 @@ def test_observation_statistics_update_after_each_rollout():
     assert algo.net.obs_norm.count.item() == 0  # frozen while a rollout is collected
     _step(algo, 2, 6)
     assert algo.net.obs_norm.count.item() == 8
+
+
+@pytest.mark.parametrize("algo_name", ["ppo", "a2c", "reinforce"])
+def test_actor_critics_honour_amp_and_compile(algo_name):
+    """device.amp (bfloat16 autocast) and device.compile (torch.compile) run the actor-critics'
+    acting and update paths too (here on CPU); losses stay float32 and finite."""
+    from rlexp.algos.a2c import A2C
+    from rlexp.algos.reinforce import Reinforce
+    from rlexp.config import A2CConfig, DeviceConfig, ReinforceConfig
+
+    cls, cfg = {"ppo": (PPO, PPOConfig(rollout_steps=4, num_minibatches=2, update_epochs=1)),
+                "a2c": (A2C, A2CConfig(rollout_steps=4)),
+                "reinforce": (Reinforce, ReinforceConfig())}[algo_name]
+    for compute in (DeviceConfig(amp=True), DeviceConfig(compile=True)):
+        algo = cls(cfg, OBS, ACTIONS, NetworkConfig(hidden_sizes=[8]), torch.device("cpu"), 0, 2, compute=compute,
+                   total_steps=100)
+        assert (algo.net_fn is not algo.net) == compute.compile
+        rng = np.random.default_rng(0)
+        metrics, step = {}, 0
+        while not metrics:
+            obs = rng.normal(size=(2, 3)).astype(np.float32)
+            actions = algo.act(obs, step)
+            done = np.array([step % 3 == 2] * 2)
+            metrics = algo.observe(obs, actions, np.ones(2, np.float32), obs, done, np.zeros(2, bool), step)
+            step += 2
+        assert np.isfinite(metrics["loss/policy"]) and algo.updates >= 1
+        assert algo.predict(obs).shape == (2,)

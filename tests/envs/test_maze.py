@@ -74,7 +74,7 @@ def test_shipped_mazes_compose_and_vectorize():
         envs = make_vector_env(cfg.env, num_envs=3)
         obs, _ = envs.reset(seed=0)
         assert envs.single_observation_space.n == cells and obs.tolist() == [0, 0, 0]
-        assert transition_model(envs) is envs.envs[0].unwrapped.P
+        assert transition_model(envs) is envs.unwrapped.envs[0].unwrapped.P
         envs.close()
 
 

@@ -1,0 +1,144 @@
+"""The contract between the run lifecycle and a trainer family.
+
+A trainer does the work of one kind of learning: stepping a gymnasium vector env (DQN,
+PPO, tabular methods...), self-play on a board game, or generation and updates on a
+language model. The lifecycle (``rlexp.lifecycle``) owns everything a run has whatever the
+family: the run directory, the sinks, the schedule, checkpoints, resume, signals and the
+non-finite guard. It drives the trainer through this contract only:
+
+- ``progress`` counts finished work in the trainer's own :class:`Unit` (agent steps, games,
+  prompts); ``schedule`` says the budget and the intervals in that unit.
+- ``start()`` readies the trainer after construction or after ``load_state_dict`` (reset
+  envs, or bring them back to the checkpoint); ``advance()`` does one unit of work (or a
+  batch of them) and returns the metrics of any learning update it made.
+- ``log_metrics()``, ``evaluate()``, ``record_video()`` and ``figures()`` are what the
+  lifecycle asks for when its schedule says so; it writes, logs and draws what it gets.
+- ``state_dict()`` / ``load_state_dict()`` (small: weights, optimizers, counters, RNGs) and
+  ``buffer_state()`` / ``load_buffer_state()`` (large: replay, rollouts) make a checkpoint.
+
+A trainer never opens a file in the run directory, prints, or talks to a sink; it returns
+numbers, figures and state. A new family is one class implementing this, and a registry
+line per algorithm (``rlexp.config.ALGOS``); the lifecycle does not change.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class Unit:
+    """The trainer's unit of progress, as the run's files and messages name it."""
+
+    key: str  # summary.json key of the progress count, e.g. "steps"
+    one: str  # "at step 1500"
+    many: str  # "1500 agent steps"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The run's budget and intervals, in the trainer's unit (0: only at the end)."""
+
+    total: int  # work to do
+    log_interval: int  # between aggregated metric events (> 0)
+    eval_interval: int  # between evaluations; 0 evaluates only at the end
+    checkpoint_interval: int  # between periodic checkpoints; 0 saves only the last
+
+
+@dataclass
+class Evaluation:
+    """What one evaluation found: its score (higher is better) and what to log."""
+
+    score: float  # the number the best checkpoint and a sweep's objective follow (e.g. the mean return)
+    score_std: float  # its spread over the evaluation's episodes or games
+    metrics: dict[str, float] = field(default_factory=dict)  # logged at this progress (eval/...)
+    text: str = ""  # one line for people, e.g. "eval return 500.0 +/- 0.0 over 10 episodes"
+
+
+class TrainerFault(Exception):
+    """The trainer's work raised (e.g. an env crashed) before changing its state: the lifecycle
+    checkpoints the state as it is and stops the run. ``where`` names what failed ("env 3")."""
+
+    def __init__(self, where: str, error: BaseException):
+        super().__init__(f"{where} raised {type(error).__name__}")
+        self.where, self.error = where, error
+
+
+class Trainer(ABC):
+    """One family of learning, driven by the run lifecycle (see the module docstring)."""
+
+    unit: Unit  # the unit of ``progress``
+    score_name: str  # the score's name in summary.json (e.g. "eval_return": eval_return_mean, best_eval_return)
+    rate_metric: str  # the metric of progress per second (e.g. "perf/sps")
+    budget_key: str  # the config key of ``schedule.total``: the one setting a resume may change (extend)
+    device: torch.device  # where the networks are
+    schedule: Schedule
+    progress: int = 0  # work done so far, in ``unit``
+    pictures_due: str | None = None  # set by advance() when pictures should be drawn now: a file-name suffix
+
+    @abstractmethod
+    def start(self, resumed: bool) -> list[str]:
+        """Ready the trainer to advance (after ``load_state_dict`` when ``resumed``).
+
+        Returns:
+            Notes for people about the start (e.g. how long restoring the envs took).
+        """
+
+    @abstractmethod
+    def advance(self) -> dict[str, float]:
+        """Do the next piece of work and add it to ``progress``.
+
+        Returns:
+            The metrics of a learning update made during it (``loss/...`` keys are checked to
+            be finite), or an empty dict.
+
+        Raises:
+            TrainerFault: the work failed before changing the trainer's state.
+        """
+
+    @abstractmethod
+    def log_metrics(self) -> dict[str, float]:
+        """Training metrics aggregated since the last call (e.g. the mean episode return)."""
+
+    @abstractmethod
+    def evaluate(self, index: int) -> Evaluation:
+        """The ``index``-th evaluation of the current policy (0, 1, ...; it picks its seeds)."""
+
+    def record_video(self, path: Path, index: int) -> dict[str, float]:
+        """Write one evaluation episode or game as an mp4 at ``path``; its metrics. Optional."""
+        return {}
+
+    def figures(self, final: bool) -> dict[str, Any]:
+        """Matplotlib figures by name (saved as ``figures/<name>.png``); ``final`` at the run's end."""
+        return {}
+
+    def summary(self) -> dict[str, Any]:
+        """Extra fields for summary.json (e.g. the evaluation protocol)."""
+        return {}
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything to continue exactly but the buffers: tensors and plain data (``weights_only``)."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict`, before :meth:`start`."""
+
+    def buffer_state(self) -> dict[str, Any] | None:
+        """Experience held for learning (replay, partial rollout); None when there is none."""
+        return None
+
+    def load_buffer_state(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`buffer_state`."""
+
+    @abstractmethod
+    def non_finite(self) -> str:
+        """The name of the first state tensor holding a NaN or inf, "" when all are finite."""
+
+    def close(self) -> None:
+        """Release envs, processes and files; called once, also after a failure."""

@@ -1,0 +1,200 @@
+"""The gym-stepping family: an algorithm acting in a gymnasium vector env, one transition per
+env per step (DQN, PPO, A2C, REINFORCE, Q-learning, SARSA, value iteration).
+
+Each ``advance`` is one vector step: act, step the env stack, hand the transition to the
+algorithm. The env stack (``rlexp.envs``) has already turned the env's outputs into learning
+signals and recorded the real episodes; this trainer reads episodes from the stats and knows
+no env by name. Progress is counted in agent steps (every env copy's step counts).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlexp.build import MAX_EVAL_ENVS, build_algorithm, eval_seed
+from rlexp.config import TrainConfig
+from rlexp.envs import ActionLog, failing_env_index, make_env, make_vector_env, obs_digest
+from rlexp.evaluation import evaluate
+from rlexp.trainers.base import Evaluation, Schedule, Trainer, TrainerFault, Unit
+from rlexp.video import record_episode, render_env_for_video
+
+# what a checkpoint keeps of the loop's own bookkeeping (besides the algorithm and the envs)
+COUNTERS = ("progress", "episodes", "window_returns", "window_lengths", "curve_train", "curve_eval")
+
+
+class GymTrainer(Trainer):
+    """Drives an :class:`~rlexp.algos.base.Algorithm` through a gymnasium vector env."""
+
+    unit = Unit(key="steps", one="step", many="agent steps")
+    score_name = "eval_return"
+    rate_metric = "perf/sps"
+    budget_key = "total_steps"
+
+    def __init__(self, cfg: TrainConfig, device: torch.device):
+        self.cfg, self.device = cfg, device
+        self.schedule = Schedule(cfg.total_steps, cfg.logger.log_interval_steps, cfg.eval_interval_steps,
+                                 cfg.checkpoint_interval_steps)
+        self.eval_envs = self._picture_env = None
+        self.envs = make_vector_env(cfg.env, learning=True)
+        try:
+            self.eval_envs = make_vector_env(cfg.env, num_envs=min(cfg.eval_episodes, MAX_EVAL_ENVS))
+            self.algo = build_algorithm(cfg, self.envs, device)
+            if cfg.logger.video_interval_evals:  # an env that cannot render is refused now, not at the first video
+                render_env_for_video(cfg.env, cfg.seed).close()
+        except BaseException:
+            self.close()
+            raise
+        self.num_envs = cfg.env.num_envs
+        self.actions = ActionLog(self.envs.single_action_space)  # replayed on resume to restore the envs
+        self.obs: np.ndarray | None = None  # what the next step acts on
+        self.progress = 0
+        self.episodes = 0  # training episodes finished
+        self.window_returns: list[float] = []  # episodes finished since the last log event
+        self.window_lengths: list[int] = []
+        self.curve_train: list[list[float]] = []  # (step, mean training return) per log event
+        self.curve_eval: list[list[float]] = []  # (step, eval mean, eval std) per evaluation
+        self.pictures_due = None
+        self._picture_interval = cfg.logger.figure_interval_episodes if cfg.logger.figures else 0
+        self._saved_digest: str | None = None  # the observation digest of the checkpoint resumed from
+
+    # ------------------------------------------------------------------ the work
+
+    def start(self, resumed: bool) -> list[str]:
+        obs, _ = self.envs.reset(seed=self.cfg.seed)
+        notes = []
+        if self._saved_digest is not None:
+            started = time.perf_counter()
+            obs = self.actions.replay(self.envs, obs)
+            if len(self.actions):
+                notes.append(f"restored the envs by replaying {len(self.actions) * self.num_envs:,} agent steps of "
+                             f"actions in {time.perf_counter() - started:.1f}s")
+            if obs_digest(obs) != self._saved_digest:
+                notes.append("warning: replaying the logged actions did not reproduce the envs' saved state (the env "
+                             "is not deterministic given its seed and actions); training continues from the replayed "
+                             "state, so this run is no longer identical to an uninterrupted one")
+        self.obs = obs
+        return notes
+
+    def advance(self) -> dict[str, float]:
+        """One vector step: act, step the envs, learn from the transition."""
+        obs, step = self.obs, self.progress
+        actions = self.algo.act(obs, step)
+        try:
+            next_obs, rewards, terminated, truncated, infos = self.envs.step(actions)
+        except Exception as err:  # noqa: BLE001 - any env failure: named, and the run checkpointed
+            index = failing_env_index(err)
+            raise TrainerFault(f"env {index}" if index is not None else "an env", err) from err
+        self.actions.append(actions)
+        ended = infos.get("_episode")  # where an episode really ended (the env stack's statistics)
+        real_next = next_obs
+        if ended is None:
+            ended = np.zeros(self.num_envs, dtype=bool)
+        else:
+            # SAME_STEP autoreset: next_obs already starts the next episode; the learner
+            # needs the real last observation to bootstrap a truncated episode
+            real_next = self._episodes_ended(ended, next_obs, infos)
+        update = self.algo.observe(obs, actions, rewards, real_next, terminated, truncated, step, ended)
+        self.progress, self.obs = step + self.num_envs, next_obs
+        return update
+
+    def _episodes_ended(self, ended: np.ndarray, next_obs: np.ndarray, infos: dict) -> np.ndarray:
+        """Count the finished episodes; the real last observations in place of the reset ones."""
+        real_next = next_obs.copy()
+        stats, before = infos["episode"], self.episodes
+        for i in np.flatnonzero(ended):
+            real_next[i] = infos["final_obs"][i]
+            self.window_returns.append(float(stats["r"][i]))
+            self.window_lengths.append(int(stats["l"][i]))
+            self.episodes += 1
+        every = self._picture_interval
+        if every and self.episodes // every > before // every:
+            self.pictures_due = f"_episode{self.episodes // every * every}"
+        return real_next
+
+    def log_metrics(self) -> dict[str, float]:
+        metrics = {"train/episodes": float(self.episodes)}
+        if self.window_returns:
+            metrics["train/episode_return"] = float(np.mean(self.window_returns))
+            metrics["train/episode_length"] = float(np.mean(self.window_lengths))
+            self.curve_train.append([self.progress, metrics["train/episode_return"]])
+            self.window_returns.clear()
+            self.window_lengths.clear()
+        metrics.update(self.algo.schedules(self.progress))
+        return metrics
+
+    # ------------------------------------------------------------------ evaluation and pictures
+
+    def evaluate(self, index: int) -> Evaluation:
+        c = self.cfg
+        returns, lengths = evaluate(self.algo.predict, self.eval_envs, c.eval_episodes,
+                                    eval_seed(c.seed, index, c.eval_episodes))
+        mean, std = float(returns.mean()), float(returns.std())
+        self.curve_eval.append([self.progress, mean, std])
+        protocol = self.summary().get("protocol")
+        return Evaluation(
+            score=mean, score_std=std,
+            metrics={"eval/episode_return": mean, "eval/episode_return_std": std,
+                     "eval/episode_length": float(lengths.mean()), "eval/episodes": float(len(returns))},
+            text=f"eval return {mean:.1f} +/- {std:.1f} over {len(returns)} episodes"
+            + (f", protocol {protocol}" if protocol else ""),
+        )
+
+    def record_video(self, path: Path, index: int) -> dict[str, float]:
+        env = make_env(self.cfg.env, render_mode="rgb_array")
+        try:
+            episode_return, _ = record_episode(self.algo.predict, env, path,
+                                               eval_seed(self.cfg.seed, index, self.cfg.eval_episodes))
+        finally:
+            env.close()
+        return {"eval/video_episode_return": episode_return}
+
+    def figures(self, final: bool) -> dict[str, Any]:
+        """The algorithm's tables (tabular methods: policy, values, model) drawn on the env, and
+        at the end the learning curve."""
+        from rlexp import plots  # matplotlib: imported only when drawing
+
+        tables = self.algo.tables()
+        if tables and self._picture_env is None:
+            self._picture_env = make_env(self.cfg.env)
+        figures = plots.run_figures(tables, self._picture_env)
+        if final:
+            title = f"{self.cfg.algo.name} on {self.cfg.env.id}, seed {self.cfg.seed}"
+            figures["learning_curve"] = plots.draw_learning_curve(
+                [tuple(x) for x in self.curve_train], [tuple(x) for x in self.curve_eval], title)
+        return figures
+
+    def summary(self) -> dict[str, Any]:
+        protocol = getattr(self.cfg.env, "protocol", None)  # every Atari score carries its evaluation protocol
+        return {"episodes": self.episodes, **({"protocol": protocol} if protocol is not None else {})}
+
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"algo": self.algo.state_dict(), "env_actions": self.actions.tensor(),
+                "obs_digest": obs_digest(self.obs), **{k: getattr(self, k) for k in COUNTERS}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.algo.load_state_dict(state["algo"])
+        self.actions.load(state["env_actions"])
+        self._saved_digest = state["obs_digest"]
+        for key in COUNTERS:
+            setattr(self, key, state[key])
+
+    def buffer_state(self) -> dict[str, Any] | None:
+        return self.algo.buffer_state()
+
+    def load_buffer_state(self, state: dict[str, Any]) -> None:
+        self.algo.load_buffer_state(state)
+
+    def non_finite(self) -> str:
+        return self.algo.non_finite()
+
+    def close(self) -> None:
+        for env in (getattr(self, "envs", None), self.eval_envs, self._picture_env):
+            if env is not None:
+                env.close()
