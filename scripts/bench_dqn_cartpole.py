@@ -7,6 +7,7 @@ a final 10-episode greedy evaluation, on the same device, one after the other.
     python scripts/bench_dqn_cartpole.py                   # seed 1, 50k agent steps
     python scripts/bench_dqn_cartpole.py --seeds 1 2 3     # several seeds, means reported
     python scripts/bench_dqn_cartpole.py --threads 2       # same torch thread count for both
+    python scripts/bench_dqn_cartpole.py --variants amp compile   # also rlexp with device.amp / device.compile
 
 Target (issue 2): rlexp >= 2x SB3's agent steps/s at an equal return.
 """
@@ -40,7 +41,10 @@ ZOO = dict(
 EVAL_EPISODES = 10
 
 
-def bench_rlexp(seed: int, steps: int, threads: int | None, device: str) -> tuple[float, float]:
+VARIANTS = {"amp": ["device.amp=true"], "compile": ["device.compile=true"]}  # rlexp's device.* speed settings
+
+
+def bench_rlexp(seed: int, steps: int, threads: int | None, device: str, variant: str | None = None) -> tuple[float, float]:
     from hydra import compose, initialize_config_module
 
     from rlexp.config import to_typed
@@ -58,6 +62,7 @@ def bench_rlexp(seed: int, steps: int, threads: int | None, device: str) -> tupl
     ]
     if threads is not None:
         overrides.append(f"device.torch_threads={threads}")
+    overrides += VARIANTS.get(variant, [])
     with initialize_config_module("rlexp.conf", version_base="1.3"):
         cfg = to_typed(compose("train", overrides=overrides))
     with tempfile.TemporaryDirectory() as tmp:
@@ -98,6 +103,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads for both (default: each library's own default)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=[],
+                        help="also time rlexp with these device settings (amp: bfloat16 autocast; compile: torch.compile)")
     parser.add_argument("--sb3-flush-denormal", action="store_true",
                         help="give SB3 rlexp's flush-denormal CPU setting too (isolates that effect)")
     args = parser.parse_args()
@@ -106,24 +113,27 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads by default,"
           f" torch {torch.__version__}, device {args.device}"
           + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""))
-    rows = {"rlexp": [], "sb3": []}
+    runners = [("rlexp", bench_rlexp, {}), *((f"rlexp+{v}", bench_rlexp, {"variant": v}) for v in args.variants),
+               ("sb3", bench_sb3, {"flush_denormal": args.sb3_flush_denormal})]
+    rows = {name: [] for name, _, _ in runners}
     for seed in args.seeds:
         # rlexp first, then SB3, per seed: drift in machine speed hits both alike
-        for name, fn in (("rlexp", bench_rlexp), ("sb3", bench_sb3)):
+        for name, fn, extra in runners:
             torch.set_num_threads(default_threads)
-            extra = {"flush_denormal": args.sb3_flush_denormal} if name == "sb3" else {}
             sps, ret = fn(seed, args.steps, args.threads, args.device, **extra)
             rows[name].append((sps, ret))
-            print(f"  {name:<5} seed {seed}: {sps:7.0f} agent steps/s, final eval return {ret:6.1f}", flush=True)
+            print(f"  {name:<13} seed {seed}: {sps:7.0f} agent steps/s, final eval return {ret:6.1f}", flush=True)
     print(f"\nCartPole-v1 DQN, {args.steps} agent steps, RL Zoo hyperparameters, {len(args.seeds)} seed(s):")
-    print(f"{'':8}{'steps/s':>10}{'eval return':>14}")
+    print(f"{'':14}{'steps/s':>10}{'eval return':>14}")
     means = {}
     for name, values in rows.items():
         sps = float(np.mean([v[0] for v in values]))
         ret = float(np.mean([v[1] for v in values]))
         means[name] = sps
-        print(f"{name:<8}{sps:>10.0f}{ret:>14.1f}")
+        print(f"{name:<14}{sps:>10.0f}{ret:>14.1f}")
     print(f"ratio rlexp/sb3 steps/s: {means['rlexp'] / means['sb3']:.2f}x (target >= 2x at an equal return)")
+    for v in args.variants:
+        print(f"effect of device.{v}: {means[f'rlexp+{v}'] / means['rlexp']:.2f}x rlexp's steps/s")
 
 
 if __name__ == "__main__":

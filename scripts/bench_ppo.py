@@ -18,6 +18,7 @@ the two learn alike (the speed ratio means little otherwise).
     python scripts/bench_ppo.py --envs cartpole --seeds 1 2 3
     python scripts/bench_ppo.py --envs pong --steps 16384
     python scripts/bench_ppo.py --device cuda            # on a GPU machine
+    python scripts/bench_ppo.py --envs cartpole --variants amp compile   # rlexp with device.amp / device.compile too
 
 Target (issue 4): rlexp >= 1.5x SB3's agent steps/s at equal learning curves, on CPU.
 """
@@ -69,7 +70,10 @@ def _curve(points: list[tuple[int, float]], steps: int) -> list[float]:
     return out
 
 
-def run_rlexp(env: str, steps: int, seed: int, device: str) -> dict:
+VARIANTS = {"amp": ["device.amp=true"], "compile": ["device.compile=true"]}  # rlexp's device.* speed settings
+
+
+def run_rlexp(env: str, steps: int, seed: int, device: str, variant: str | None = None) -> dict:
     from hydra import compose, initialize_config_module
 
     from rlexp.config import to_typed
@@ -79,7 +83,7 @@ def run_rlexp(env: str, steps: int, seed: int, device: str) -> dict:
     s = SETTINGS[env]
     overrides = [*s["rlexp"], f"total_steps={steps}", "eval_interval_steps=0", f"eval_episodes={s['eval_episodes']}",
                  "checkpoint_interval_steps=0", "logger=none", "logger.progress=none", f"device={device}",
-                 f"seed={seed}", f"logger.log_interval_steps={steps // QUARTERS}"]
+                 f"seed={seed}", f"logger.log_interval_steps={steps // QUARTERS}", *VARIANTS.get(variant, [])]
     with initialize_config_module("rlexp.conf", version_base="1.3"):
         cfg = to_typed(compose("train", overrides=overrides))
     a = cfg.algo
@@ -149,8 +153,9 @@ def run_sb3(env: str, steps: int, seed: int, device: str) -> dict:
 
 
 def _child(name: str, env: str, steps: int, seed: int, device: str) -> dict:
-    cmd = [sys.executable, __file__, "--child", name, "--envs", env, "--steps", str(steps), "--seeds", str(seed),
-           "--device", device]
+    library, _, variant = name.partition("+")
+    cmd = [sys.executable, __file__, "--child", library, "--envs", env, "--steps", str(steps), "--seeds", str(seed),
+           "--device", device, *(["--variants", variant] if variant else [])]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
     if out.returncode != 0 or not lines:
@@ -164,12 +169,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="agent steps per run (default: per env, see above)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=[],
+                        help="also time rlexp with these device settings (amp: bfloat16 autocast; compile: torch.compile)")
     parser.add_argument("--child", choices=["rlexp", "sb3"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         env, seed = args.envs[0], args.seeds[0]
         steps = args.steps or SETTINGS[env]["steps"]
-        result = {"rlexp": run_rlexp, "sb3": run_sb3}[args.child](env, steps, seed, args.device)
+        if args.child == "rlexp":
+            result = run_rlexp(env, steps, seed, args.device, args.variants[0] if args.variants else None)
+        else:
+            result = run_sb3(env, steps, seed, args.device)
         result["sps"] = steps / result["wall_s"]
         print("RESULT " + json.dumps(result), flush=True)
         return
@@ -182,16 +192,19 @@ def main() -> None:
     for env in args.envs:
         steps = args.steps or SETTINGS[env]["steps"]
         print(f"\n{SETTINGS[env]['title']}, {steps} agent steps per run")
-        sps: dict[str, list[float]] = {"rlexp": [], "sb3": []}
+        names = ["rlexp", *(f"rlexp+{v}" for v in args.variants), "sb3"]
+        sps: dict[str, list[float]] = {name: [] for name in names}
         for seed in args.seeds:
-            for name in ("rlexp", "sb3"):  # alternating per seed: drift in machine speed hits both alike
+            for name in names:  # alternating per seed: drift in machine speed hits all alike
                 r = _child(name, env, steps, seed, args.device)
                 sps[name].append(r["sps"])
                 curve = " ".join(f"{v:7.1f}" for v in r["curve"])
-                print(f"  {name:<5} seed {seed}: {r['sps']:7.0f} agent steps/s, final eval {r['eval_return']:7.1f}, "
+                print(f"  {name:<13} seed {seed}: {r['sps']:7.0f} agent steps/s, final eval {r['eval_return']:7.1f}, "
                       f"training return by quarter: {curve}", flush=True)
         ratio = np.mean(sps["rlexp"]) / np.mean(sps["sb3"])
         print(f"  ratio rlexp/sb3 steps/s: {ratio:.2f}x (target >= 1.5x on CPU)")
+        for v in args.variants:
+            print(f"  effect of device.{v}: {np.mean(sps[f'rlexp+{v}']) / np.mean(sps['rlexp']):.2f}x rlexp's steps/s")
 
 
 if __name__ == "__main__":
