@@ -134,6 +134,13 @@ def build_trainer(cfg: TrainConfig) -> "Trainer":
     return load_target(entry.trainer)(cfg, device)
 
 
+def algorithm_class(cfg: TrainConfig) -> Any:
+    """The registered class of ``cfg.algo``, once the device settings it would ignore are refused."""
+    cls = load_target(registered(cfg.algo.name).target)
+    check_device_settings(cfg, cls.DEVICE_SETTINGS)
+    return cls
+
+
 def build_algorithm(cfg: TrainConfig, envs: Any, device: torch.device, algo_cfg: Any = None) -> Any:
     """The algorithm of ``cfg`` for the spaces (and the exact model, where one exists) of the
     vector env ``envs``; ``algo_cfg`` replaces ``cfg.algo`` (e.g. a small replay for eval).
@@ -143,8 +150,7 @@ def build_algorithm(cfg: TrainConfig, envs: Any, device: torch.device, algo_cfg:
     """
     from rlexp.envs import transition_model
 
-    cls = load_target(registered(cfg.algo.name).target)
-    check_device_settings(cfg, cls.DEVICE_SETTINGS)
+    cls = algorithm_class(cfg)
     return cls(algo_cfg or cfg.algo, envs.single_observation_space, envs.single_action_space, cfg.network, device,
                cfg.seed, cfg.env.num_envs, compute=cfg.device, total_steps=cfg.total_steps,
                env_model=transition_model(envs))

@@ -251,6 +251,10 @@ def launch_hydra(args: list[str], prog: str = "rlexp train") -> int:
 
 # --------------------------------------------------------------------------- commands
 
+TRUST_HELP = ("allow code the run's config names outside rlexp, torch.nn, torch.optim, gymnasium and ale_py "
+              "(e.g. env.id=mymodule:Env)")
+
+
 
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
@@ -300,8 +304,7 @@ def resume_cmd(
     run_dir: str = typer.Argument(..., metavar="RUN_DIR", help="the run directory `rlexp train` printed"),
     total_steps: Optional[int] = typer.Option(None, "--total-steps", metavar="N",
                                               help="a new budget (train a finished run longer)"),
-    trust: bool = typer.Option(False, "--trust", help="allow code the run's config names outside rlexp, "
-                               "torch.nn, torch.optim, gymnasium and ale_py (e.g. env.id=mymodule:Env)"),
+    trust: bool = typer.Option(False, "--trust", help=TRUST_HELP),
 ) -> None:
     from rlexp.errors import ConfigError, RunStopped, TrainingError
     from rlexp.train import resume
@@ -359,9 +362,10 @@ def _fmt(value: float) -> str:
 
 @app.command(
     "eval",
-    short_help="Evaluate a trained run's checkpoint; --video records mp4s.",
-    help="Evaluate a run's checkpoint: returns over N episodes (appended to RUN_DIR/evals.jsonl), "
-    "optionally mp4 videos in RUN_DIR/videos/. Example: `rlexp eval runs/dqn/CartPole-v1/<run> --episodes 20 --video`.",
+    short_help="Evaluate a trained run's checkpoint: episodes (--video records mp4s), or board-game matches.",
+    help="Evaluate a run's checkpoint, appended to RUN_DIR/evals.jsonl. Gym runs: returns over N episodes, optionally "
+    "mp4 videos in RUN_DIR/videos/ (`rlexp eval RUN --episodes 20 --video`). Board-game runs: win/draw/loss with 95% "
+    "intervals against an opponent, half the games as each colour (`rlexp eval RUN --opponent mcts --games 200`).",
 )
 def eval_run(
     run_dir: str = typer.Argument(..., metavar="RUN_DIR",
@@ -369,19 +373,40 @@ def eval_run(
     checkpoint: str = typer.Option("latest", "--checkpoint", "-c", metavar="latest|best|PATH",
                                    help="latest, best (best in-training eval), a file in checkpoints/ or a path"),
     episodes: Optional[int] = typer.Option(None, "--episodes", "-n", metavar="N",
-                                           help="episodes to evaluate  [default: the run's eval_episodes]"),
-    video: bool = typer.Option(False, "--video", help="also record episodes as mp4 files in RUN_DIR/videos/"),
+                                           help="gym runs: episodes to evaluate  [default: the run's eval_episodes]"),
+    video: bool = typer.Option(False, "--video", help="gym runs: also record episodes as mp4 files in RUN_DIR/videos/"),
     video_episodes: int = typer.Option(1, "--video-episodes", metavar="K", help="episodes to record with --video"),
+    opponent: Optional[str] = typer.Option(None, "--opponent", metavar="random|mcts|perfect|untrained",
+                                           help="board-game runs: the opponent  [default: random]"),
+    games: int = typer.Option(100, "--games", metavar="N", help="board-game runs: games, half as each colour"),
+    mcts_simulations: Optional[int] = typer.Option(None, "--mcts-simulations", metavar="N",
+                                                   help="board-game runs: the mcts opponent's simulations per move  "
+                                                   "[default: the run's algo.mcts_opponent_simulations]"),
+    simulations: Optional[int] = typer.Option(None, "--simulations", metavar="N",
+                                              help="board-game runs: the agent's search simulations per move"),
     seed: Optional[int] = typer.Option(None, "--seed", metavar="S",
                                        help="env seed  [default: the seed of the run's first in-training eval]"),
     device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto, cpu, cuda or cuda:N"),
-    trust: bool = typer.Option(False, "--trust", help="allow code the run's config names outside rlexp, "
-                               "torch.nn, torch.optim, gymnasium and ale_py (e.g. env.id=mymodule:Env)"),
+    trust: bool = typer.Option(False, "--trust", help=TRUST_HELP),
 ) -> None:
     from rlexp.errors import ConfigError
-    from rlexp.runs import evaluate_run
+    from rlexp.games.agent import evaluate_games, is_game_run
+    from rlexp.runs import evaluate_run, load_run_config
 
     try:
+        if is_game_run(load_run_config(run_dir, trust=trust)):
+            if episodes is not None or video:
+                raise ConfigError("--episodes and --video are for gym runs; this is a board-game run: use --opponent "
+                                  "and --games")
+            record = evaluate_games(run_dir, opponent or "random", games, mcts_simulations, checkpoint, simulations,
+                                    seed, device, trust)
+            _print_match(Path(run_dir), record)
+            return
+        given = [flag for flag, value in (("--opponent", opponent), ("--mcts-simulations", mcts_simulations),
+                                          ("--simulations", simulations)) if value is not None]
+        if given:
+            raise ConfigError(f"{given[0]} is for board-game runs (algo=alphazero); this run steps a gym env: use "
+                              "--episodes")
         record = evaluate_run(
             run_dir, checkpoint=checkpoint, episodes=episodes, seed=seed,
             video_episodes=video_episodes if video else 0, device=device, trust=trust,
@@ -389,7 +414,10 @@ def eval_run(
     except ConfigError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2)
-    run_path = Path(run_dir)  # record paths are relative to it
+    _print_episodes(Path(run_dir), record)
+
+
+def _print_episodes(run_path: Path, record: dict) -> None:
     step = record["step"] if record["step"] is not None else "?"
     typer.echo(f"checkpoint: {run_path / record['checkpoint']} (step {step})")
     eps = record.get("epsilon_eval")
@@ -405,6 +433,52 @@ def eval_run(
     for v in record.get("videos", []):
         typer.echo(f"video:      {run_path / v['path']} (return {_fmt(v['return'])}, {v['frames']} frames)")
     typer.echo(f"recorded in {run_path / 'evals.jsonl'}")
+
+
+def _print_match(run_path: Path, record: dict) -> None:
+    step = record["step"] if record["step"] is not None else "?"
+    typer.echo(f"checkpoint: {run_path / record['checkpoint']} (game {step})")
+    against = record["opponent"] + (f" ({record['mcts_simulations']} simulations)" if "mcts_simulations" in record else "")
+    typer.echo(f"match:      {record['game']}, {record['games']} games vs {against}, half as each colour, "
+               f"agent {record['agent_simulations']} simulations per move, seed {record['seed']}")
+    for key in ("win", "draw", "loss"):
+        low, high = record[f"{key}_ci95"]
+        typer.echo(f"{key + ':':<11} {record[f'{key}_rate']:.3f} [{low:.3f}, {high:.3f}] (95% Wilson)   as first "
+                   f"{record[f'{key}_rate_first']:.3f}, as second {record[f'{key}_rate_second']:.3f}")
+    typer.echo(f"score:      {record['score']:.3f} (win + draw / 2)")
+    typer.echo(f"recorded in {run_path / 'evals.jsonl'}; the games in {run_path / record['games_file']}")
+
+
+@app.command(
+    "play",
+    short_help="Play a board-game run's agent in the terminal, or replay a recorded game.",
+    help="A person against a board-game run's agent (algo=alphazero): the board is printed, you type a move's number "
+    "or name. `--replay FILE` prints a recorded game (RUN_DIR/games/*.jsonl) move by move instead.",
+)
+def play_cmd(
+    run_dir: str = typer.Argument(..., metavar="RUN_DIR", help="a board-game run directory"),
+    second: bool = typer.Option(False, "--second", help="let the agent move first"),
+    simulations: Optional[int] = typer.Option(None, "--simulations", metavar="N",
+                                              help="the agent's search simulations per move  [default: the run's]"),
+    checkpoint: str = typer.Option("latest", "--checkpoint", "-c", metavar="latest|best|PATH"),
+    replay_file: Optional[str] = typer.Option(None, "--replay", metavar="FILE", help="print a recorded game instead"),
+    game_number: int = typer.Option(1, "--game", metavar="K", help="with --replay: the K-th game of the file"),
+    device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto, cpu, cuda or cuda:N"),
+    trust: bool = typer.Option(False, "--trust", help=TRUST_HELP),
+) -> None:
+    from rlexp.errors import ConfigError
+    from rlexp.games.agent import load_agent, play, replay
+
+    try:
+        if replay_file:
+            load_agent(run_dir, checkpoint, device, simulations, trust)  # a board-game run, or one line
+            replay(replay_file, game_number)
+            return
+        play(run_dir, human_first=not second, simulations=simulations, checkpoint=checkpoint, device=device,
+             trust=trust)
+    except ConfigError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2)
 
 
 @app.command(

@@ -270,6 +270,68 @@ class ValueIterationConfig:
         _finite(o, unknown_value=self.unknown_value)
 
 
+@dataclass
+class AlphaZeroConfig:
+    """AlphaZero (Silver et al. 2017/2018): self-play with tree search, a policy-value network
+    trained on the searches' policies and the games' outcomes. Progress counts games."""
+
+    name: str = "alphazero"  # registry key in rlexp.config.ALGOS
+    total_games: int = 2_000  # self-play games to play (the budget)
+    log_interval_games: int = 100  # games between aggregated metric events
+    eval_interval_games: int = 500  # games between evaluations; 0 evaluates only at the end
+    checkpoint_interval_games: int = 500  # games between periodic checkpoints; 0 saves only the last
+    concurrent_games: int = 64  # self-play games played at once (their leaves share one network call)
+    simulations: int = 50  # search simulations per self-play move
+    eval_simulations: int = 0  # simulations per move when evaluating or playing; 0: as in self-play
+    root_search: str = "puct"  # puct (Dirichlet noise, visit-count target) or gumbel (Danihelka et al. 2022)
+    c_puct: float = 1.25  # PUCT exploration constant (AlphaZero pseudocode: c_init 1.25)
+    dirichlet_alpha: float = 0.3  # root noise concentration (AlphaZero: 0.3 chess, 0.15 shogi, 0.03 Go)
+    dirichlet_fraction: float = 0.25  # share of the root prior replaced by noise (AlphaZero: 0.25)
+    temperature_moves: int = 10  # self-play moves per game sampled in proportion to visits (then the most visited)
+    gumbel_considered_actions: int = 16  # gumbel: root actions sampled without replacement (mctx default 16)
+    gumbel_c_visit: float = 50.0  # gumbel: sigma(q) = (c_visit + max N) * c_scale * q (mctx default 50)
+    gumbel_c_scale: float = 0.1  # gumbel: see gumbel_c_visit (mctx default 0.1)
+    replay_window_positions: int = 50_000  # positions kept for training, newest replace oldest
+    batch_size: int = 256  # positions per gradient step
+    lr: float = 1e-3  # Adam learning rate
+    weight_decay: float = 1e-4  # L2 regularization of the weights (AlphaZero: 1e-4)
+    value_loss_coef: float = 1.0  # weight of the value MSE against the policy cross-entropy (AlphaZero: 1)
+    max_grad_norm: Optional[float] = None  # gradient-norm clip; null disables
+    train_interval_games: int = 64  # finished self-play games between training phases
+    updates_per_train: int = 32  # gradient steps in each training phase
+    learning_starts_positions: int = 512  # positions in the window before the first update
+    augment: str = "none"  # none, or mirror: also learn each position flipped left-right (games whose rules are symmetric so)
+    eval_games: int = 40  # games per opponent and evaluation (half as first player)
+    eval_opponents: List[str] = field(default_factory=lambda: ["random"])  # random, mcts or perfect, during training
+    mcts_opponent_simulations: int = 1_000  # the mcts opponent's random-rollout simulations per move
+    figure_positions: int = 4  # positions drawn with the policy and value in the pictures
+
+    def __post_init__(self) -> None:
+        o = "algo"
+        _positive(o, total_games=self.total_games, log_interval_games=self.log_interval_games,
+                  concurrent_games=self.concurrent_games, simulations=self.simulations, c_puct=self.c_puct,
+                  dirichlet_alpha=self.dirichlet_alpha, replay_window_positions=self.replay_window_positions,
+                  batch_size=self.batch_size, lr=self.lr, train_interval_games=self.train_interval_games,
+                  updates_per_train=self.updates_per_train, eval_games=self.eval_games,
+                  mcts_opponent_simulations=self.mcts_opponent_simulations,
+                  gumbel_considered_actions=self.gumbel_considered_actions, gumbel_c_visit=self.gumbel_c_visit,
+                  gumbel_c_scale=self.gumbel_c_scale)
+        _non_negative(o, eval_interval_games=self.eval_interval_games, eval_simulations=self.eval_simulations,
+                      checkpoint_interval_games=self.checkpoint_interval_games, temperature_moves=self.temperature_moves,
+                      weight_decay=self.weight_decay, value_loss_coef=self.value_loss_coef,
+                      learning_starts_positions=self.learning_starts_positions, figure_positions=self.figure_positions)
+        _unit_interval(o, dirichlet_fraction=self.dirichlet_fraction)
+        _one_of(o, "root_search", self.root_search, ("puct", "gumbel"))
+        _one_of(o, "augment", self.augment, ("none", "mirror"))
+        if self.max_grad_norm is not None:
+            _positive(o, max_grad_norm=self.max_grad_norm)
+        for opponent in self.eval_opponents:
+            _one_of(o, "eval_opponents", opponent, ("random", "mcts", "perfect", "untrained"))
+        if self.batch_size > self.replay_window_positions:
+            raise ConfigError(f"algo.batch_size={self.batch_size} is larger than the replay window "
+                              f"(algo.replay_window_positions={self.replay_window_positions}); lower one or raise the other")
+
+
 # --------------------------------------------------------------------------- groups
 
 
@@ -291,6 +353,22 @@ class EnvConfig:
         _one_of("env", "vectorization", self.vectorization, ("sync", "async"))
         if self.max_episode_steps is not None:
             _positive("env", max_episode_steps=self.max_episode_steps)
+
+
+@dataclass
+class GameEnvConfig:
+    """A two-player board game from OpenSpiel (zero-sum, perfect information, deterministic)."""
+
+    type: str = "openspiel"  # env builder: openspiel
+    game: str = MISSING  # OpenSpiel game string: name or name(param=value,...), e.g. breakthrough(rows=6,columns=6)
+    id: str = ""  # the name in run directories and titles; empty: the game string
+
+    def __post_init__(self) -> None:
+        from rlexp.games.openspiel import load_game
+
+        load_game(self.game)
+        if not self.id:
+            self.id = self.game.replace(" ", "")
 
 
 ATARI_PROTOCOLS = {
@@ -379,7 +457,7 @@ ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu")
 class NetworkConfig:
     """Function approximator; input and output sizes come from the env's spaces at build time."""
 
-    name: str = "auto"  # architecture: auto (nature_cnn for image observations, else mlp), mlp or nature_cnn
+    name: str = "auto"  # architecture: auto (nature_cnn for frames, resnet for boards, else mlp), mlp, nature_cnn or resnet
     hidden_sizes: List[int] = field(default_factory=lambda: [256, 256])  # MLP: width of each hidden layer
     activation: str = "relu"  # MLP: hidden activation: relu, tanh, elu, gelu or silu
     cnn_hidden_size: int = 512  # Nature CNN: units of the fully connected layer after the convolutions
@@ -387,9 +465,14 @@ class NetworkConfig:
     normalize_obs: bool = False  # actor-critic: normalize vector observations by running mean/std (saved with the weights)
     log_std_init: float = 0.0  # continuous actions: initial log std of the Gaussian policy (state-independent)
     action_bound: str = "clip"  # continuous actions: clip the Gaussian draw to the bounds, or squash it (tanh)
+    resnet_blocks: int = 5  # board games' residual tower: blocks (AlphaZero: 19 or 39)
+    resnet_channels: int = 64  # board games' residual tower: channels per convolution (AlphaZero: 256)
+    resnet_value_hidden: int = 64  # board games: hidden units of the value head (AlphaZero: 256)
 
     def __post_init__(self) -> None:
-        _one_of("network", "name", self.name, ("auto", "mlp", "nature_cnn"))
+        _one_of("network", "name", self.name, ("auto", "mlp", "nature_cnn", "resnet"))
+        _positive("network", resnet_blocks=self.resnet_blocks, resnet_channels=self.resnet_channels,
+                  resnet_value_hidden=self.resnet_value_hidden)
         _one_of("network", "action_bound", self.action_bound, ("clip", "squash"))
         _positive("network", cnn_hidden_size=self.cnn_hidden_size)
         _finite("network", log_std_init=self.log_std_init)
@@ -442,16 +525,19 @@ class LoggerConfig:
     video_interval_evals: int = 0  # record one greedy episode as mp4 every N evaluations (videos/, W&B); 0 = never
     figures: bool = True  # PNGs in figures/ (and W&B images) at the end: learning curve; tabular: policy, values, model
     figure_interval_episodes: int = 0  # tabular pictures also every N training episodes (figures/*_episode<N>.png); 0 = end only
+    figure_interval_evals: int = 0  # pictures also every N evaluations (figures/*_eval<N>.png); 0 = end only
     wandb: WandbConfig = field(default_factory=WandbConfig)  # W&B settings
 
     def __post_init__(self) -> None:
         _positive("logger", log_interval_steps=self.log_interval_steps)
         _non_negative("logger", video_interval_evals=self.video_interval_evals,
-                      figure_interval_episodes=self.figure_interval_episodes)
+                      figure_interval_episodes=self.figure_interval_episodes,
+                      figure_interval_evals=self.figure_interval_evals)
         _one_of("logger", "progress", self.progress, ("auto", "bar", "lines", "none"))
-        if self.figure_interval_episodes and not self.figures:
-            raise ConfigError(f"logger.figure_interval_episodes={self.figure_interval_episodes} draws pictures, but "
-                              "logger.figures=false turns them off; drop one of the two")
+        for key in ("figure_interval_episodes", "figure_interval_evals"):
+            if getattr(self, key) and not self.figures:
+                raise ConfigError(f"logger.{key}={getattr(self, key)} draws pictures, but logger.figures=false turns "
+                                  "them off; drop one of the two")
 
 
 @dataclass
@@ -538,11 +624,12 @@ ALGOS: dict[str, Algo] = {
     "q_learning": Algo(QLearningConfig, "rlexp.algos.q_learning:QLearning"),
     "sarsa": Algo(SarsaConfig, "rlexp.algos.sarsa:Sarsa"),
     "value_iteration": Algo(ValueIterationConfig, "rlexp.algos.value_iteration:ValueIteration"),
+    "alphazero": Algo(AlphaZeroConfig, "rlexp.algos.alphazero:AlphaZero", trainer="rlexp.trainers.selfplay:SelfPlayTrainer"),
 }
 
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "algo": {name: algo.schema for name, algo in ALGOS.items()},
-    "env": {"gym": EnvConfig, "atari": AtariEnvConfig, "maze": MazeEnvConfig},
+    "env": {"gym": EnvConfig, "atari": AtariEnvConfig, "maze": MazeEnvConfig, "openspiel": GameEnvConfig},
     "network": {"network": NetworkConfig},
     "device": {"device": DeviceConfig},
     "logger": {"logger": LoggerConfig},

@@ -16,7 +16,6 @@ evaluations and checkpoints), the final evaluation and checkpoint, the pictures,
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import signal
 import time
@@ -27,7 +26,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from rlexp import faults
-from rlexp.checkpoint import CheckpointError, CheckpointStore, step_name
+from rlexp.checkpoint import CheckpointError, CheckpointStore, atomic_write, step_name, write_json_atomic
 from rlexp.config import TrainConfig, flatten
 from rlexp.errors import ConfigError, RunStopped, TrainingError, first_line
 from rlexp.loggers import METRICS_FILE, make_sinks
@@ -110,7 +109,8 @@ class Lifecycle:
         truncate_metrics(self.run_dir / METRICS_FILE, self.trainer.progress)
         t, c = self.trainer, self.cfg
         self.sinks = make_sinks(c.logger, self.run_dir, self.resolved, title=f"{c.algo.name} {c.env.id} seed={c.seed}",
-                                total=t.schedule.total, unit=t.unit.many, group=self.info.group,
+                                total=t.schedule.total, unit=t.unit.many, unit_one=t.unit.one,
+                                rate_metric=t.rate_metric, group=self.info.group,
                                 resume_state=self.state.sinks)
         self.state.sinks = self.sinks.resume_state()
 
@@ -172,13 +172,19 @@ class Lifecycle:
         result: Evaluation = t.evaluate(index)
         self.state.eval_index += 1
         self.state.score, self.state.score_std, self.last_text = result.score, result.score_std, result.text
-        self.sinks.log(t.progress, result.metrics)
+        self.sinks.log(t.progress, {**result.metrics, "eval/score": result.score})  # the score, whatever the family
+        self.sinks.log_evaluation(t.progress, result.score, result.text)
+        for name, text in result.records.items():
+            atomic_write(self.run_dir / name, lambda f, data=text.encode(): f.write(data))
         every = self.cfg.logger.video_interval_evals
         if every and index % every == 0:
             path = self.run_dir / "videos" / f"train_{t.unit.one}{t.progress}.mp4"
             metrics = t.record_video(path, index)
             self.sinks.log_video(t.progress, "eval/video", path)
             self.sinks.log(t.progress, metrics)
+        pictures = self.cfg.logger.figure_interval_evals
+        if self.cfg.logger.figures and pictures and index % pictures == 0:
+            self._draw_figures(final=False, suffix=f"_eval{index}")
         if result.score > self.state.best_score:  # returns oscillate (DQN): keep the best policy too
             self.state.best_score, self.state.best_progress = result.score, t.progress
             try:
@@ -200,11 +206,12 @@ class Lifecycle:
         s, t, c = self.state, self.trainer, self.cfg
         wall_s = s.wall_s + time.perf_counter() - self.session_start
         name = t.score_name
-        summary = {"run_dir": str(self.run_dir), t.unit.key: t.progress, "wall_s": wall_s,
+        summary = {"run_dir": str(self.run_dir), t.unit.key: t.progress, "unit": t.unit.many, "score_name": name,
+                   "wall_s": wall_s,
                    "train_wall_s": wall_s - s.side_s,  # without evaluations, checkpoints and pictures
                    f"{name}_mean": s.score, f"{name}_std": s.score_std, f"best_{name}": s.best_score,
                    f"best_eval_{t.unit.one}": s.best_progress, "objective": s.score, **t.summary()}
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_json_atomic(summary, self.run_dir / "summary.json")
         self.sinks.end_progress()
         keep = f"the last {c.checkpoint_keep_last}" if c.checkpoint_keep_last else "all"
         files = {"config.yaml, command.txt": "what ran, and how to run it again", **self.sinks.files(),
@@ -212,7 +219,7 @@ class Lifecycle:
                  **({"figures/": ", ".join(f"{n}.png" for n in drawn)} if drawn else {})}
         self.sinks.message(
             f"done: {t.progress} {t.unit.many} in {wall_s:.1f}s; final {self.last_text} "
-            f"(best {s.best_score:.1f} at {t.unit.one} {s.best_progress})\n"
+            f"(best {s.best_score:.4g} at {t.unit.one} {s.best_progress})\n"
             f"run directory: {self.run_dir}\n" + "\n".join(f"  {name:<25} {what}" for name, what in files.items()))
         return summary
 

@@ -226,6 +226,19 @@ def resolve_checkpoint(run_dir: Path | str, which: str = "latest") -> Path:
     raise ConfigError(f"checkpoint {which!r} not found in {run_dir}; {choices} (or pass a path to a .pt file)")
 
 
+def latest_good_checkpoint(run_dir: Path, which: str) -> Path:
+    """:func:`resolve_checkpoint`, where ``latest`` is the newest checkpoint whose checksums
+    hold (a damaged one is named in a warning, then skipped)."""
+    path = resolve_checkpoint(run_dir, which)
+    if which == "latest":
+        from rlexp.checkpoint import CheckpointStore
+
+        found = CheckpointStore(Path(run_dir) / CHECKPOINT_DIR).latest()
+        if found is not None:
+            path = Path(run_dir) / CHECKPOINT_DIR / found[0].main
+    return path
+
+
 def load_run_checkpoint(path: Path | str, map_location: Any = "cpu") -> dict[str, Any]:
     """A checkpoint's contents (``weights_only=True``: no code runs).
 
@@ -277,13 +290,7 @@ def load_run(run_dir: Path | str, checkpoint: str = "latest", device: str = "aut
     run_dir = check_run_dir(run_dir)
     cfg = load_run_config(run_dir, trust=trust)
     registered(cfg.algo.name)
-    path = resolve_checkpoint(run_dir, checkpoint)
-    if checkpoint == "latest":  # the newest checkpoint whose checksums hold (a damaged one is named, then skipped)
-        from rlexp.checkpoint import CheckpointStore
-
-        found = CheckpointStore(run_dir / CHECKPOINT_DIR).latest()
-        if found is not None:
-            path = run_dir / CHECKPOINT_DIR / found[0].main
+    path = latest_good_checkpoint(run_dir, checkpoint)
     torch_device = resolve_device(DeviceConfig(type=device))
     ckpt = load_run_checkpoint(path)
     algo_cfg = cfg.algo

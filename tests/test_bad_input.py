@@ -44,7 +44,7 @@ def _tree(root):
 
 CORPUS = {
     "malformed override": (["train", "algo.lr=[1,2"], "error: malformed override"),
-    "unknown group option": (["train", "algo=sac"], "error: unknown option algo=sac; valid choices: a2c, dqn"),
+    "unknown group option": (["train", "algo=sac"], "error: unknown option algo=sac; valid choices: a2c, alphazero, dqn"),
     "unknown group": (["train", "optimizer=adam"], "error: unknown key 'optimizer'; valid keys: algo, env"),
     "unknown key": (["train", "algo.lrr=1"], "error: unknown key 'algo.lrr'; valid keys: name, optimizer, lr"),
     "wrong type": (["train", "algo.batch_size=big"], "error: invalid value for algo.batch_size: 'big' is not a valid int"),
@@ -91,6 +91,24 @@ CORPUS = {
                                  "error: --out runs/old/config.yaml is a file"),
     "report --out where nothing can be written": (["report", "runs/old", "--out", "/proc/report"],
                                                   "error: --out /proc/report: /proc is not writable"),
+    # board games (issue 14)
+    "alphazero on a gym env": (["train", "algo=alphazero", "env=cartpole"],
+                               "error: algo=alphazero plays OpenSpiel board games; env=CartPole-v1 is not one"),
+    "a gym algorithm on a board game": (["train", "algo=dqn", "env=tictactoe"],
+                                        "error: algo=dqn steps gymnasium envs; env=tictactoe is an OpenSpiel board game"),
+    "a game that is not two-player zero-sum": (["train", "algo=alphazero", "env=openspiel", "env.game=kuhn_poker"],
+                                               "error: env.game='kuhn_poker' cannot be learned by self-play tree search"),
+    "a malformed game string": (["train", "algo=alphazero", "env=openspiel", "env.game='breakthrough(rows=6'"],
+                                "error: env.game='breakthrough(rows=6' is not a game string"),
+    "zero simulations": (["train", "algo=alphazero", "env=tictactoe", "algo.simulations=0"],
+                         "error: algo.simulations must be > 0, got 0"),
+    "agent steps for a game": (["train", "algo=alphazero", "env=tictactoe", "total_steps=1000"],
+                               "error: total_steps counts agent steps of gym envs; algo=alphazero counts games"),
+    "an unknown eval opponent": (["train", "algo=alphazero", "env=tictactoe", "algo.eval_opponents=[minimax]"],
+                                 "error: algo.eval_opponents='minimax' is not valid; choose one of: random, mcts, perfect, untrained"),
+    "rlexp play on a gym run": (["play", "runs/old"], "error: runs/old is a run of algo=q_learning on maze, not a "
+                                "board-game run"),
+    "--opponent on a gym run": (["eval", "runs/old", "--opponent", "mcts"], "error: --opponent is for board-game runs"),
 }
 
 

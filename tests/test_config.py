@@ -21,7 +21,8 @@ def test_groups_are_the_documented_ones():
 
 @pytest.mark.parametrize(("group", "option"), ALL_OPTIONS, ids=[f"{g}={o}" for g, o in ALL_OPTIONS])
 def test_every_option_composes(group, option):
-    required = {("env", "atari"): ["env.game=pong"], ("experiment", "dqn_atari_mnih2015"): ["env.game=pong"]}  # mandatory fields
+    required = {("env", "atari"): ["env.game=pong"], ("experiment", "dqn_atari_mnih2015"): ["env.game=pong"],
+                ("env", "openspiel"): ["env.game=hex"]}  # mandatory fields
     if group == "tuned":  # tuned options are <algo>_<env>: they fit their own algorithm and env
         algo = max((a for a in ALGO_SCHEMAS if option.startswith(a + "_")), key=len)  # q_learning_maze
         env = option.removeprefix(algo + "_")

@@ -161,6 +161,16 @@ ALGO_FIELDS: dict[str, dict[str, Range]] = {
         "gamma": UNIT, "theta": POS_FLOAT, "max_iterations": POS_INT, "plan_interval_steps": POS_INT,
         "epsilon_start": UNIT, "epsilon_end": UNIT, "epsilon_decay_steps": NONNEG_INT, "unknown_value": FINITE,
     },
+    "alphazero": {
+        "total_games": POS_INT, "log_interval_games": POS_INT, "eval_interval_games": NONNEG_INT,
+        "checkpoint_interval_games": NONNEG_INT, "concurrent_games": POS_INT, "simulations": POS_INT,
+        "eval_simulations": NONNEG_INT, "c_puct": POS_FLOAT, "dirichlet_alpha": POS_FLOAT, "dirichlet_fraction": UNIT,
+        "temperature_moves": NONNEG_INT, "gumbel_considered_actions": POS_INT, "gumbel_c_visit": POS_FLOAT,
+        "gumbel_c_scale": POS_FLOAT, "replay_window_positions": POS_INT, "batch_size": POS_INT, "lr": POS_FLOAT,
+        "weight_decay": NONNEG_FLOAT, "value_loss_coef": NONNEG_FLOAT, "max_grad_norm": OPT_POS_FLOAT,
+        "train_interval_games": POS_INT, "updates_per_train": POS_INT, "learning_starts_positions": NONNEG_INT,
+        "eval_games": POS_INT, "mcts_opponent_simulations": POS_INT, "figure_positions": NONNEG_INT,
+    },
 }
 
 # String fields with a fixed set of choices.
@@ -171,6 +181,7 @@ ALGO_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
     "q_learning": {"alpha_schedule": ("linear", "visits")},
     "sarsa": {"alpha_schedule": ("linear", "visits")},
     "value_iteration": {"model": ("known", "learned")},
+    "alphazero": {"root_search": ("puct", "gumbel"), "augment": ("none", "mirror")},
 }
 
 # Checked fields outside algo (composed with the default groups), keyed by their full key.
@@ -178,17 +189,18 @@ OTHER_FIELDS: dict[str, Range] = {
     "seed": NONNEG_INT, "seeds_per_job": POS_INT, "total_steps": POS_INT, "eval_interval_steps": NONNEG_INT,
     "eval_episodes": POS_INT, "checkpoint_interval_steps": NONNEG_INT,
     "env.num_envs": POS_INT, "env.max_episode_steps": OPT_POS_INT,
-    "network.cnn_hidden_size": POS_INT, "network.log_std_init": FINITE,
+    "network.cnn_hidden_size": POS_INT, "network.log_std_init": FINITE, "network.resnet_blocks": POS_INT,
+    "network.resnet_channels": POS_INT, "network.resnet_value_hidden": POS_INT,
     "device.torch_threads": NONNEG_INT,
     "logger.log_interval_steps": POS_INT, "logger.video_interval_evals": NONNEG_INT,
-    "logger.figure_interval_episodes": NONNEG_INT,
+    "logger.figure_interval_episodes": NONNEG_INT, "logger.figure_interval_evals": NONNEG_INT,
     "launcher.n_jobs": N_JOBS, "launcher.timeout_min": POS_INT, "launcher.gpus_per_node": NONNEG_INT,
     "launcher.cpus_per_task": POS_INT, "launcher.mem_gb": POS_INT, "launcher.array_parallelism": POS_INT,
     "launcher.num_cpus": POS_INT, "launcher.num_gpus": NONNEG_FLOAT,
 }
 OTHER_CHOICES: dict[str, tuple[str, ...]] = {
     "env.vectorization": ("sync", "async"),
-    "network.name": ("auto", "mlp", "nature_cnn"),
+    "network.name": ("auto", "mlp", "nature_cnn", "resnet"),
     "network.activation": ("relu", "tanh", "elu", "gelu", "silu"),
     "network.action_bound": ("clip", "squash"),
     "device.replay": ("auto", "device", "host"),
@@ -243,23 +255,26 @@ def algo_args(algo: str, values: dict[str, Any]) -> tuple[tuple[str, ...], list[
 
 # Values each in range but impossible together (checked once every field is in range), as
 # (the keys involved, the key the refusal names, whether the values given and the defaults clash).
-JOINT_RULES = [
-    (("algo.batch_size", "algo.buffer_capacity_transitions"), "algo.batch_size",
+JOINT_RULES = [  # (the algorithm composed, the keys, the key named, whether they clash)
+    ("dqn", ("algo.batch_size", "algo.buffer_capacity_transitions"), "algo.batch_size",
      lambda v: v.get("algo.batch_size", 64) > v.get("algo.buffer_capacity_transitions", 100_000)),  # the tuned dqn_cartpole's
-    (("seed", "seeds_per_job"), "seed", lambda v: v.get("seed", 1) + v.get("seeds_per_job", 1) - 1 > 2**32 - 1),
+    ("alphazero", ("algo.batch_size", "algo.replay_window_positions"), "algo.batch_size",
+     lambda v: v.get("algo.batch_size", 256) > v.get("algo.replay_window_positions", 50_000)),
+    (None, ("seed", "seeds_per_job"), "seed", lambda v: v.get("seed", 1) + v.get("seeds_per_job", 1) - 1 > 2**32 - 1),
 ]
 
 
-def _joint_invalid(given: dict[str, Any]) -> set[str]:
-    return {named for keys, named, clash in JOINT_RULES if any(k in given for k in keys) and clash(given)}
+def _joint_invalid(given: dict[str, Any], algo: str) -> set[str]:
+    return {named for only, keys, named, clash in JOINT_RULES
+            if only in (None, algo) and any(k in given for k in keys) and clash(given)}
 
 
-def _check_outcome(outcome, expected: dict[str, tuple[Any, Range]]) -> None:
+def _check_outcome(outcome, expected: dict[str, tuple[Any, Range]], algo: str = "dqn") -> None:
     """Accepted iff every value is in range (alone and together); accepted values arrive
     unchanged; refusals name a bad key."""
     invalid = {key for key, (value, rng) in expected.items() if not rng.is_valid(value)}
     if not invalid:
-        invalid = _joint_invalid({key: value for key, (value, _) in expected.items()})
+        invalid = _joint_invalid({key: value for key, (value, _) in expected.items()}, algo)
     given = {key: value for key, (value, _) in expected.items()}
     if invalid:
         assert isinstance(outcome, ConfigError), f"accepted out-of-range {sorted(invalid)}: {given}"
@@ -277,7 +292,7 @@ def test_algo_numeric_fields_are_accepted_iff_in_range(case):
     outcome = compose_outcome(lambda: compose_fast(*algo_args(algo, values)))
     if isinstance(outcome, TrainConfig):
         assert isinstance(outcome.algo, ALGO_SCHEMAS[algo])
-    _check_outcome(outcome, {f"algo.{k}": (v, ALGO_FIELDS[algo][k]) for k, v in values.items()})
+    _check_outcome(outcome, {f"algo.{k}": (v, ALGO_FIELDS[algo][k]) for k, v in values.items()}, algo)
 
 
 @FAST

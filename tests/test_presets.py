@@ -59,11 +59,20 @@ SMOKE_ALGO = {  # a few updates within 320 agent steps
     "a2c": ["env.num_envs=2"],
     "reinforce": [],
 }
+# self-play counts games, not agent steps: its own budget and schedule, and a tiny network
+SMOKE_GAMES = ["algo.total_games=8", "algo.concurrent_games=4", "algo.simulations=4", "algo.eval_simulations=4",
+               "algo.eval_interval_games=0", "algo.checkpoint_interval_games=0", "algo.train_interval_games=4",
+               "algo.updates_per_train=1", "algo.batch_size=8", "network.resnet_blocks=1", "network.resnet_channels=8",
+               "network.resnet_value_hidden=8", "logger=none", "logger.progress=none"]
 
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_runs_a_few_steps(preset, tmp_path):
     algo = preset.split("_")[0]
+    if algo == "alphazero":
+        summary = run(compose_train([f"experiment={preset}", *SMOKE_GAMES]), tmp_path / "run")
+        assert summary["games"] == 8 and (tmp_path / "run" / "checkpoints" / "latest.pt").exists()
+        return
     atari = compose_train([f"experiment={preset}", *REQUIRED.get(preset, [])]).env.type == "atari"
     extra = [*SMOKE_ALGO[algo], *REQUIRED.get(preset, []), *(["env.max_episode_frames=800"] if atari else [])]
     summary = run(compose_train([f"experiment={preset}", *SMOKE, *extra]), tmp_path / "run")

@@ -16,9 +16,9 @@ from rlexp.train import TrainingError, resume, run
 from tests.conftest import RLEXP, cli, compose_train
 
 # small budgets, deterministic CPU settings, a checkpoint every 256 agent steps
+SINKS = ["logger=none", "logger.progress=none", "logger.figures=false", "device.torch_threads=1"]
 COMMON = ["total_steps=2048", "checkpoint_interval_steps=256", "eval_interval_steps=1024", "eval_episodes=2",
-          "logger=none", "logger.progress=none", "logger.log_interval_steps=128", "logger.figures=false",
-          "device.torch_threads=1"]
+          "logger.log_interval_steps=128", *SINKS]
 CASES = {
     "dqn": ["algo=dqn", "env=cartpole", "algo.learning_starts_steps=300", "algo.train_interval_steps=16",
             "algo.updates_per_train=2"],
@@ -29,7 +29,15 @@ CASES = {
                  "algo.learning_starts_steps=100", "algo.buffer_capacity_transitions=2000",
                  "algo.train_interval_steps=4", "checkpoint_interval_steps=128", "eval_interval_steps=256",
                  "eval_episodes=1"],
+    # self-play, counted in games: the network, optimizer, replay window, games in progress and RNGs
+    "alphazero": ["algo=alphazero", "env=tictactoe", "network.hidden_sizes=[32]", "algo.total_games=160",
+                  "algo.concurrent_games=16", "algo.simulations=8", "algo.log_interval_games=16",
+                  "algo.checkpoint_interval_games=40", "algo.eval_interval_games=80", "algo.eval_games=4",
+                  "algo.eval_opponents=[random]", "algo.train_interval_games=16", "algo.updates_per_train=4",
+                  "algo.batch_size=32", "algo.learning_starts_positions=64"],
 }
+# the common settings each case runs with (self-play counts games, not agent steps)
+BASE = {name: SINKS if name == "alphazero" else COMMON for name in CASES}
 
 
 def _rows(run_dir):
@@ -47,7 +55,7 @@ def _tensors(node, prefix=""):
 
 
 def _final_state(run_dir):
-    return dict(_tensors(load_checkpoint(run_dir / "checkpoints" / "latest.pt")["trainer"]["algo"]))
+    return dict(_tensors(load_checkpoint(run_dir / "checkpoints" / "latest.pt")["trainer"]))
 
 
 def _train(args, run_dir, cwd, fault=None, timeout=240):
@@ -65,7 +73,7 @@ def baselines(tmp_path_factory):
     try:
         for name, overrides in CASES.items():
             run_dir = tmp_path_factory.mktemp("baseline") / name
-            run(compose_train([*COMMON, *overrides]), run_dir)  # the case's values win
+            run(compose_train([*BASE[name], *overrides]), run_dir)  # the case's values win
             out[name] = run_dir
     finally:
         torch.set_num_threads(threads)
@@ -76,13 +84,13 @@ def baselines(tmp_path_factory):
 # that is no checkpoint's; DQN's resumed run is killed again halfway through writing a
 # checkpoint file (its bytes written, not yet renamed)
 KILLS = {"dqn": ["step:700", "checkpoint_write:2"], "ppo": ["step:1000"], "q_learning": ["step:1300"],
-         "dqn_pong": ["step:300"]}
+         "dqn_pong": ["step:300"], "alphazero": ["step:100"]}
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_killed_and_resumed_equals_uninterrupted(name, baselines, tmp_path):
     run_dir = tmp_path / "run"
-    command = ["train", *COMMON, *CASES[name], f"hydra.run.dir={run_dir}"]
+    command = ["train", *BASE[name], *CASES[name], f"hydra.run.dir={run_dir}"]
     for fault in KILLS[name]:
         killed = _train(command, run_dir, tmp_path, fault=fault)
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
@@ -97,8 +105,8 @@ def test_killed_and_resumed_equals_uninterrupted(name, baselines, tmp_path):
     assert _rows(run_dir) == _rows(expected)  # no row duplicated, missing or different
     mine, theirs = _final_state(run_dir), _final_state(expected)
     assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
-    assert json.loads((run_dir / "summary.json").read_text())["steps"] == json.loads(
-        (expected / "summary.json").read_text())["steps"]
+    mine, theirs = (json.loads((d / "summary.json").read_text()) for d in (run_dir, expected))
+    assert mine["unit"] == theirs["unit"] and mine[mine["unit"].split()[-1]] == theirs[theirs["unit"].split()[-1]]
 
 
 def _wait_for_step(run_dir, step, proc, timeout_s=120.0):

@@ -18,15 +18,32 @@ import torch
 from rlexp.config import DeviceConfig, NetworkConfig
 
 
-class Algorithm(ABC):
-    """Base class: ``act`` while training, ``predict`` for evaluation, ``observe`` to learn.
-
-    ``DEVICE_SETTINGS`` names the ``device.*`` options a subclass honours (``amp``,
-    ``compile``, ``replay``); a run that sets any other one away from its default is refused
-    before it starts, instead of the setting being silently ignored.
-    """
+class DeviceSettings:
+    """``device.amp`` and ``device.compile`` for a learner that sets ``self.device`` and
+    ``self.compute``; ``DEVICE_SETTINGS`` names the ``device.*`` options a learner honours
+    (``amp``, ``compile``, ``replay``): a run that sets another one away from its default is
+    refused before it starts, instead of the setting being silently ignored."""
 
     DEVICE_SETTINGS: ClassVar[tuple[str, ...]] = ()
+    device: torch.device
+    compute: DeviceConfig
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bfloat16 autocast for network passes when ``device.amp`` (no gradient scaler needed;
+        losses are computed in float32)."""
+        if not self.compute.amp:
+            return contextlib.nullcontext()  # cheaper than a disabled autocast, on the per-step path
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def compiled(self, module: torch.nn.Module) -> torch.nn.Module:
+        """``module``, compiled by ``torch.compile`` when ``device.compile`` (it shares the
+        module's parameters: state dicts and optimizers keep working on the module)."""
+        return torch.compile(module) if self.compute.compile else module
+
+
+class Algorithm(DeviceSettings, ABC):
+    """Base class of the gym-stepping algorithms: ``act`` while training, ``predict`` for
+    evaluation, ``observe`` to learn."""
 
     def __init__(
         self,
@@ -51,18 +68,6 @@ class Algorithm(ABC):
         self.device = device
         self.num_envs = num_envs
         self.rng = np.random.default_rng(seed)
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """bfloat16 autocast for network passes when ``device.amp`` (no gradient scaler needed;
-        losses are computed in float32)."""
-        if not self.compute.amp:
-            return contextlib.nullcontext()  # cheaper than a disabled autocast, on the per-step path
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
-
-    def compiled(self, module: torch.nn.Module) -> torch.nn.Module:
-        """``module``, compiled by ``torch.compile`` when ``device.compile`` (it shares the
-        module's parameters: state dicts and optimizers keep working on the module)."""
-        return torch.compile(module) if self.compute.compile else module
 
     @abstractmethod
     def act(self, obs: np.ndarray, step: int) -> np.ndarray:
@@ -109,18 +114,7 @@ class Algorithm(ABC):
     def non_finite(self) -> str:
         """The name of the first state tensor holding a NaN or inf ("" when all are finite): a
         diverged learner must not overwrite a good checkpoint."""
-
-        def walk(node: Any, prefix: str) -> str:
-            if isinstance(node, torch.Tensor):
-                return prefix if node.is_floating_point() and not bool(torch.isfinite(node).all()) else ""
-            if isinstance(node, dict):
-                for key, value in node.items():
-                    found = walk(value, f"{prefix}.{key}" if prefix else str(key))
-                    if found:
-                        return found
-            return ""
-
-        return walk(self.state_dict(), "")
+        return first_non_finite(self.state_dict())
 
     def buffer_state(self) -> dict[str, Any] | None:
         """Experience held for learning (a replay buffer, a partial rollout or episode), as
@@ -133,3 +127,16 @@ class Algorithm(ABC):
     @abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict`."""
+
+
+def first_non_finite(node: Any, prefix: str = "") -> str:
+    """The dotted name of the first floating tensor in a (nested) state dict holding a NaN or
+    an inf; "" when all are finite."""
+    if isinstance(node, torch.Tensor):
+        return prefix if node.is_floating_point() and not bool(torch.isfinite(node).all()) else ""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found = first_non_finite(value, f"{prefix}.{key}" if prefix else str(key))
+            if found:
+                return found
+    return ""

@@ -19,14 +19,17 @@ METRICS_FILE = "metrics.jsonl"
 
 
 def make_sinks(cfg: LoggerConfig, run_dir: Path, config: dict[str, Any], *, title: str, total: int, unit: str,
-               group: str | None = None, resume_state: dict[str, Any] | None = None) -> Sinks:
+               unit_one: str, rate_metric: str, group: str | None = None,
+               resume_state: dict[str, Any] | None = None) -> Sinks:
     """The run's sinks: ``metrics.jsonl`` in ``run_dir``, the console, and W&B unless disabled.
 
     ``title`` names the run on the console, ``total`` is its budget in ``unit`` (e.g. agent
-    steps); ``resume_state`` is what :meth:`Sinks.resume_state` returned before a resume.
+    steps; ``unit_one``: one of them) and ``rate_metric`` the metric of its progress per
+    second; ``resume_state`` is what :meth:`Sinks.resume_state` returned before a resume.
     """
     resume_state = resume_state or {}
-    sinks: list[Sink] = [JsonlLogger(Path(run_dir) / METRICS_FILE), ConsoleLogger(cfg.progress, total, title, unit=unit)]
+    console = ConsoleLogger(cfg.progress, total, title, unit=unit, unit_one=unit_one, rate_metric=rate_metric)
+    sinks: list[Sink] = [JsonlLogger(Path(run_dir) / METRICS_FILE), console]
     try:
         if cfg.wandb.mode != "disabled":
             sinks.append(WandbLogger(cfg.wandb, run_dir, config, group, run_id=resume_state.get("wandb_id")))

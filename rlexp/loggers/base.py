@@ -17,6 +17,9 @@ class Sink:
     def log(self, step: int, metrics: dict[str, float]) -> None:
         """Record scalar metrics at ``step`` (in the trainer's unit of progress)."""
 
+    def log_evaluation(self, step: int, score: float, text: str) -> None:
+        """An evaluation's score and its line for people (its metrics come through ``log``)."""
+
     def log_image(self, step: int, key: str, path: Path) -> None:
         """Attach a PNG already written to ``path``."""
 
@@ -50,6 +53,10 @@ class Sinks(Sink):
     def log(self, step: int, metrics: dict[str, float]) -> None:
         for sink in self.sinks:
             sink.log(step, metrics)
+
+    def log_evaluation(self, step: int, score: float, text: str) -> None:
+        for sink in self.sinks:
+            sink.log_evaluation(step, score, text)
 
     def log_image(self, step: int, key: str, path: Path) -> None:
         for sink in self.sinks:

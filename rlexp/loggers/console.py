@@ -10,20 +10,38 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rlexp.loggers.base import Sink
 
 
-class ConsoleLogger(Sink):
-    """Shows progress, its rate, the last return and epsilon; ``mode`` is auto, bar, lines or none.
+# what the progress shows when a log event has it: (metric, label, format)
+STATS = (
+    ("perf/sps", "sps", "{:.0f}"),
+    ("perf/games_per_s", "games/s", "{:.1f}"),
+    ("train/episode_return", "return", "{:.1f}"),
+    ("selfplay/game_length", "length", "{:.1f}"),
+    ("eval/score", "eval", "{:.1f}"),
+    ("train/epsilon", "eps", "{:.3f}"),
+    ("loss/td", "loss", "{:.4f}"),
+    ("loss/policy", "policy loss", "{:.3f}"),
+    ("loss/value", "value loss", "{:.3f}"),
+)
 
-    ``total_steps`` is the run's budget in ``unit`` (agent steps for gym envs).
+
+class ConsoleLogger(Sink):
+    """Shows progress, its rate, the last return or score, and the losses; ``mode`` is auto,
+    bar, lines or none.
+
+    ``total_steps`` is the run's budget in ``unit`` (agent steps for gym envs, games for
+    board games); ``unit_one`` names one of them in the lines ("step 2000/50000"), and a log
+    event holding ``rate_metric`` is a training line.
     """
 
     def __init__(self, mode: str, total_steps: int, description: str, console: Console | None = None,
-                 unit: str = "agent steps"):
+                 unit: str = "agent steps", unit_one: str = "step", rate_metric: str = "perf/sps"):
         self.console = console or Console(stderr=False)
         if mode == "auto":
             mode = "bar" if self.console.is_terminal else "lines"
         self.mode = mode
         self.total_steps = total_steps
         self.description = description
+        self.unit_one, self.rate_metric = unit_one, rate_metric
         self._last: dict[str, float] = {}
         self._progress: Progress | None = None
         if mode == "bar":
@@ -42,32 +60,24 @@ class ConsoleLogger(Sink):
             self.console.print(f"{description}: training for {total_steps} {unit}")
 
     def _stats(self) -> str:
-        parts = []
-        for key, label, fmt in (
-            ("perf/sps", "sps", "{:.0f}"),
-            ("train/episode_return", "return", "{:.1f}"),
-            ("eval/episode_return", "eval", "{:.1f}"),
-            ("train/epsilon", "eps", "{:.3f}"),
-            ("loss/td", "loss", "{:.4f}"),
-        ):
-            if key in self._last:
-                parts.append(f"{label} {fmt.format(self._last[key])}")
-        return "  ".join(parts)
+        return "  ".join(f"{label} {fmt.format(self._last[key])}" for key, label, fmt in STATS if key in self._last)
+
+    def _line(self, step: int, text: str) -> None:
+        print(f"{self.unit_one} {step:>9}/{self.total_steps}  {text}", flush=True, file=sys.stdout)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         self._last.update(metrics)
         if self._progress is not None:
             self._progress.update(self._task, completed=step, stats=self._stats())
+        elif self.mode == "lines" and self.rate_metric in metrics:  # a training event
+            self._line(step, self._stats())
+
+    def log_evaluation(self, step: int, score: float, text: str) -> None:
+        self._last["eval/score"] = score
+        if self._progress is not None:
+            self._progress.update(self._task, completed=step, stats=self._stats())
         elif self.mode == "lines":
-            if "perf/sps" in metrics:  # a training event
-                print(f"step {step:>9}/{self.total_steps}  {self._stats()}", flush=True, file=sys.stdout)
-            elif "eval/episode_return" in metrics:
-                print(
-                    f"step {step:>9}/{self.total_steps}  eval return {metrics['eval/episode_return']:.1f}"
-                    f" +/- {metrics.get('eval/episode_return_std', float('nan')):.1f}",
-                    flush=True,
-                    file=sys.stdout,
-                )
+            self._line(step, text)
 
     def message(self, text: str) -> None:
         """Always shown (``progress=none`` silences only the progress)."""

@@ -92,6 +92,9 @@ def resolve_architecture(cfg: NetworkConfig, obs_space: gym.Space) -> str:
             f"network={cfg.name} needs Box (vector or image) observations, the env has {obs_space}; "
             "for discrete states use a tabular algorithm: algo=q_learning, sarsa or value_iteration"
         )
+    if cfg.name == "resnet":
+        raise ConfigError("network=resnet is the board games' residual tower (algo=alphazero); use network=auto, mlp "
+                          "or nature_cnn")
     image = is_image_space(obs_space)
     name = ("nature_cnn" if image else "mlp") if cfg.name == "auto" else cfg.name
     if name == "mlp" and image:

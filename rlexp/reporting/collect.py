@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ import numpy as np
 from rlexp.config import flatten
 from rlexp.errors import first_line
 from rlexp.loggers.jsonl import read_metrics
+
+SCORE = "eval/score"  # every run's evaluation score (the lifecycle logs it): higher is better
 
 # config keys that do not change what is learned: never a reason to split groups
 IGNORED_PREFIXES = ("seed", "seeds_per_job", "logger.", "launcher.", "device.", "checkpoint_interval_steps")
@@ -22,9 +25,11 @@ class RunData:
 
     path: Path
     config: dict[str, Any]
-    evals: list[tuple[int, float]]  # (agent step, mean eval return)
+    evals: list[tuple[int, float]]  # (progress, eval score): agent steps and mean eval return for gym runs
     finished: bool  # summary.json written: the run reached its end
     problems: list[str] = field(default_factory=list)
+    score: str = "eval return"  # what the score is (summary.json's score_name)
+    unit: str = "agent steps"  # what progress counts (summary.json's unit)
 
     def final_score(self, last_evals: int = 1) -> float:
         """The mean of the last ``last_evals`` evaluation returns (NaN without evaluations)."""
@@ -49,14 +54,21 @@ def read_run(path: Path) -> RunData | None:
     rows = read_metrics(metrics_file)
     if text and not text.endswith("\n"):
         problems.append("metrics.jsonl ends in a half-written line (the run was killed); it was skipped")
-    evals = [(int(r["step"]), float(r["eval/episode_return"])) for r in rows
-             if r.get("eval/episode_return") is not None]
-    finished = (path / "summary.json").is_file()
+    key = SCORE if any(SCORE in r for r in rows) else "eval/episode_return"  # runs before the generic score
+    evals = [(int(r["step"]), float(r[key])) for r in rows if r.get(key) is not None]
+    summary_file = path / "summary.json"
+    finished = summary_file.is_file()
+    try:
+        summary = json.loads(summary_file.read_text()) if finished else {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        summary = {}
+        problems.append("summary.json is not JSON; the score and unit names were not read from it")
     if not finished:
         problems.append("no summary.json: the run did not finish")
     if not evals:
         problems.append("no evaluation in metrics.jsonl")
-    return RunData(path, config, evals, finished, problems)
+    return RunData(path, config, evals, finished, problems, summary.get("score_name", "eval_return").replace("_", " "),
+                   summary.get("unit", "agent steps"))
 
 
 def collect(paths: list[Path]) -> list[RunData]:

@@ -48,7 +48,8 @@ def curve_data(runs: list[RunData], statistic: str = "mean") -> tuple[np.ndarray
     return steps, value, low, high
 
 
-def band_figure(curves: list[tuple[str, tuple[np.ndarray, ...]]], ylabel: str, frames_per_step: int | None):
+def band_figure(curves: list[tuple[str, tuple[np.ndarray, ...]]], ylabel: str, frames_per_step: int | None,
+                xlabel: str = "agent steps"):
     """A figure with one line per ``(label, (steps, value, low, high))`` and its shaded CI band."""
     from matplotlib.figure import Figure
 
@@ -58,7 +59,6 @@ def band_figure(curves: list[tuple[str, tuple[np.ndarray, ...]]], ylabel: str, f
         line = ax.plot(steps, value, label=label)[0]
         ok = ~np.isnan(low)
         ax.fill_between(steps[ok], low[ok], high[ok], color=line.get_color(), alpha=0.2)
-    xlabel = "agent steps"
     if frames_per_step:
         xlabel += f" (x{frames_per_step} = emulator frames)"
     ax.set_xlabel(xlabel)
@@ -72,7 +72,14 @@ def band_figure(curves: list[tuple[str, tuple[np.ndarray, ...]]], ylabel: str, f
 def draw_curves(summaries: list[GroupSummary], statistic: str, frames_per_step: int | None):
     """One line per group (the statistic over runs) with its 95% CI band."""
     curves = [(f"{g.name} ({len(g.runs)} runs)", curve_data(g.runs, statistic)) for g in summaries]
-    return band_figure(curves, f"eval return ({statistic}, 95% CI)", frames_per_step)
+    runs = [r for g in summaries for r in g.runs]
+    score = _common({r.score for r in runs}, "eval score")
+    return band_figure(curves, f"{score} ({statistic}, 95% CI)", frames_per_step, _common({r.unit for r in runs}, "progress"))
+
+
+def _common(values: set[str], mixed: str) -> str:
+    """The one value all runs share, or ``mixed``."""
+    return next(iter(values)) if len(values) == 1 else mixed
 
 
 def build(paths: list[Path], by: list[str] | None = None, vs: list[Path] | None = None, last_evals: int = 1,
@@ -228,7 +235,8 @@ def _by_game(runs: list[RunData], last_evals: int) -> dict[str, np.ndarray]:
 def markdown(report: dict) -> str:
     n = report["last_evals"]
     final = "the last evaluation" if n == 1 else f"the mean of the last {n} evaluations"
-    lines = [f"Final score of a run: {final} (mean greedy return). Intervals: 95% percentile bootstrap "
+    lines = [f"Final score of a run: {final} (gym runs: the mean greedy return; board games: win + draw / 2 "
+             "against the first evaluation opponent). Intervals: 95% percentile bootstrap "
              "(scipy.stats.bootstrap, 2000 resamples) over runs.", "",
              "| group | runs | IQM | mean | median |", "|---|---|---|---|---|"]
     for g in report["summaries"]:

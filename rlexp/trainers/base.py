@@ -58,6 +58,7 @@ class Evaluation:
     score_std: float  # its spread over the evaluation's episodes or games
     metrics: dict[str, float] = field(default_factory=dict)  # logged at this progress (eval/...)
     text: str = ""  # one line for people, e.g. "eval return 500.0 +/- 0.0 over 10 episodes"
+    records: dict[str, str] = field(default_factory=dict)  # files for the run directory: relative path -> text (game records)
 
 
 class TrainerFault(Exception):

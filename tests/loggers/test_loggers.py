@@ -31,7 +31,7 @@ def test_console_lines_when_not_a_terminal(capsys):
     console = ConsoleLogger("auto", 100, "dqn test", console=Console(force_terminal=False))
     assert console.mode == "lines"
     console.log(50, {"perf/sps": 1234.0, "train/episode_return": 20.5, "train/epsilon": 0.5})
-    console.log(50, {"eval/episode_return": 30.0, "eval/episode_return_std": 1.0})
+    console.log_evaluation(50, 30.0, "eval return 30.0 +/- 1.0 over 10 episodes")
     console.close()
     out = capsys.readouterr().out
     assert "step        50/100  sps 1234  return 20.5  eps 0.500" in out
