@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
 import time
+
+import machine  # scripts/machine.py: the CPU model (and GPU) for every figure
 
 SETTINGS = dict(
     game="pong",
@@ -110,7 +111,7 @@ def main() -> None:
     import torch
 
     gpu = f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+    print(f"machine: {machine.describe()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
           f"device {args.device}{gpu}")
     print(f"Pong, DQN, {args.steps} agent steps each, settings: {SETTINGS}")
     results = {}

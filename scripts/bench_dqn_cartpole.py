@@ -15,13 +15,14 @@ Target (issue 2): rlexp >= 2x SB3's agent steps/s at an equal return.
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+import machine  # scripts/machine.py: the CPU model (and GPU) for every figure
 
 # RL Zoo, hyperparams/dqn.yml, CartPole-v1
 ZOO = dict(
@@ -110,7 +111,7 @@ def main() -> None:
     args = parser.parse_args()
     default_threads = torch.get_num_threads()
 
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads by default,"
+    print(f"machine: {machine.describe()}, {torch.get_num_threads()} torch threads by default,"
           f" torch {torch.__version__}, device {args.device}"
           + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""))
     runners = [("rlexp", bench_rlexp, {}), *((f"rlexp+{v}", bench_rlexp, {"variant": v}) for v in args.variants),

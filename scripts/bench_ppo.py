@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
 import time
+
+import machine  # scripts/machine.py: the CPU model (and GPU) for every figure
 from pathlib import Path
 
 import numpy as np
@@ -187,7 +188,7 @@ def main() -> None:
     import torch
 
     gpu = f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+    print(f"machine: {machine.describe()}, {torch.get_num_threads()} torch threads, "
           f"torch {torch.__version__}, device {args.device}{gpu}; seeds {args.seeds}")
     for env in args.envs:
         steps = args.steps or SETTINGS[env]["steps"]
