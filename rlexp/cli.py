@@ -234,6 +234,8 @@ def launch_hydra(args: list[str], prog: str = "rlexp train") -> int:
     except Exception as err:  # noqa: BLE001 - every user error becomes one line
         if _is_user_error(err):
             typer.echo(f"error: {format_error(err)}", err=True)
+        elif isinstance(err, AssertionError) and "Unexpected type for root: NoneType" in str(err):
+            typer.echo(f"error: {_absent_section(args)}", err=True)  # OmegaConf, on a key under a null section
         elif isinstance(err, OSError) and _unwritable_path(err):
             typer.echo(f"error: cannot write {err.filename}: {err.strerror}; choose another hydra.run.dir "
                        "(hydra.sweep.dir with -m)", err=True)
@@ -247,6 +249,21 @@ def launch_hydra(args: list[str], prog: str = "rlexp train") -> int:
         else:
             os.environ["HYDRA_FULL_ERROR"] = saved_full
     return 0
+
+
+def _absent_section(args: list[str]) -> str:
+    """The line for an override under a section this run's config leaves null (``lora.*`` with
+    ``algo=pretrain``, ``model.*`` with a gym algorithm)."""
+    from rlexp.config import TrainConfig
+
+    optional = {name for name, f in TrainConfig.__dataclass_fields__.items() if f.default is None and name != "resume"}
+    for arg in args:
+        key = arg.split("=", 1)[0].lstrip("+~")
+        if "." in key and key.split(".", 1)[0] in optional:
+            section = key.split(".", 1)[0]
+            return (f"{key}: this run's config has no {section} section ({section}.* is for the language-model "
+                    f"stages that use one: model.* for algo=pretrain and sft, lora.* for algo=sft)")
+    return "an override sets a key under a section this run's config does not have"
 
 
 # --------------------------------------------------------------------------- commands
@@ -394,7 +411,11 @@ def eval_run(
     from rlexp.runs import evaluate_run, load_run_config
 
     try:
-        if is_game_run(load_run_config(run_dir, trust=trust)):
+        cfg = load_run_config(run_dir, trust=trust)
+        if cfg.model is not None:
+            raise ConfigError(f"rlexp eval of language-model runs (algo={cfg.algo.name}) is not there yet; the run's "
+                              "evaluations are in its metrics.jsonl (eval/gold, eval/loss)")
+        if is_game_run(cfg):
             if episodes is not None or video:
                 raise ConfigError("--episodes and --video are for gym runs; this is a board-game run: use --opponent "
                                   "and --games")

@@ -332,6 +332,107 @@ class AlphaZeroConfig:
                               f"(algo.replay_window_positions={self.replay_window_positions}); lower one or raise the other")
 
 
+@dataclass
+class LanguageModelingConfig:
+    """A supervised language-model stage: next-token loss on texts (pretrain: the task's
+    corpus, every token; sft: demonstrations, the answer's tokens only). Progress counts
+    examples (sequences trained on)."""
+
+    name: str = "sft"  # registry key: pretrain (a base model from the corpus) or sft (demonstrations)
+    total_examples: int = 20_000  # sequences to train on (the budget; the dataset repeats in new orders)
+    log_interval_examples: int = 2_000  # examples between aggregated metric events
+    eval_interval_examples: int = 10_000  # examples between evaluations; 0 evaluates only at the end
+    checkpoint_interval_examples: int = 10_000  # examples between periodic checkpoints; 0 saves only the last
+    dataset_examples: int = 4_000  # texts generated for training (corpus lines or demonstrations)
+    eval_prompts: int = 200  # held-out prompts (and texts) per evaluation
+    batch_size: int = 64  # sequences per gradient step
+    lr: float = 3e-3  # AdamW learning rate (LoRA adapters usually take a larger one than full fine-tuning)
+    weight_decay: float = 0.0  # AdamW weight decay
+    max_grad_norm: Optional[float] = 1.0  # gradient-norm clip; null disables
+    max_answer_tokens: int = 12  # evaluation: answer tokens generated per prompt (greedy) before giving up
+
+    def __post_init__(self) -> None:
+        o = "algo"
+        _one_of(o, "name", self.name, ("pretrain", "sft"))
+        _positive(o, total_examples=self.total_examples, log_interval_examples=self.log_interval_examples,
+                  dataset_examples=self.dataset_examples, eval_prompts=self.eval_prompts, batch_size=self.batch_size,
+                  lr=self.lr, max_answer_tokens=self.max_answer_tokens)
+        _non_negative(o, eval_interval_examples=self.eval_interval_examples, weight_decay=self.weight_decay,
+                      checkpoint_interval_examples=self.checkpoint_interval_examples)
+        if self.max_grad_norm is not None:
+            _positive(o, max_grad_norm=self.max_grad_norm)
+
+
+@dataclass
+class LanguageModelConfig:
+    """The language model of an RLHF stage: built small from these sizes (random init, no
+    download), the model a previous stage saved, or a local directory."""
+
+    from_run: Optional[str] = None  # start from the model an earlier stage's run saved in <run>/model/
+    name_or_path: Optional[str] = None  # a local directory (or a cached hub id) with a causal LM and its tokenizer
+    hidden_size: int = 64  # built model: width of the residual stream
+    layers: int = 2  # built model: transformer blocks (Llama's: RMSNorm, rotary positions, SwiGLU)
+    heads: int = 4  # built model: attention heads
+    intermediate_size: int = 128  # built model: SwiGLU hidden width
+    max_positions: int = 48  # built model: longest text in tokens (prompt and answer)
+
+    def __post_init__(self) -> None:
+        _positive("model", hidden_size=self.hidden_size, layers=self.layers, heads=self.heads,
+                  intermediate_size=self.intermediate_size, max_positions=self.max_positions)
+        if self.from_run and self.name_or_path:
+            raise ConfigError("model.from_run and model.name_or_path both name a model; set one")
+        if self.hidden_size % self.heads:
+            raise ConfigError(f"model.hidden_size={self.hidden_size} must be a multiple of model.heads={self.heads}")
+
+
+@dataclass
+class LoraSettings:
+    """LoRA (Hu et al. 2021) through peft: W' = W + (alpha / rank) B A, only A and B trained."""
+
+    enabled: bool = True  # false: full fine-tuning (every weight trains), for comparison
+    rank: int = 8  # rank of A and B
+    alpha: float = 16.0  # scale numerator: the update is (alpha / rank) B A
+    dropout: float = 0.0  # dropout on the adapter's input
+    target_modules: List[str] = field(default_factory=lambda: ["q_proj", "v_proj"])  # linear layers adapted (Hu et al.: W_q, W_v)
+
+    def __post_init__(self) -> None:
+        if self.rank < 1:
+            raise ConfigError(f"lora.rank must be >= 1, got {self.rank} (lora.enabled=false trains every weight)")
+        _positive("lora", alpha=self.alpha)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"lora.dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class TaskEnvConfig:
+    """The shipped RLHF task (rlexp/lm/task.py): addition, and a labeler whose utility is known."""
+
+    type: str = "lm_task"  # env builder: lm_task
+    id: str = "arithmetic"  # the task (the only one shipped): arithmetic
+    max_operand: int = 49  # operands drawn from [0, max_operand]
+    padding_penalty: float = 0.1  # utility lost per character after the number
+    near_miss_credit: float = 0.5  # utility of an answer off by one; halves per further unit
+    annotator_correct: float = 0.6  # demonstrations and candidates: share right and concise
+    annotator_padded: float = 0.2  # share right but padded; the rest miss by 1-3
+    label_temperature: float = 0.1  # Bradley-Terry temperature of the preference labels (0: noiseless)
+
+    def __post_init__(self) -> None:
+        _one_of("env", "id", self.id, ("arithmetic",))
+        _positive("env", max_operand=self.max_operand)
+        _non_negative("env", padding_penalty=self.padding_penalty, label_temperature=self.label_temperature)
+        _unit_interval("env", near_miss_credit=self.near_miss_credit, annotator_correct=self.annotator_correct,
+                       annotator_padded=self.annotator_padded)
+        if self.annotator_correct + self.annotator_padded > 1:
+            raise ConfigError("env.annotator_correct + env.annotator_padded must be <= 1, got "
+                              f"{self.annotator_correct + self.annotator_padded}")
+
+    def task(self):
+        from rlexp.lm.task import ArithmeticTask
+
+        return ArithmeticTask(self.max_operand, self.padding_penalty, self.near_miss_credit, self.annotator_correct,
+                              self.annotator_padded, self.label_temperature)
+
+
 # --------------------------------------------------------------------------- groups
 
 
@@ -588,6 +689,8 @@ class TrainConfig:
     checkpoint_keep_last: int = 3  # periodic checkpoints kept (oldest removed); 0 keeps all
     checkpoint_replay: bool = True  # save the replay buffer / partial rollout with each checkpoint (exact resume)
     resume: Optional[str] = None  # a run directory to continue in place (rlexp train resume=DIR)
+    model: Optional[LanguageModelConfig] = None  # language-model stages only (set by their algo config)
+    lora: Optional[LoraSettings] = None  # language-model stages only (set by their algo config)
 
     def __post_init__(self) -> None:
         _positive("", total_steps=self.total_steps, eval_episodes=self.eval_episodes, seeds_per_job=self.seeds_per_job)
@@ -625,11 +728,16 @@ ALGOS: dict[str, Algo] = {
     "sarsa": Algo(SarsaConfig, "rlexp.algos.sarsa:Sarsa"),
     "value_iteration": Algo(ValueIterationConfig, "rlexp.algos.value_iteration:ValueIteration"),
     "alphazero": Algo(AlphaZeroConfig, "rlexp.algos.alphazero:AlphaZero", trainer="rlexp.trainers.selfplay:SelfPlayTrainer"),
+    "pretrain": Algo(LanguageModelingConfig, "", trainer="rlexp.trainers.lm:LanguageModelTrainer"),
+    "sft": Algo(LanguageModelingConfig, "", trainer="rlexp.trainers.lm:LanguageModelTrainer"),
 }
 
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "algo": {name: algo.schema for name, algo in ALGOS.items()},
-    "env": {"gym": EnvConfig, "atari": AtariEnvConfig, "maze": MazeEnvConfig, "openspiel": GameEnvConfig},
+    "env": {"gym": EnvConfig, "atari": AtariEnvConfig, "maze": MazeEnvConfig, "openspiel": GameEnvConfig,
+            "lm_task": TaskEnvConfig},
+    "model": {"model": LanguageModelConfig},
+    "lora": {"lora": LoraSettings},
     "network": {"network": NetworkConfig},
     "device": {"device": DeviceConfig},
     "logger": {"logger": LoggerConfig},

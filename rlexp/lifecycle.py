@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 import signal
 import time
 from dataclasses import dataclass
@@ -92,6 +93,7 @@ class Lifecycle:
                 self._run_train_phase(stop)
                 self._run_eval_phase()
                 self._checkpoint(final=True)
+            self._export()
             drawn = self._draw_figures(final=True) if self.cfg.logger.figures else []
             return self._finish(drawn)
         finally:
@@ -215,6 +217,7 @@ class Lifecycle:
         self.sinks.end_progress()
         keep = f"the last {c.checkpoint_keep_last}" if c.checkpoint_keep_last else "all"
         files = {"config.yaml, command.txt": "what ran, and how to run it again", **self.sinks.files(),
+                 **{f"{name}/": what for name, (what, _) in t.exports().items()},
                  "checkpoints/": f"step_<N>.pt ({keep}), best.pt (best eval), latest.pt, manifest.json",
                  **({"figures/": ", ".join(f"{n}.png" for n in drawn)} if drawn else {})}
         self.sinks.message(
@@ -222,6 +225,16 @@ class Lifecycle:
             f"(best {s.best_score:.4g} at {t.unit.one} {s.best_progress})\n"
             f"run directory: {self.run_dir}\n" + "\n".join(f"  {name:<25} {what}" for name, what in files.items()))
         return summary
+
+    def _export(self) -> None:
+        """The trainer's exports (e.g. a model directory for the next stage), each written to a
+        temporary directory and renamed into place: a reader never sees half of one."""
+        for name, (_, write) in self.trainer.exports().items():
+            final, temporary = self.run_dir / name, self.run_dir / f".{name}.tmp"
+            shutil.rmtree(temporary, ignore_errors=True)
+            write(temporary)
+            shutil.rmtree(final, ignore_errors=True)
+            temporary.rename(final)
 
     # ------------------------------------------------------------------ checkpoints and resume
 

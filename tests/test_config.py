@@ -103,7 +103,9 @@ def test_group_options_do_not_restate_schema_defaults(group):
         if not path.name.endswith(".yaml"):
             continue
         data = OmegaConf.to_container(OmegaConf.create(path.read_text()), resolve=False)
-        (schema_ref,) = [d for d in data.pop("defaults") if isinstance(d, str) and d.startswith("/schema/")]
+        (schema_ref,) = [d for d in data.pop("defaults") if isinstance(d, str) and d.startswith(f"/schema/{group}/")]
+        if schema_ref.endswith(f"@{group}"):  # a `@package _global_` option (it sets other sections too): its own
+            data = data.get(group, {})
         schema = GROUP_SCHEMAS[group][schema_ref.split("/")[3].split("@")[0]]
         defaults = flatten(OmegaConf.to_container(OmegaConf.structured(schema), resolve=False))
         restated = [k for k, v in flatten(data).items() if k not in IDENTITY_KEYS and k in defaults and defaults[k] == v]

@@ -172,6 +172,12 @@ ALGO_FIELDS: dict[str, dict[str, Range]] = {
         "eval_games": POS_INT, "mcts_opponent_simulations": POS_INT, "figure_positions": NONNEG_INT,
     },
 }
+ALGO_FIELDS["pretrain"] = ALGO_FIELDS["sft"] = {  # the language-model stages share one schema
+    "total_examples": POS_INT, "log_interval_examples": POS_INT, "eval_interval_examples": NONNEG_INT,
+    "checkpoint_interval_examples": NONNEG_INT, "dataset_examples": POS_INT, "eval_prompts": POS_INT,
+    "batch_size": POS_INT, "lr": POS_FLOAT, "weight_decay": NONNEG_FLOAT, "max_grad_norm": OPT_POS_FLOAT,
+    "max_answer_tokens": POS_INT,
+}
 
 # String fields with a fixed set of choices.
 ALGO_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {

@@ -35,9 +35,13 @@ CASES = {
                   "algo.checkpoint_interval_games=40", "algo.eval_interval_games=80", "algo.eval_games=4",
                   "algo.eval_opponents=[random]", "algo.train_interval_games=16", "algo.updates_per_train=4",
                   "algo.batch_size=32", "algo.learning_starts_positions=64"],
+    # a language-model stage, counted in examples: LoRA adapters, AdamW, the data order and its RNG
+    "sft": ["algo=sft", "env=arithmetic", "algo.total_examples=384", "algo.batch_size=16", "algo.dataset_examples=100",
+            "algo.log_interval_examples=32", "algo.checkpoint_interval_examples=96", "algo.eval_interval_examples=192",
+            "algo.eval_prompts=8", "algo.max_answer_tokens=4", "lora.dropout=0.1"],
 }
-# the common settings each case runs with (self-play counts games, not agent steps)
-BASE = {name: SINKS if name == "alphazero" else COMMON for name in CASES}
+# the common settings each case runs with (self-play counts games, language models examples: not agent steps)
+BASE = {name: SINKS if name in ("alphazero", "sft") else COMMON for name in CASES}
 
 
 def _rows(run_dir):
@@ -84,7 +88,7 @@ def baselines(tmp_path_factory):
 # that is no checkpoint's; DQN's resumed run is killed again halfway through writing a
 # checkpoint file (its bytes written, not yet renamed)
 KILLS = {"dqn": ["step:700", "checkpoint_write:2"], "ppo": ["step:1000"], "q_learning": ["step:1300"],
-         "dqn_pong": ["step:300"], "alphazero": ["step:100"]}
+         "dqn_pong": ["step:300"], "alphazero": ["step:100"], "sft": ["step:250"]}
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -14,13 +14,15 @@ from rlexp.loggers.base import Sink
 STATS = (
     ("perf/sps", "sps", "{:.0f}"),
     ("perf/games_per_s", "games/s", "{:.1f}"),
+    ("perf/tokens_per_s", "tokens/s", "{:.0f}"),
     ("train/episode_return", "return", "{:.1f}"),
     ("selfplay/game_length", "length", "{:.1f}"),
-    ("eval/score", "eval", "{:.1f}"),
+    ("eval/score", "eval", "{:.4g}"),
     ("train/epsilon", "eps", "{:.3f}"),
     ("loss/td", "loss", "{:.4f}"),
     ("loss/policy", "policy loss", "{:.3f}"),
     ("loss/value", "value loss", "{:.3f}"),
+    ("train/loss", "loss", "{:.4f}"),
 )
 
 

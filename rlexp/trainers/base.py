@@ -26,7 +26,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -122,6 +122,12 @@ class Trainer(ABC):
         """Extra fields for summary.json (e.g. the evaluation protocol)."""
         return {}
 
+    def exports(self) -> dict[str, tuple[str, Callable[[Path], None]]]:
+        """Directories for the run directory at the end, by name: (what it is, for people; a
+        function that writes it into the directory it is given), e.g. ``model``: the trained
+        model, which the next stage loads."""
+        return {}
+
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
         """Everything to continue exactly but the buffers: tensors and plain data (``weights_only``)."""
@@ -143,3 +149,24 @@ class Trainer(ABC):
 
     def close(self) -> None:
         """Release envs, processes and files; called once, also after a failure."""
+
+
+def refuse_step_settings(cfg: Any, unit: str, keys: dict[str, str]) -> None:
+    """Refuse the gym family's agent-step settings in a family counted in ``unit`` (games,
+    examples, prompts); ``keys`` maps each step setting to the one to use instead.
+
+    Raises:
+        ConfigError: one line naming the setting and what to set instead.
+    """
+    from rlexp.config import LoggerConfig, TrainConfig
+    from rlexp.errors import ConfigError
+
+    defaults = TrainConfig.__dataclass_fields__
+    for key, ours in keys.items():
+        if key == "logger.log_interval_steps":
+            changed = cfg.logger.log_interval_steps != LoggerConfig.__dataclass_fields__["log_interval_steps"].default
+        else:
+            changed = getattr(cfg, key) != defaults[key].default
+        if changed:
+            raise ConfigError(f"{key} counts agent steps of gym envs; algo={cfg.algo.name} counts {unit}: set {ours}")
+

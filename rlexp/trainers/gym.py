@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from rlexp.build import MAX_EVAL_ENVS, build_algorithm, eval_seed
-from rlexp.config import GameEnvConfig, TrainConfig
+from rlexp.config import GameEnvConfig, TaskEnvConfig, TrainConfig
 from rlexp.errors import ConfigError
 from rlexp.envs import ActionLog, failing_env_index, make_env, make_vector_env, obs_digest
 from rlexp.evaluation import evaluate
@@ -40,6 +40,9 @@ class GymTrainer(Trainer):
         if isinstance(cfg.env, GameEnvConfig):
             raise ConfigError(f"algo={cfg.algo.name} steps gymnasium envs; env={cfg.env.id} is an OpenSpiel board "
                               "game: use algo=alphazero")
+        if isinstance(cfg.env, TaskEnvConfig):
+            raise ConfigError(f"algo={cfg.algo.name} steps gymnasium envs; env={cfg.env.id} is a language-model task: "
+                              "use algo=pretrain or algo=sft")
         self.cfg, self.device = cfg, device
         self.schedule = Schedule(cfg.total_steps, cfg.logger.log_interval_steps, cfg.eval_interval_steps,
                                  cfg.checkpoint_interval_steps)

@@ -19,16 +19,17 @@ import numpy as np
 import torch
 
 from rlexp.build import algorithm_class
-from rlexp.config import GameEnvConfig, LoggerConfig, TrainConfig
+from rlexp.config import GameEnvConfig, TrainConfig
 from rlexp.errors import ConfigError
 from rlexp.games.openspiel import GameSpec, encode, load_game, mirror, replay_history
 from rlexp.games.players import MatchResult, make_opponent, play_match
 from rlexp.games.search import BatchedSearch, SearchConfig
-from rlexp.trainers.base import Evaluation, Schedule, Trainer, Unit
+from rlexp.trainers.base import Evaluation, Schedule, Trainer, Unit, refuse_step_settings
 
 # settings of the gym-stepping family that count agent steps: a self-play run refuses them
 GYM_ONLY = {"total_steps": "algo.total_games", "eval_interval_steps": "algo.eval_interval_games",
-            "checkpoint_interval_steps": "algo.checkpoint_interval_games", "eval_episodes": "algo.eval_games"}
+            "checkpoint_interval_steps": "algo.checkpoint_interval_games", "eval_episodes": "algo.eval_games",
+            "logger.log_interval_steps": "algo.log_interval_games"}
 
 
 @dataclass
@@ -50,13 +51,7 @@ def check_game_run(cfg: TrainConfig) -> None:
     if not isinstance(cfg.env, GameEnvConfig):
         raise ConfigError(f"algo={cfg.algo.name} plays OpenSpiel board games; env={cfg.env.id} is not one: use "
                           "env=tictactoe, env=connect_four or env=openspiel env.game=<name(params)>")
-    defaults = TrainConfig.__dataclass_fields__
-    for key, ours in GYM_ONLY.items():
-        if getattr(cfg, key) != defaults[key].default:
-            raise ConfigError(f"{key} counts agent steps of gym envs; algo={cfg.algo.name} counts games: set {ours}")
-    if cfg.logger.log_interval_steps != LoggerConfig.__dataclass_fields__["log_interval_steps"].default:
-        raise ConfigError(f"logger.log_interval_steps counts agent steps; algo={cfg.algo.name} counts games: "
-                          "set algo.log_interval_games")
+    refuse_step_settings(cfg, "games", GYM_ONLY)
 
 
 class SelfPlayTrainer(Trainer):

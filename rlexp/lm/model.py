@@ -1,0 +1,96 @@
+"""Causal language models from ``transformers``, built small from a config (random init, no
+download) or loaded from a local directory, and LoRA adapters through ``peft``.
+
+The reference policy of the RL stage is the policy with its adapters disabled
+(``peft``'s ``disable_adapter()``), not a second copy: LoRA keeps the base weights frozen,
+so the base *is* the reference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from rlexp.errors import ConfigError
+
+
+def quiet_transformers() -> None:
+    """No progress bars or load reports from ``transformers`` on rlexp's console (errors still show)."""
+    import warnings
+
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")  # its own deprecations
+
+
+def tiny_llama(vocab_size: int, *, hidden_size: int = 64, layers: int = 2, heads: int = 4,
+               intermediate_size: int = 128, max_positions: int = 64, pad_id: int = 0, bos_id: int = 1,
+               eos_id: int = 2) -> Any:
+    """A randomly initialised ``LlamaForCausalLM`` of the given size (the torch global RNG draws
+    its weights: seed it first). Llama's blocks: RMSNorm, rotary positions, SwiGLU."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden_size, num_hidden_layers=layers,
+                         num_attention_heads=heads, num_key_value_heads=heads, intermediate_size=intermediate_size,
+                         max_position_embeddings=max_positions, pad_token_id=pad_id, bos_token_id=bos_id,
+                         eos_token_id=eos_id, tie_word_embeddings=True)
+    return LlamaForCausalLM(config)
+
+
+def load_pretrained(name_or_path: str) -> tuple[Any, Any]:
+    """(model, tokenizer) from a local directory or the local Hugging Face cache; never the network.
+
+    Raises:
+        ConfigError: one line: the directory holds no model, or a hub id is not cached (offline).
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    quiet_transformers()
+    local = Path(name_or_path).expanduser()
+    where = str(local) if local.exists() else name_or_path
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(where, local_files_only=True)
+    except (OSError, ValueError) as err:
+        if local.exists():
+            raise ConfigError(f"model.name_or_path={name_or_path}: no causal LM and tokenizer there "
+                              f"({str(err).splitlines()[0][:160]})") from None
+        raise ConfigError(f"model.name_or_path={name_or_path} is not a local directory and not in the local "
+                          "Hugging Face cache; rlexp runs offline: download it once (huggingface-cli download "
+                          f"{name_or_path}) or pass a directory") from None
+    return model, tokenizer
+
+
+def linear_module_names(model: Any) -> list[str]:
+    """The last name component of every ``nn.Linear`` in ``model`` (what LoRA can target), sorted."""
+    import torch
+
+    return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
+
+
+def add_lora(model: Any, *, rank: int, alpha: float, dropout: float, target_modules: Sequence[str]) -> Any:
+    """``model`` wrapped by ``peft`` with LoRA adapters (W' = W + (alpha / rank) B A; only A and B train).
+
+    Raises:
+        ConfigError: ``rank`` < 1, or a target module the model does not have (the valid names listed).
+    """
+    from peft import LoraConfig, get_peft_model
+
+    if rank < 1:
+        raise ConfigError(f"lora.rank must be >= 1, got {rank}")
+    names = linear_module_names(model)
+    missing = [t for t in target_modules if t not in names]
+    if missing or not target_modules:
+        raise ConfigError(f"lora.target_modules: {', '.join(missing) or '(none given)'} not in the model; "
+                          f"its linear layers: {', '.join(names)}")
+    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules),
+                        task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+def parameter_counts(model: Any) -> tuple[int, int]:
+    """(trainable, total) parameters."""
+    params = list(model.parameters())
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
