@@ -364,6 +364,34 @@ class LanguageModelingConfig:
 
 
 @dataclass
+class RewardModelConfig:
+    """RLHF's reward model: the language model with a scalar head on the last token, trained on
+    preference pairs with the Bradley-Terry loss -log sigmoid(r_chosen - r_rejected). Progress
+    counts pairs."""
+
+    name: str = "reward_model"  # registry key
+    total_pairs: int = 20_000  # preference pairs to train on (the budget; the dataset repeats in new orders)
+    log_interval_pairs: int = 2_000  # pairs between aggregated metric events
+    eval_interval_pairs: int = 10_000  # pairs between evaluations; 0 evaluates only at the end
+    checkpoint_interval_pairs: int = 10_000  # pairs between periodic checkpoints; 0 saves only the last
+    dataset_pairs: int = 4_000  # labelled pairs generated for training
+    eval_pairs: int = 1_000  # held-out pairs per evaluation (accuracy against their labels)
+    batch_size: int = 32  # pairs per gradient step
+    lr: float = 3e-3  # AdamW learning rate
+    weight_decay: float = 0.0  # AdamW weight decay
+    max_grad_norm: Optional[float] = 1.0  # gradient-norm clip; null disables
+
+    def __post_init__(self) -> None:
+        o = "algo"
+        _positive(o, total_pairs=self.total_pairs, log_interval_pairs=self.log_interval_pairs,
+                  dataset_pairs=self.dataset_pairs, eval_pairs=self.eval_pairs, batch_size=self.batch_size, lr=self.lr)
+        _non_negative(o, eval_interval_pairs=self.eval_interval_pairs, weight_decay=self.weight_decay,
+                      checkpoint_interval_pairs=self.checkpoint_interval_pairs)
+        if self.max_grad_norm is not None:
+            _positive(o, max_grad_norm=self.max_grad_norm)
+
+
+@dataclass
 class LanguageModelConfig:
     """The language model of an RLHF stage: built small from these sizes (random init, no
     download), the model a previous stage saved, or a local directory."""
@@ -713,7 +741,7 @@ class Algo:
     """
 
     schema: type  # the dataclass of conf/algo/<name>.yaml
-    target: str  # the algorithm class
+    target: str  # the algorithm class; "" where the trainer family is the algorithm (the language-model stages)
     trainer: str = "rlexp.trainers.gym:GymTrainer"  # the trainer family that drives it (steps a gymnasium env)
 
 
@@ -730,6 +758,7 @@ ALGOS: dict[str, Algo] = {
     "alphazero": Algo(AlphaZeroConfig, "rlexp.algos.alphazero:AlphaZero", trainer="rlexp.trainers.selfplay:SelfPlayTrainer"),
     "pretrain": Algo(LanguageModelingConfig, "", trainer="rlexp.trainers.lm:LanguageModelTrainer"),
     "sft": Algo(LanguageModelingConfig, "", trainer="rlexp.trainers.lm:LanguageModelTrainer"),
+    "reward_model": Algo(RewardModelConfig, "", trainer="rlexp.trainers.lm:RewardModelTrainer"),
 }
 
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {

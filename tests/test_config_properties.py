@@ -178,6 +178,11 @@ ALGO_FIELDS["pretrain"] = ALGO_FIELDS["sft"] = {  # the language-model stages sh
     "batch_size": POS_INT, "lr": POS_FLOAT, "weight_decay": NONNEG_FLOAT, "max_grad_norm": OPT_POS_FLOAT,
     "max_answer_tokens": POS_INT,
 }
+ALGO_FIELDS["reward_model"] = {
+    "total_pairs": POS_INT, "log_interval_pairs": POS_INT, "eval_interval_pairs": NONNEG_INT,
+    "checkpoint_interval_pairs": NONNEG_INT, "dataset_pairs": POS_INT, "eval_pairs": POS_INT, "batch_size": POS_INT,
+    "lr": POS_FLOAT, "weight_decay": NONNEG_FLOAT, "max_grad_norm": OPT_POS_FLOAT,
+}
 
 # String fields with a fixed set of choices.
 ALGO_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {

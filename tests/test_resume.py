@@ -39,9 +39,13 @@ CASES = {
     "sft": ["algo=sft", "env=arithmetic", "algo.total_examples=384", "algo.batch_size=16", "algo.dataset_examples=100",
             "algo.log_interval_examples=32", "algo.checkpoint_interval_examples=96", "algo.eval_interval_examples=192",
             "algo.eval_prompts=8", "algo.max_answer_tokens=4", "lora.dropout=0.1"],
+    # the reward model, counted in pairs: its new scalar head trains beside the adapters
+    "reward_model": ["algo=reward_model", "env=arithmetic", "algo.total_pairs=192", "algo.batch_size=8",
+                     "algo.dataset_pairs=64", "algo.log_interval_pairs=16", "algo.checkpoint_interval_pairs=48",
+                     "algo.eval_interval_pairs=96", "algo.eval_pairs=16", "lora.dropout=0.1"],
 }
 # the common settings each case runs with (self-play counts games, language models examples: not agent steps)
-BASE = {name: SINKS if name in ("alphazero", "sft") else COMMON for name in CASES}
+BASE = {name: SINKS if name in ("alphazero", "sft", "reward_model") else COMMON for name in CASES}
 
 
 def _rows(run_dir):
@@ -88,7 +92,8 @@ def baselines(tmp_path_factory):
 # that is no checkpoint's; DQN's resumed run is killed again halfway through writing a
 # checkpoint file (its bytes written, not yet renamed)
 KILLS = {"dqn": ["step:700", "checkpoint_write:2"], "ppo": ["step:1000"], "q_learning": ["step:1300"],
-         "dqn_pong": ["step:300"], "alphazero": ["step:100"], "sft": ["step:250"]}
+         "dqn_pong": ["step:300"], "alphazero": ["step:100"], "sft": ["step:250"],
+         "reward_model": ["step:130"]}
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -27,32 +27,39 @@ def quiet_transformers() -> None:
 
 def tiny_llama(vocab_size: int, *, hidden_size: int = 64, layers: int = 2, heads: int = 4,
                intermediate_size: int = 128, max_positions: int = 64, pad_id: int = 0, bos_id: int = 1,
-               eos_id: int = 2) -> Any:
-    """A randomly initialised ``LlamaForCausalLM`` of the given size (the torch global RNG draws
-    its weights: seed it first). Llama's blocks: RMSNorm, rotary positions, SwiGLU."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+               eos_id: int = 2, head: str = "lm") -> Any:
+    """A randomly initialised Llama of the given size (the torch global RNG draws its weights:
+    seed it first): ``LlamaForCausalLM``, or with ``head="score"`` ``LlamaForSequenceClassification``
+    with one output (a reward model: a scalar at the last real token). Llama's blocks: RMSNorm,
+    rotary positions, SwiGLU."""
+    from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
 
     config = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden_size, num_hidden_layers=layers,
                          num_attention_heads=heads, num_key_value_heads=heads, intermediate_size=intermediate_size,
                          max_position_embeddings=max_positions, pad_token_id=pad_id, bos_token_id=bos_id,
-                         eos_token_id=eos_id, tie_word_embeddings=True)
-    return LlamaForCausalLM(config)
+                         eos_token_id=eos_id, tie_word_embeddings=head == "lm", num_labels=1)
+    return LlamaForCausalLM(config) if head == "lm" else LlamaForSequenceClassification(config)
 
 
-def load_pretrained(name_or_path: str) -> tuple[Any, Any]:
+def load_pretrained(name_or_path: str, head: str = "lm") -> tuple[Any, Any]:
     """(model, tokenizer) from a local directory or the local Hugging Face cache; never the network.
+    ``head="score"`` loads it as a reward model (a new scalar head on the last token, unless
+    the directory holds one already).
 
     Raises:
         ConfigError: one line: the directory holds no model, or a hub id is not cached (offline).
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     quiet_transformers()
     local = Path(name_or_path).expanduser()
     where = str(local) if local.exists() else name_or_path
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(where, local_files_only=True)
+        if head == "lm":
+            model = AutoModelForCausalLM.from_pretrained(where, local_files_only=True)
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(where, local_files_only=True, num_labels=1)
     except (OSError, ValueError) as err:
         if local.exists():
             raise ConfigError(f"model.name_or_path={name_or_path}: no causal LM and tokenizer there "
@@ -70,7 +77,8 @@ def linear_module_names(model: Any) -> list[str]:
     return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
 
 
-def add_lora(model: Any, *, rank: int, alpha: float, dropout: float, target_modules: Sequence[str]) -> Any:
+def add_lora(model: Any, *, rank: int, alpha: float, dropout: float, target_modules: Sequence[str],
+             task_type: str = "CAUSAL_LM") -> Any:
     """``model`` wrapped by ``peft`` with LoRA adapters (W' = W + (alpha / rank) B A; only A and B train).
 
     Raises:
@@ -86,7 +94,7 @@ def add_lora(model: Any, *, rank: int, alpha: float, dropout: float, target_modu
         raise ConfigError(f"lora.target_modules: {', '.join(missing) or '(none given)'} not in the model; "
                           f"its linear layers: {', '.join(names)}")
     config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules),
-                        task_type="CAUSAL_LM")
+                        task_type=task_type)  # SEQ_CLS: the new score head trains in full beside the adapters
     return get_peft_model(model, config)
 
 

@@ -42,7 +42,7 @@ class GymTrainer(Trainer):
                               "game: use algo=alphazero")
         if isinstance(cfg.env, TaskEnvConfig):
             raise ConfigError(f"algo={cfg.algo.name} steps gymnasium envs; env={cfg.env.id} is a language-model task: "
-                              "use algo=pretrain or algo=sft")
+                              "use algo=pretrain, sft or reward_model")
         self.cfg, self.device = cfg, device
         self.schedule = Schedule(cfg.total_steps, cfg.logger.log_interval_steps, cfg.eval_interval_steps,
                                  cfg.checkpoint_interval_steps)

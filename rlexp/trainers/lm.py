@@ -1,7 +1,8 @@
 """Language-model stages of the RLHF pipeline that learn from text: ``pretrain`` (a base
-model from the task's corpus, next-token loss on every token) and ``sft`` (supervised
-fine-tuning on demonstrations, loss on the answer's tokens), with LoRA adapters or full
-fine-tuning. Progress counts examples (sequences trained on).
+model from the task's corpus, next-token loss on every token), ``sft`` (supervised
+fine-tuning on demonstrations, loss on the answer's tokens), counted in examples, and
+``reward_model`` (a scalar head on the last token, Bradley-Terry loss on preference pairs),
+counted in pairs; with LoRA adapters or full fine-tuning.
 
 A stage starts from a model built small from ``model.*`` (random init, no download), from
 the model an earlier stage saved (``model.from_run=RUN_DIR``), or from a local directory
@@ -23,16 +24,16 @@ import torch
 from rlexp.config import DeviceConfig, TaskEnvConfig, TrainConfig
 from rlexp.errors import ConfigError
 from rlexp.lm.model import add_lora, load_pretrained, parameter_counts, quiet_transformers, tiny_llama
+from rlexp.lm.rlhf import bradley_terry_loss
+from rlexp.lm.task import best_accuracy
 from rlexp.lm.tokenizer import char_tokenizer
 from rlexp.trainers.base import Evaluation, Schedule, Trainer, Unit, refuse_step_settings
 
-STEP_SETTINGS = {"total_steps": "algo.total_examples", "eval_interval_steps": "algo.eval_interval_examples",
-                 "checkpoint_interval_steps": "algo.checkpoint_interval_examples", "eval_episodes": "algo.eval_prompts",
-                 "logger.log_interval_steps": "algo.log_interval_examples"}
-STARTS_FROM = {"pretrain": ("pretrain",), "sft": ("pretrain", "sft")}  # stage -> stages whose model it may load
+STARTS_FROM = {"pretrain": ("pretrain",), "sft": ("pretrain", "sft"),  # stage -> stages whose model it may load
+               "reward_model": ("pretrain", "sft")}
 
 
-def check_lm_run(cfg: TrainConfig) -> None:
+def check_lm_run(cfg: TrainConfig, unit: str, step_settings: dict[str, str]) -> None:
     """Refuse an env that is not a language task, gym step settings, and device settings the
     language-model stages do not use.
 
@@ -42,7 +43,7 @@ def check_lm_run(cfg: TrainConfig) -> None:
     if not isinstance(cfg.env, TaskEnvConfig):
         raise ConfigError(f"algo={cfg.algo.name} trains a language model on a task; env={cfg.env.id} is not one: "
                           "use env=arithmetic")
-    refuse_step_settings(cfg, "examples", STEP_SETTINGS)
+    refuse_step_settings(cfg, unit, step_settings)
     defaults = DeviceConfig()
     for key in ("amp", "compile", "replay"):
         if getattr(cfg.device, key) != getattr(defaults, key):
@@ -50,9 +51,10 @@ def check_lm_run(cfg: TrainConfig) -> None:
                               f"drop device.{key}")
 
 
-def stage_model(cfg: TrainConfig) -> tuple[Any, Any, str]:
+def stage_model(cfg: TrainConfig, head: str = "lm") -> tuple[Any, Any, str]:
     """(model, tokenizer, where it came from) for a stage: ``model.from_run``, ``model.name_or_path``
-    or a new model of ``model.*``'s sizes (its weights drawn from torch's global generator)."""
+    or a new model of ``model.*``'s sizes (its weights drawn from torch's global generator);
+    ``head="score"``: as a reward model."""
     m = cfg.model
     if m.from_run:
         from rlexp.runs import load_run_config
@@ -66,16 +68,17 @@ def stage_model(cfg: TrainConfig) -> tuple[Any, Any, str]:
         if not (directory / "config.json").is_file():
             raise ConfigError(f"model.from_run={m.from_run} has no model/ directory: the run did not finish; "
                               f"resume it first (rlexp resume {m.from_run})")
-        model, tokenizer = load_pretrained(str(directory))
+        model, tokenizer = load_pretrained(str(directory), head)
         return model, tokenizer, f"the model of {m.from_run}"
     if m.name_or_path:
-        model, tokenizer = load_pretrained(m.name_or_path)
+        model, tokenizer = load_pretrained(m.name_or_path, head)
         return model, tokenizer, m.name_or_path
     quiet_transformers()
     tokenizer = char_tokenizer()
     model = tiny_llama(len(tokenizer), hidden_size=m.hidden_size, layers=m.layers, heads=m.heads,
                        intermediate_size=m.intermediate_size, max_positions=m.max_positions,
-                       pad_id=tokenizer.pad_token_id, bos_id=tokenizer.bos_token_id, eos_id=tokenizer.eos_token_id)
+                       pad_id=tokenizer.pad_token_id, bos_id=tokenizer.bos_token_id, eos_id=tokenizer.eos_token_id,
+                       head=head)
     return model, tokenizer, "a new model (random init)"
 
 
@@ -84,49 +87,57 @@ def positions(mask: torch.Tensor) -> torch.Tensor:
     return (mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-class LanguageModelTrainer(Trainer):
-    """``pretrain`` and ``sft``; see the module docstring."""
+class TextStageTrainer(Trainer):
+    """What every language-model stage shares: its model (built, loaded or from an earlier
+    stage; LoRA or every weight), AdamW, a generated dataset visited in shuffled passes, a
+    held-out set, exports and state. A stage sets its unit, its config keys and ``head``, and
+    implements ``_dataset``, ``_loss`` and ``evaluate``."""
 
-    unit = Unit(key="examples", one="example", many="examples")
     score_name = "eval_score"
-    rate_metric = "perf/examples_per_s"
-    budget_key = "algo.total_examples"
+    head = "lm"  # the model's output: lm (next-token logits) or score (one scalar: a reward model)
+    loss_metric = "loss/lm"
+    keys: dict[str, str]  # the algo config's keys: total, log, eval, checkpoint, dataset, heldout
 
     def __init__(self, cfg: TrainConfig, device: torch.device):
-        check_lm_run(cfg)
-        a = cfg.algo
+        k, a = self.keys, cfg.algo
+        check_lm_run(cfg, self.unit.many, {
+            "total_steps": f"algo.{k['total']}", "eval_interval_steps": f"algo.{k['eval']}",
+            "checkpoint_interval_steps": f"algo.{k['checkpoint']}", "eval_episodes": f"algo.{k['heldout']}",
+            "logger.log_interval_steps": f"algo.{k['log']}"})
         self.cfg, self.device = cfg, device
-        self.schedule = Schedule(a.total_examples, a.log_interval_examples, a.eval_interval_examples,
-                                 a.checkpoint_interval_examples)
+        self.schedule = Schedule(getattr(a, k["total"]), getattr(a, k["log"]), getattr(a, k["eval"]),
+                                 getattr(a, k["checkpoint"]))
         self.task = cfg.env.task()
-        model, self.tokenizer, self.source = stage_model(cfg)
-        self.lora = a.name == "sft" and cfg.lora is not None and cfg.lora.enabled
+        model, self.tokenizer, self.source = stage_model(cfg, self.head)
+        self.lora = cfg.lora is not None and cfg.lora.enabled
         if self.lora:
             lo = cfg.lora
-            model = add_lora(model, rank=lo.rank, alpha=lo.alpha, dropout=lo.dropout, target_modules=lo.target_modules)
+            model = add_lora(model, rank=lo.rank, alpha=lo.alpha, dropout=lo.dropout, target_modules=lo.target_modules,
+                             task_type="CAUSAL_LM" if self.head == "lm" else "SEQ_CLS")
         self.model = model.to(device)
         self.trainable, self.total_params = parameter_counts(self.model)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=a.lr, weight_decay=a.weight_decay)
-        data_rng = np.random.default_rng([cfg.seed, 0])
-        self.examples = self._dataset(a.dataset_examples, data_rng)
-        self.heldout = self._dataset(a.eval_prompts, np.random.default_rng([cfg.seed, 1]))
+        self.examples = self._dataset(getattr(a, k["dataset"]), np.random.default_rng([cfg.seed, 0]))
+        self.heldout = self._dataset(getattr(a, k["heldout"]), np.random.default_rng([cfg.seed, 1]))
         self.rng = np.random.default_rng([cfg.seed, 2])  # the order examples are visited in
         self.order, self.cursor = self.rng.permutation(len(self.examples)), 0
         self.progress = 0
         self.losses: list[float] = []
         self.tokens, self.busy_s = 0, 0.0
 
+    def _dataset(self, count: int, rng: np.random.Generator) -> list:
+        raise NotImplementedError
+
+    def _loss(self, items: list) -> tuple[torch.Tensor, int]:
+        """(the loss of a batch of dataset items, the tokens it read)."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------------ data
 
-    def _dataset(self, count: int, rng: np.random.Generator) -> list[tuple[str, str]]:
-        """(prompt, answer) pairs; pretrain's are corpus lines with no prompt (every token learned)."""
-        if self.cfg.algo.name == "pretrain":
-            return [("", line) for line in self.task.corpus(count, rng)]
-        return self.task.demonstrations(count, rng)
-
-    def _batch(self, pairs: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
-        """Left-padded ids, mask, positions and labels (-100 on the prompt and the padding)."""
+    def _encode(self, pairs: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
+        """(prompt, answer) pairs as left-padded ids, mask, positions and labels (-100 on the
+        prompt and the padding); every answer ends with the end-of-sequence token."""
         tok = self.tokenizer
         rows, learn = [], []
         for prompt, answer in pairs:
@@ -145,7 +156,7 @@ class LanguageModelTrainer(Trainer):
         return {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device),
                 "position_ids": positions(mask).to(self.device), "labels": labels.to(self.device)}
 
-    def _next_pairs(self) -> list[tuple[str, str]]:
+    def _next_items(self) -> list:
         n = min(self.cfg.algo.batch_size, self.schedule.total - self.progress)
         picked = []
         while len(picked) < n:
@@ -165,21 +176,21 @@ class LanguageModelTrainer(Trainer):
 
     def advance(self) -> dict[str, float]:
         started = time.perf_counter()
-        batch = self._batch(self._next_pairs())
+        items = self._next_items()
         self.model.train()
-        loss = self.model(**batch).loss
+        loss, tokens = self._loss(items)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         a = self.cfg.algo
         if a.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], a.max_grad_norm)
         self.optimizer.step()
-        self.progress += len(batch["input_ids"])
-        self.tokens += int(batch["attention_mask"].sum())
+        self.progress += len(items)
+        self.tokens += tokens
         self.busy_s += time.perf_counter() - started
         value = loss.item()
         self.losses.append(value)
-        return {"loss/lm": value}
+        return {self.loss_metric: value}
 
     def log_metrics(self) -> dict[str, float]:
         metrics = {"train/loss": float(np.mean(self.losses))} if self.losses else {}
@@ -187,44 +198,6 @@ class LanguageModelTrainer(Trainer):
             metrics["perf/tokens_per_s"] = self.tokens / self.busy_s
         self.losses, self.tokens, self.busy_s = [], 0, 0.0
         return metrics
-
-    # ------------------------------------------------------------------ evaluation
-
-    @torch.no_grad()
-    def heldout_loss(self) -> float:
-        self.model.eval()
-        losses = [float(self.model(**self._batch(self.heldout[i:i + 64])).loss) for i in range(0, len(self.heldout), 64)]
-        return float(np.mean(losses))
-
-    @torch.no_grad()
-    def answers(self, prompts: list[str], max_tokens: int) -> tuple[list[str], list[bool]]:
-        """Greedy answers to ``prompts`` and whether each ended (its end-of-sequence token came)."""
-        tok = self.tokenizer
-        self.model.eval()
-        enc = tok(prompts, return_tensors="pt", padding=True).to(self.device)
-        out = self.model.generate(**enc, max_new_tokens=max_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
-                                  eos_token_id=tok.eos_token_id)
-        texts, ended = [], []
-        for row in out[:, enc["input_ids"].shape[1]:].tolist():
-            stop = row.index(tok.eos_token_id) if tok.eos_token_id in row else len(row)
-            texts.append(tok.decode(row[:stop], skip_special_tokens=True))
-            ended.append(stop < len(row))
-        return texts, ended
-
-    def evaluate(self, index: int) -> Evaluation:
-        loss = self.heldout_loss()
-        metrics = {"eval/loss": loss}
-        if self.cfg.algo.name == "pretrain":
-            return Evaluation(-loss, 0.0, metrics, f"eval held-out loss {loss:.4f} per token")
-        prompts = [p for p, _ in self.heldout]
-        answers, ended = self.answers(prompts, self.cfg.algo.max_answer_tokens)
-        gold = np.array([self.task.utility(p, a) for p, a in zip(prompts, answers)])
-        correct = np.mean([self.task.utility(p, a.strip().split(" ")[0]) == 1.0 for p, a in zip(prompts, answers)])
-        metrics.update({"eval/gold": float(gold.mean()), "eval/correct_rate": float(correct),
-                        "eval/ended_rate": float(np.mean(ended))})
-        text = (f"eval gold {gold.mean():.3f} +/- {gold.std():.3f} over {len(prompts)} prompts "
-                f"({correct:.0%} right, held-out loss {loss:.4f})")
-        return Evaluation(float(gold.mean()), float(gold.std()), metrics, text)
 
     def summary(self) -> dict[str, Any]:
         return {"task": self.cfg.env.id, "trainable_parameters": self.trainable, "parameters": self.total_params,
@@ -261,3 +234,103 @@ class LanguageModelTrainer(Trainer):
             if not torch.isfinite(p).all():
                 return f"model parameter {name}"
         return ""
+
+
+class LanguageModelTrainer(TextStageTrainer):
+    """``pretrain`` and ``sft``: next-token loss (on every token of a corpus line; on the
+    answer of a demonstration)."""
+
+    unit = Unit(key="examples", one="example", many="examples")
+    rate_metric = "perf/examples_per_s"
+    budget_key = "algo.total_examples"
+    keys = {"total": "total_examples", "log": "log_interval_examples", "eval": "eval_interval_examples",
+            "checkpoint": "checkpoint_interval_examples", "dataset": "dataset_examples", "heldout": "eval_prompts"}
+
+    def _dataset(self, count: int, rng: np.random.Generator) -> list[tuple[str, str]]:
+        """(prompt, answer) pairs; pretrain's are corpus lines with no prompt (every token learned)."""
+        if self.cfg.algo.name == "pretrain":
+            return [("", line) for line in self.task.corpus(count, rng)]
+        return self.task.demonstrations(count, rng)
+
+    def _loss(self, items: list) -> tuple[torch.Tensor, int]:
+        batch = self._encode(items)
+        return self.model(**batch).loss, int(batch["attention_mask"].sum())
+
+    @torch.no_grad()
+    def heldout_loss(self) -> float:
+        self.model.eval()
+        losses = [float(self.model(**self._encode(self.heldout[i:i + 64])).loss) for i in range(0, len(self.heldout), 64)]
+        return float(np.mean(losses))
+
+    @torch.no_grad()
+    def answers(self, prompts: list[str], max_tokens: int) -> tuple[list[str], list[bool]]:
+        """Greedy answers to ``prompts`` and whether each ended (its end-of-sequence token came)."""
+        tok = self.tokenizer
+        self.model.eval()
+        enc = tok(prompts, return_tensors="pt", padding=True).to(self.device)
+        out = self.model.generate(**enc, max_new_tokens=max_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
+                                  eos_token_id=tok.eos_token_id)
+        texts, ended = [], []
+        for row in out[:, enc["input_ids"].shape[1]:].tolist():
+            stop = row.index(tok.eos_token_id) if tok.eos_token_id in row else len(row)
+            texts.append(tok.decode(row[:stop], skip_special_tokens=True))
+            ended.append(stop < len(row))
+        return texts, ended
+
+    def evaluate(self, index: int) -> Evaluation:
+        loss = self.heldout_loss()
+        metrics = {"eval/loss": loss}
+        if self.cfg.algo.name == "pretrain":
+            return Evaluation(-loss, 0.0, metrics, f"eval held-out loss {loss:.4f} per token")
+        prompts = [p for p, _ in self.heldout]
+        answers, ended = self.answers(prompts, self.cfg.algo.max_answer_tokens)
+        gold = np.array([self.task.utility(p, a) for p, a in zip(prompts, answers)])
+        correct = np.mean([self.task.utility(p, a.strip().split(" ")[0]) == 1.0 for p, a in zip(prompts, answers)])
+        metrics.update({"eval/gold": float(gold.mean()), "eval/correct_rate": float(correct),
+                        "eval/ended_rate": float(np.mean(ended))})
+        text = (f"eval gold {gold.mean():.3f} +/- {gold.std():.3f} over {len(prompts)} prompts "
+                f"({correct:.0%} right, held-out loss {loss:.4f})")
+        return Evaluation(float(gold.mean()), float(gold.std()), metrics, text)
+
+
+class RewardModelTrainer(TextStageTrainer):
+    """``reward_model``: a scalar on each answer's last token, the Bradley-Terry loss
+    ``-log sigmoid(r_chosen - r_rejected)`` on labelled pairs; evaluated by held-out accuracy
+    against the labels, beside the best accuracy those noisy labels allow."""
+
+    unit = Unit(key="pairs", one="pair", many="pairs")
+    rate_metric = "perf/pairs_per_s"
+    budget_key = "algo.total_pairs"
+    head = "score"
+    loss_metric = "loss/reward_model"
+    keys = {"total": "total_pairs", "log": "log_interval_pairs", "eval": "eval_interval_pairs",
+            "checkpoint": "checkpoint_interval_pairs", "dataset": "dataset_pairs", "heldout": "eval_pairs"}
+
+    def _dataset(self, count: int, rng: np.random.Generator) -> list:
+        return self.task.preference_pairs(count, rng)
+
+    def rewards(self, pairs: list) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """(r_chosen, r_rejected, tokens read) for a batch of pairs."""
+        batch = self._encode([(p.prompt, p.chosen) for p in pairs] + [(p.prompt, p.rejected) for p in pairs])
+        batch.pop("labels")
+        scores = self.model(**batch).logits.squeeze(-1)
+        return scores[:len(pairs)], scores[len(pairs):], int(batch["attention_mask"].sum())
+
+    def _loss(self, items: list) -> tuple[torch.Tensor, int]:
+        chosen, rejected, tokens = self.rewards(items)
+        return bradley_terry_loss(chosen, rejected)[0], tokens
+
+    @torch.no_grad()
+    def evaluate(self, index: int) -> Evaluation:
+        self.model.eval()
+        right, losses = [], []
+        for i in range(0, len(self.heldout), 64):
+            chosen, rejected, _ = self.rewards(self.heldout[i:i + 64])
+            loss, _ = bradley_terry_loss(chosen, rejected)
+            right += (chosen > rejected).tolist()
+            losses.append(float(loss))
+        accuracy, best = float(np.mean(right)), best_accuracy(self.heldout)
+        metrics = {"eval/rm_accuracy": accuracy, "eval/rm_best_accuracy": best, "eval/loss": float(np.mean(losses))}
+        text = (f"eval accuracy {accuracy:.3f} on {len(self.heldout)} held-out pairs (the labels' noise allows "
+                f"{best:.3f})")
+        return Evaluation(accuracy, float(np.std(right)), metrics, text)
