@@ -199,8 +199,18 @@ def hydra_argv(args: list[str]) -> list[str]:
         elif arg.lstrip("+~").startswith("=") or not arg.lstrip("+~"):
             raise ValueError(f"malformed override {arg!r}: a key is missing before '=' (write key=value, e.g. seed=5)")
         else:
-            overrides.append(arg)
+            overrides.append(_quote_game_string(arg))
     return flags + overrides
+
+
+def _quote_game_string(arg: str) -> str:
+    """``env.game=breakthrough(rows=6,columns=6)`` as Hydra can parse it: an OpenSpiel game
+    string with parameters, quoted (Hydra would read its parentheses and commas as its own
+    grammar). Already-quoted values and plain names pass unchanged."""
+    key, _, value = arg.partition("=")
+    if key.lstrip("+~") != "env.game" or "(" not in value or value[:1] in ("'", '"'):
+        return arg
+    return f"{key}='" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def launch_hydra(args: list[str], prog: str = "rlexp train") -> int:

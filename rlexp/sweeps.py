@@ -63,7 +63,8 @@ def summarize(sweep_dir: Path | str) -> dict[str, Any]:
             "overrides": record["overrides"],
         }))
         (sweep_dir / BEST_FILE).write_text(
-            f"# The best job of {sweep_dir} (highest mean final eval return). Run it again with:\n"
+            f"# The best job of {sweep_dir} (highest mean final evaluation score: the eval return of gym runs, "
+            "the score of games). Run it again with:\n"
             f"#   rlexp train --from {sweep_dir / BEST_FILE} [more overrides]\n" + text
         )
     return {"jobs": jobs, "failed": failed, "best": best}
@@ -83,7 +84,7 @@ class SweepReport(Callback):
         jobs, failed, best = outcome["jobs"], outcome["failed"], outcome["best"]
         lines = [f"sweep {sweep_dir}: {len(jobs) - len(failed)} of {len(jobs)} jobs finished"]
         if best is not None:
-            lines.append(f"  best: {best[0].name}, mean final eval return {best[1]['objective']:.2f} "
+            lines.append(f"  best: {best[0].name}, mean final evaluation score {best[1]['objective']:.2f} "
                          f"-> {sweep_dir / BEST_FILE}")
         for directory, record in failed:
             lines.append(f"  FAILED {directory.name}: {record.get('error', 'no result')} (log: {directory / JOB_LOG})")

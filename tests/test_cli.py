@@ -5,7 +5,7 @@ import json
 import pytest
 
 from rlexp.loggers.jsonl import read_metrics
-from tests.conftest import TINY, cli, run_cli, wandb_run_bytes
+from tests.conftest import TINY, cli, compose_train, run_cli, wandb_run_bytes
 
 
 def _files(root):
@@ -165,3 +165,15 @@ def test_a_maze_drawn_on_the_command_line(tmp_path):
                   tmp_path)
     assert out.returncode == 0, out.stderr
     assert "final eval return -3.0" in out.stdout
+
+
+def test_an_openspiel_game_string_with_parameters_needs_no_quoting():
+    """`env.game=breakthrough(rows=6,columns=6)` as the issue writes it: rlexp quotes it for Hydra."""
+    from rlexp.cli import hydra_argv
+
+    assert hydra_argv(["env.game=breakthrough(rows=6,columns=6)", "seed=2"]) == [
+        "env.game='breakthrough(rows=6,columns=6)'", "seed=2"]
+    assert hydra_argv(["env.game='hex(board_size=5)'", "env.game=tic_tac_toe"]) == [
+        "env.game='hex(board_size=5)'", "env.game=tic_tac_toe"]  # already quoted, or nothing to quote
+    cfg = compose_train(["algo=alphazero", "env=openspiel", *hydra_argv(["env.game=breakthrough(rows=6,columns=6)"])])
+    assert cfg.env.game == "breakthrough(rows=6,columns=6)"
