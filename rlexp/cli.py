@@ -331,17 +331,20 @@ def train(ctx: typer.Context) -> None:
 def resume_cmd(
     run_dir: str = typer.Argument(..., metavar="RUN_DIR", help="the run directory `rlexp train` printed"),
     total_steps: Optional[int] = typer.Option(None, "--total-steps", metavar="N",
-                                              help="a new budget (train a finished run longer)"),
+                                              help="gym runs: a new budget in agent steps (train a finished run longer)"),
+    budget: Optional[int] = typer.Option(None, "--budget", metavar="N",
+                                         help="a new budget in the run's unit: agent steps, games, examples or pairs"),
     trust: bool = typer.Option(False, "--trust", help=TRUST_HELP),
 ) -> None:
     from rlexp.errors import ConfigError, RunStopped, TrainingError
     from rlexp.train import resume
 
-    if total_steps is not None and total_steps <= 0:
-        typer.echo(f"error: --total-steps must be > 0, got {total_steps}", err=True)
-        raise typer.Exit(2)
+    for flag, value in (("--total-steps", total_steps), ("--budget", budget)):
+        if value is not None and value <= 0:
+            typer.echo(f"error: {flag} must be > 0, got {value}", err=True)
+            raise typer.Exit(2)
     try:
-        resume(run_dir, total_steps=total_steps, trust=trust)
+        resume(run_dir, total_steps=total_steps, trust=trust, budget=budget)
     except ConfigError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2)

@@ -54,30 +54,56 @@ def run(cfg: TrainConfig, run_dir: Path, info: RunInfo | None = None) -> dict[st
     return _build_and_run(cfg, run_dir, info or RunInfo(), resuming=False)
 
 
-def resume(run_dir: Path | str, total_steps: int | None = None, trust: bool = False) -> dict[str, Any]:
+def resume(run_dir: Path | str, total_steps: int | None = None, trust: bool = False,
+           budget: int | None = None) -> dict[str, Any]:
     """Continue the run in ``run_dir`` from its newest good checkpoint, in place.
 
-    ``total_steps`` extends (or sets) the budget; the run's own config.yaml is used otherwise.
+    ``budget`` extends (or sets) the budget in the run's own unit (agent steps, games,
+    examples, pairs: the trainer's ``budget_key``); ``total_steps`` is the same for gym runs.
+    The run's own config.yaml is used otherwise.
 
     Raises:
         ConfigError: not a run directory, a config or checkpoint that does not fit, a run that
             already reached its budget; the run directory is left as it was.
     """
+    from rlexp.build import load_target
+    from rlexp.config import ALGOS
     from rlexp.runs import check_run_dir, load_run_config
 
     run_dir = check_run_dir(run_dir)
     check_writable_dir(run_dir, "run directory")
     cfg = load_run_config(run_dir, trust=trust)
+    trainer_cls = load_target(ALGOS[cfg.algo.name].trainer)
+    key, unit = trainer_cls.budget_key, trainer_cls.unit
     if total_steps is not None:
-        cfg = dataclasses.replace(cfg, total_steps=total_steps)
+        if key != "total_steps":
+            raise ConfigError(f"--total-steps counts agent steps; this run counts {unit.many}: use --budget N")
+        budget = total_steps
+    if budget is not None:
+        cfg = _with_budget(cfg, key, budget)
     summary_file = run_dir / "summary.json"
     if summary_file.is_file():
-        done = json.loads(summary_file.read_text()).get("steps", 0)
-        if cfg.total_steps <= done:
-            raise ConfigError(f"{run_dir} already finished its {done} agent steps; to train it longer: "
-                              f"rlexp resume {run_dir} --total-steps N (N > {done})")
+        done = json.loads(summary_file.read_text()).get(unit.key, 0)
+        if _budget_of(cfg, key) <= done:
+            raise ConfigError(f"{run_dir} already finished its {done} {unit.many}; to train it longer: "
+                              f"rlexp resume {run_dir} --budget N (N > {done})")
     command = (run_dir / "command.txt").read_text().strip() if (run_dir / "command.txt").is_file() else "rlexp train"
     return _build_and_run(cfg, run_dir, RunInfo(command=command), resuming=True)
+
+
+def _budget_of(cfg: TrainConfig, key: str) -> int:
+    node: Any = cfg
+    for part in key.split("."):
+        node = getattr(node, part)
+    return int(node)
+
+
+def _with_budget(cfg: TrainConfig, key: str, budget: int) -> TrainConfig:
+    """``cfg`` with the setting ``key`` ("total_steps" or "algo.total_<unit>") set to ``budget``."""
+    if "." not in key:
+        return dataclasses.replace(cfg, **{key: budget})
+    section, field_name = key.split(".", 1)
+    return dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **{field_name: budget})})
 
 
 def _build_and_run(cfg: TrainConfig, run_dir: Path, info: RunInfo, resuming: bool) -> dict[str, Any]:

@@ -88,6 +88,10 @@ class SelfPlayTrainer(Trainer):
     # ------------------------------------------------------------------ the work
 
     def start(self, resumed: bool) -> list[str]:
+        # a budget extended on resume reopens the slots that closed at the old one (with the same
+        # budget there is no room: slots close only when no game is left to start)
+        room = self.schedule.total - self.progress - len(self.slots)
+        self.slots += [Slot() for _ in range(max(0, min(self.cfg.algo.concurrent_games - len(self.slots), room)))]
         self.states = [replay_history(self.game, slot.actions) for slot in self.slots]
         return []
 

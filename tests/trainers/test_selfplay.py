@@ -107,3 +107,17 @@ def test_the_tictactoe_preset_learns_perfect_play(tmp_path):
     optimal = [max(s.legal_actions(), key=lambda a: row[a]) in solver.optimal_actions(s)
                for s, row in zip(positions, logits)]
     assert np.mean(optimal) >= 0.95, np.mean(optimal)
+
+
+def test_a_finished_game_run_trains_longer_with_a_budget_in_games(small_run, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(small_run[0], run_dir)
+    code, _, err = cli(["resume", str(run_dir)])
+    assert code == 2 and f"{run_dir} already finished its 96 games; to train it longer: rlexp resume" in err
+    code, _, err = cli(["resume", str(run_dir), "--total-steps", "500"])
+    assert code == 2 and "--total-steps counts agent steps; this run counts games: use --budget N" in err
+    code, out, err = cli(["resume", str(run_dir), "--budget", "112"])
+    assert code == 0, out[-1500:] + err
+    assert json.loads((run_dir / "summary.json").read_text())["games"] == 112
