@@ -11,6 +11,7 @@ are batched; results are win/draw/loss from the agent's side with Wilson 95% int
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -60,16 +61,24 @@ class Solver:
         return [a for a, v in values.items() if v >= best - 1e-9]
 
 
-class Opponent:
-    """Picks moves; ``rng``-driven where it is random."""
+class Opponent(ABC):
+    """Picks moves for several games at once; ``rng``-driven where it is random."""
 
     name = "opponent"
 
-    def step(self, state, rng: np.random.Generator) -> int:
-        raise NotImplementedError
-
+    @abstractmethod
     def steps(self, states: list, rng: np.random.Generator) -> list[int]:
         """Moves for several games at once (one per state, in order)."""
+
+
+class OneAtATime(Opponent):
+    """An opponent that decides for one state at a time."""
+
+    @abstractmethod
+    def step(self, state, rng: np.random.Generator) -> int:
+        """The move in ``state``."""
+
+    def steps(self, states: list, rng: np.random.Generator) -> list[int]:
         return [self.step(state, rng) for state in states]
 
 
@@ -85,14 +94,14 @@ class SearchOpponent(Opponent):
         return [int(a) for a in self.moves(states)]
 
 
-class RandomOpponent(Opponent):
+class RandomOpponent(OneAtATime):
     name = "random"
 
     def step(self, state, rng):
         return int(rng.choice(state.legal_actions()))
 
 
-class MCTSOpponent(Opponent):
+class MCTSOpponent(OneAtATime):
     """OpenSpiel's C++ MCTSBot with random rollouts (UCT constant 2, as OpenSpiel's examples)."""
 
     name = "mcts"
@@ -112,7 +121,7 @@ class MCTSOpponent(Opponent):
         return int(self._make(int(rng.integers(2**31 - 1))).step(state))
 
 
-class PerfectOpponent(Opponent):
+class PerfectOpponent(OneAtATime):
     """Minimax: a uniformly random one of the optimal moves."""
 
     name = "perfect"

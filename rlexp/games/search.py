@@ -59,6 +59,7 @@ class SearchResult:
     value: np.ndarray  # (B,) the network's value at the root (player to move)
     q: np.ndarray  # (B, A) mean value of each root action (0 where unvisited), player to move
     simulations: int  # simulations run (per game)
+    obs: np.ndarray  # (B, *obs_shape) the roots as the network saw them (self-play keeps them as samples)
 
 
 def considered_visits(num_considered: int, simulations: int) -> np.ndarray:
@@ -90,13 +91,13 @@ class BatchedSearch:
         """Search each state of ``states`` (none terminal). ``rng``: self-play exploration
         (Dirichlet noise or Gumbel draws); None searches without it (evaluation, play)."""
         tree = _Trees(len(states), (simulations or self.cfg.simulations) + 1, self.spec)
-        logits, values = self._expand_roots(tree, states, rng)
+        logits, values, obs = self._expand_roots(tree, states, rng)
         gumbel = None
         if self.cfg.root == "gumbel":
             gumbel = rng.gumbel(size=logits.shape) if rng is not None else np.zeros_like(logits)
         for sim in range(tree.capacity - 1):
             self._simulate(tree, sim, logits, values, gumbel)
-        return self._result(tree, logits, values, gumbel)
+        return self._result(tree, logits, values, gumbel, obs)
 
     # ------------------------------------------------------------------ one simulation
 
@@ -174,7 +175,8 @@ class BatchedSearch:
     def _expand_roots(self, tree: "_Trees", states: list, rng: np.random.Generator | None):
         for b, state in enumerate(states):
             tree.add(b, 0, state.clone())
-        logits, values = self.evaluate(encode(states, self.spec))
+        obs = encode(states, self.spec)
+        logits, values = self.evaluate(obs)
         roots = np.arange(tree.games) * tree.capacity
         logits = np.where(tree.legal[roots], logits, -np.inf)
         prior = _softmax(logits)
@@ -185,7 +187,7 @@ class BatchedSearch:
                 prior[b, legal] = (1 - self.cfg.dirichlet_fraction) * prior[b, legal] + self.cfg.dirichlet_fraction * noise
         tree.prior[roots] = prior
         tree.considered[:] = np.minimum(self.cfg.gumbel_considered, tree.legal[roots].sum(axis=1))
-        return np.where(tree.legal[roots], logits - logits.max(axis=1, keepdims=True), -np.inf), values
+        return np.where(tree.legal[roots], logits - logits.max(axis=1, keepdims=True), -np.inf), values, obs
 
     def _add_leaves(self, tree: "_Trees", games: list, parents: list, actions: list, value0: np.ndarray) -> None:
         """New nodes for the selected edges; their priors and values from one network call."""
@@ -214,7 +216,7 @@ class BatchedSearch:
             tree.visits[nodes, actions] += 1
             tree.value_sum[nodes, actions] += np.where(tree.player[nodes] == 0, value0[games], -value0[games])
 
-    def _result(self, tree: "_Trees", logits, values, gumbel) -> SearchResult:
+    def _result(self, tree: "_Trees", logits, values, gumbel, obs: np.ndarray) -> SearchResult:
         roots = np.arange(tree.games) * tree.capacity
         visits = tree.visits[roots].astype(np.float64)
         q = np.where(visits > 0, tree.value_sum[roots] / np.maximum(visits, 1), 0.0)
@@ -230,7 +232,7 @@ class BatchedSearch:
             score = self._gumbel_score(tree, games, logits, values, gumbel)
             score[visits != visits.max(axis=1, keepdims=True)] = -np.inf  # among the last ones standing
             action = score.argmax(axis=1)
-        return SearchResult(visits, policy, action, prior, values, q, tree.capacity - 1)
+        return SearchResult(visits, policy, action, prior, values, q, tree.capacity - 1, obs)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

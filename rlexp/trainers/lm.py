@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import time
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,7 @@ class TextStageTrainer(Trainer):
             model = add_lora(model, rank=lo.rank, alpha=lo.alpha, dropout=lo.dropout, target_modules=lo.target_modules,
                              task_type="CAUSAL_LM" if self.head == "lm" else "SEQ_CLS")
         self.model = model.to(device)
+        self._token_ids: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
         self.trainable, self.total_params = parameter_counts(self.model)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=a.lr, weight_decay=a.weight_decay)
@@ -126,12 +128,13 @@ class TextStageTrainer(Trainer):
         self.losses: list[float] = []
         self.tokens, self.busy_s = 0, 0.0
 
+    @abstractmethod
     def _dataset(self, count: int, rng: np.random.Generator) -> list:
-        raise NotImplementedError
+        """``count`` items of the stage's data (texts or labelled pairs), drawn with ``rng``."""
 
+    @abstractmethod
     def _loss(self, items: list) -> tuple[torch.Tensor, int]:
         """(the loss of a batch of dataset items, the tokens it read)."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------------ data
 
@@ -140,9 +143,8 @@ class TextStageTrainer(Trainer):
         prompt and the padding); every answer ends with the end-of-sequence token."""
         tok = self.tokenizer
         rows, learn = [], []
-        for prompt, answer in pairs:
-            head = tok(prompt)["input_ids"]  # <bos> + prompt
-            tail = tok(answer, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        for pair in pairs:
+            head, tail = self._token_ids.get(pair) or self._tokenize(pair)
             rows.append(head + tail)
             learn.append([False] * len(head) + [True] * len(tail))
         width = max(map(len, rows))
@@ -155,6 +157,14 @@ class TextStageTrainer(Trainer):
             labels[i, width - len(row):] = torch.where(torch.tensor(keep), torch.tensor(row), -100)
         return {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device),
                 "position_ids": positions(mask).to(self.device), "labels": labels.to(self.device)}
+
+    def _tokenize(self, pair: tuple[str, str]) -> tuple[list[int], list[int]]:
+        """(``<bos>`` + prompt, answer + ``<eos>``) token ids, computed once per text pair (the
+        datasets are fixed and every pass revisits them)."""
+        tok, (prompt, answer) = self.tokenizer, pair
+        ids = (tok(prompt)["input_ids"], tok(answer, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])
+        self._token_ids[pair] = ids
+        return ids
 
     def _next_items(self) -> list:
         n = min(self.cfg.algo.batch_size, self.schedule.total - self.progress)

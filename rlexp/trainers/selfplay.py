@@ -101,7 +101,7 @@ class SelfPlayTrainer(Trainer):
         result = self.search.run(self.states, self.rng)
         self.search_s += time.perf_counter() - started
         self.simulations += result.simulations * len(self.states)
-        obs = encode(self.states, self.spec)
+        obs = result.obs
         finished = []
         for i, (slot, state) in enumerate(zip(self.slots, self.states)):
             action = self._choose(result, i, len(slot.actions))
