@@ -392,6 +392,105 @@ class RewardModelConfig:
 
 
 @dataclass
+class PolicyOptimizationConfig:
+    """RLHF's last stage, shared by rlhf_ppo and grpo: the policy (from an SFT run) writes answers
+    to the task's prompts, the reward model (``reward.from_run``) scores them, and the policy
+    learns from the score with a per-token KL penalty to the reference (the SFT model: the
+    policy with its LoRA adapters disabled). Progress counts prompts."""
+
+    name: str = MISSING  # registry key: rlhf_ppo or grpo
+    total_prompts: int = 4_096  # prompts answered and learned from (the budget)
+    log_interval_prompts: int = 256  # prompts between aggregated metric events
+    eval_interval_prompts: int = 1_024  # prompts between evaluations; 0 evaluates only at the end
+    checkpoint_interval_prompts: int = 2_048  # prompts between periodic checkpoints; 0 saves only the last
+    eval_prompts: int = 256  # held-out prompts per evaluation (one sampled answer each, scored by gold, reward and KL)
+    batch_prompts: int = 64  # prompts per rollout (each answered samples_per_prompt times)
+    samples_per_prompt: int = 1  # answers sampled per prompt (grpo: the group size)
+    update_epochs: int = 2  # passes over each rollout
+    minibatch_answers: int = 32  # answers per gradient step
+    lr: float = 2e-3  # AdamW learning rate
+    weight_decay: float = 0.0  # AdamW weight decay
+    max_grad_norm: Optional[float] = 1.0  # gradient-norm clip; null disables
+    clip_coef: float = 0.2  # PPO's clip range of the probability ratio
+    kl_coef: float = 0.05  # weight of the KL to the reference (initial value when kl_target is set)
+    kl_estimator: str = "k1"  # per-token KL estimate: k1 (log p - log p_ref) or k3 (r - 1 - log r, never negative)
+    kl_target: Optional[float] = None  # adaptive coefficient (Ziegler et al. 2019) steering the KL per answer here; null: fixed
+    kl_horizon_answers: int = 10_000  # adaptive coefficient: answers over which it moves by at most 20%
+    temperature: float = 1.0  # sampling temperature of the answers (training and evaluation)
+    max_answer_tokens: int = 12  # an answer is cut after this many tokens
+    missing_eos_penalty: float = 1.0  # subtracted from the score of an answer cut before its end-of-sequence token
+    samples_logged: int = 8  # evaluation answers written to samples.jsonl and the W&B table, per evaluation
+
+    def __post_init__(self) -> None:
+        o = "algo"
+        _one_of(o, "kl_estimator", self.kl_estimator, ("k1", "k3"))
+        _positive(o, total_prompts=self.total_prompts, log_interval_prompts=self.log_interval_prompts,
+                  eval_prompts=self.eval_prompts, batch_prompts=self.batch_prompts,
+                  samples_per_prompt=self.samples_per_prompt, update_epochs=self.update_epochs,
+                  minibatch_answers=self.minibatch_answers, lr=self.lr, clip_coef=self.clip_coef,
+                  kl_horizon_answers=self.kl_horizon_answers, temperature=self.temperature,
+                  max_answer_tokens=self.max_answer_tokens)
+        _non_negative(o, eval_interval_prompts=self.eval_interval_prompts, weight_decay=self.weight_decay,
+                      checkpoint_interval_prompts=self.checkpoint_interval_prompts, kl_coef=self.kl_coef,
+                      missing_eos_penalty=self.missing_eos_penalty, samples_logged=self.samples_logged)
+        if self.max_grad_norm is not None:
+            _positive(o, max_grad_norm=self.max_grad_norm)
+        if self.kl_target is not None:
+            _positive(o, kl_target=self.kl_target)
+        answers = self.batch_prompts * self.samples_per_prompt
+        if self.minibatch_answers > answers:
+            raise ConfigError(f"algo.minibatch_answers={self.minibatch_answers} exceeds the rollout's {answers} answers "
+                              "(algo.batch_prompts x algo.samples_per_prompt)")
+
+
+@dataclass
+class RLHFPPOConfig(PolicyOptimizationConfig):
+    """PPO on the token-level MDP (Ziegler et al. 2019; Ouyang et al. 2022): the reward model's
+    score at the answer's last token, -kl_coef x KL at every token, a value head on the
+    policy's last hidden state, GAE, whitened advantages and the clipped surrogate (rlexp's
+    PPO functions)."""
+
+    name: str = "rlhf_ppo"  # registry key
+    vf_coef: float = 0.1  # weight of the value loss
+    value_clip: Optional[float] = 0.2  # clip of the value update around the rollout's values; null disables
+    gamma: float = 1.0  # discount over answer tokens
+    gae_lambda: float = 0.95  # GAE lambda over answer tokens
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _non_negative("algo", vf_coef=self.vf_coef)
+        _unit_interval("algo", gamma=self.gamma, gae_lambda=self.gae_lambda)
+        if self.value_clip is not None:
+            _positive("algo", value_clip=self.value_clip)
+
+
+@dataclass
+class GRPOConfig(PolicyOptimizationConfig):
+    """GRPO (Shao et al. 2024): no critic; each answer's advantage is its score against the
+    other answers to the same prompt (samples_per_prompt of them), the KL to the reference a
+    term of the loss (k3 by default, as in the paper)."""
+
+    name: str = "grpo"  # registry key
+    samples_per_prompt: int = 8  # answers sampled per prompt: the group each is compared with
+    batch_prompts: int = 16  # prompts per rollout
+    kl_estimator: str = "k3"  # per-token KL estimate in the loss: k3 (unbiased, never negative) or k1
+    kl_coef: float = 0.05  # beta: weight of the KL term of the loss
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.samples_per_prompt < 2:
+            raise ConfigError(f"algo.samples_per_prompt must be >= 2 for grpo (a group to compare with), "
+                              f"got {self.samples_per_prompt}")
+
+
+@dataclass
+class RewardConfig:
+    """Where the RL stage's reward comes from: the reward model an earlier stage trained."""
+
+    from_run: Optional[str] = None  # a reward_model run directory (its model/ is the reward model); required
+
+
+@dataclass
 class LanguageModelConfig:
     """The language model of an RLHF stage: built small from these sizes (random init, no
     download), the model a previous stage saved, or a local directory."""
@@ -719,6 +818,8 @@ class TrainConfig:
     resume: Optional[str] = None  # a run directory to continue in place (rlexp train resume=DIR)
     model: Optional[LanguageModelConfig] = None  # language-model stages only (set by their algo config)
     lora: Optional[LoraSettings] = None  # language-model stages only (set by their algo config)
+    reward: Optional[RewardConfig] = None  # the RL stages of RLHF only (set by their algo config)
+    pipeline: Dict[str, List[str]] = field(default_factory=dict)  # stages run first, in order, each in its own run dir: algo name -> its overrides (experiment=rlhf_arithmetic)
 
     def __post_init__(self) -> None:
         _positive("", total_steps=self.total_steps, eval_episodes=self.eval_episodes, seeds_per_job=self.seeds_per_job)
@@ -759,6 +860,8 @@ ALGOS: dict[str, Algo] = {
     "pretrain": Algo(LanguageModelingConfig, "", trainer="rlexp.trainers.lm:LanguageModelTrainer"),
     "sft": Algo(LanguageModelingConfig, "", trainer="rlexp.trainers.lm:LanguageModelTrainer"),
     "reward_model": Algo(RewardModelConfig, "", trainer="rlexp.trainers.lm:RewardModelTrainer"),
+    "rlhf_ppo": Algo(RLHFPPOConfig, "", trainer="rlexp.trainers.rlhf:PolicyOptimizationTrainer"),
+    "grpo": Algo(GRPOConfig, "", trainer="rlexp.trainers.rlhf:PolicyOptimizationTrainer"),
 }
 
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {
@@ -767,6 +870,7 @@ GROUP_SCHEMAS: dict[str, dict[str, type]] = {
             "lm_task": TaskEnvConfig},
     "model": {"model": LanguageModelConfig},
     "lora": {"lora": LoraSettings},
+    "reward": {"reward": RewardConfig},
     "network": {"network": NetworkConfig},
     "device": {"device": DeviceConfig},
     "logger": {"logger": LoggerConfig},

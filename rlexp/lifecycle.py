@@ -178,6 +178,8 @@ class Lifecycle:
         self.sinks.log_evaluation(t.progress, result.score, result.text)
         for name, text in result.records.items():
             atomic_write(self.run_dir / name, lambda f, data=text.encode(): f.write(data))
+        for key, rows in result.tables.items():
+            self.sinks.log_table(t.progress, key, rows)
         every = self.cfg.logger.video_interval_evals
         if every and index % every == 0:
             path = self.run_dir / "videos" / f"train_{t.unit.one}{t.progress}.mp4"

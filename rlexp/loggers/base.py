@@ -26,6 +26,9 @@ class Sink:
     def log_video(self, step: int, key: str, path: Path) -> None:
         """Attach an mp4 already written to ``path``."""
 
+    def log_table(self, step: int, key: str, rows: list[dict[str, Any]]) -> None:
+        """Attach a table (rows of equal keys, e.g. sample answers)."""
+
     def message(self, text: str) -> None:
         """A line for people (resume notes, warnings, the closing lines)."""
 
@@ -65,6 +68,10 @@ class Sinks(Sink):
     def log_video(self, step: int, key: str, path: Path) -> None:
         for sink in self.sinks:
             sink.log_video(step, key, path)
+
+    def log_table(self, step: int, key: str, rows: list[dict[str, Any]]) -> None:
+        for sink in self.sinks:
+            sink.log_table(step, key, rows)
 
     def message(self, text: str) -> None:
         for sink in self.sinks:

@@ -144,6 +144,18 @@ class WandbLogger(Sink):
         """Attach a PNG as a W&B image."""
         self._guard("image log", lambda: self.run.log({"step": step, key: self._wandb.Image(str(path))}))
 
+    def log_table(self, step: int, key: str, rows: list[dict[str, Any]]) -> None:
+        """Attach rows as a W&B table (its columns: the first row's keys)."""
+        if not rows:
+            return
+        columns = list(rows[0])
+
+        def log() -> None:
+            table = self._wandb.Table(columns=columns, data=[[row.get(c) for c in columns] for row in rows])
+            self.run.log({"step": step, key: table})
+
+        self._guard("table log", log)
+
     def files(self) -> dict[str, str]:
         return {"wandb/": "the W&B run (`wandb sync` uploads an offline run)"} if self.run is not None else {}
 

@@ -59,6 +59,7 @@ class Evaluation:
     metrics: dict[str, float] = field(default_factory=dict)  # logged at this progress (eval/...)
     text: str = ""  # one line for people, e.g. "eval return 500.0 +/- 0.0 over 10 episodes"
     records: dict[str, str] = field(default_factory=dict)  # files for the run directory: relative path -> text (game records)
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # tables for the sinks: key -> rows (sample answers)
 
 
 class TrainerFault(Exception):

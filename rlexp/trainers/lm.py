@@ -26,12 +26,13 @@ from rlexp.config import DeviceConfig, TaskEnvConfig, TrainConfig
 from rlexp.errors import ConfigError
 from rlexp.lm.model import add_lora, load_pretrained, parameter_counts, quiet_transformers, tiny_llama
 from rlexp.lm.rlhf import bradley_terry_loss
+from rlexp.lm.sampling import positions
 from rlexp.lm.task import best_accuracy
 from rlexp.lm.tokenizer import char_tokenizer
 from rlexp.trainers.base import Evaluation, Schedule, Trainer, Unit, refuse_step_settings
 
 STARTS_FROM = {"pretrain": ("pretrain",), "sft": ("pretrain", "sft"),  # stage -> stages whose model it may load
-               "reward_model": ("pretrain", "sft")}
+               "reward_model": ("pretrain", "sft"), "rlhf_ppo": ("sft", "pretrain"), "grpo": ("sft", "pretrain")}
 
 
 def check_lm_run(cfg: TrainConfig, unit: str, step_settings: dict[str, str]) -> None:
@@ -83,9 +84,19 @@ def stage_model(cfg: TrainConfig, head: str = "lm") -> tuple[Any, Any, str]:
     return model, tokenizer, "a new model (random init)"
 
 
-def positions(mask: torch.Tensor) -> torch.Tensor:
-    """Position ids under left padding: 0 at each sequence's first real token."""
-    return (mask.long().cumsum(-1) - 1).clamp(min=0)
+def model_exports(model: Any, tokenizer: Any, lora: bool) -> dict[str, Any]:
+    """A stage's exports: ``model/`` (adapters merged, with the tokenizer) and, with LoRA,
+    ``adapter/`` (peft's format)."""
+
+    def save_model(path: Path) -> None:
+        merged = copy.deepcopy(model).merge_and_unload() if lora else model
+        merged.save_pretrained(path)
+        tokenizer.save_pretrained(path)
+
+    out = {"model": ("the trained model (adapters merged) and tokenizer: model.from_run loads it", save_model)}
+    if lora:
+        out["adapter"] = ("the LoRA adapters in peft's format (PeftModel.from_pretrained)", model.save_pretrained)
+    return out
 
 
 class TextStageTrainer(Trainer):
@@ -216,16 +227,7 @@ class TextStageTrainer(Trainer):
     # ------------------------------------------------------------------ exports and state
 
     def exports(self) -> dict[str, Any]:
-        out = {"model": ("the trained model (adapters merged) and tokenizer: model.from_run loads it", self._save_model)}
-        if self.lora:
-            out["adapter"] = ("the LoRA adapters in peft's format (PeftModel.from_pretrained)",
-                              lambda path: self.model.save_pretrained(path))
-        return out
-
-    def _save_model(self, path: Path) -> None:
-        model = copy.deepcopy(self.model).merge_and_unload() if self.lora else self.model
-        model.save_pretrained(path)
-        self.tokenizer.save_pretrained(path)
+        return model_exports(self.model, self.tokenizer, self.lora)
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),

@@ -1,0 +1,374 @@
+"""RLHF's last stage: the policy learns from the reward model's scores, held near the SFT
+model by a per-token KL penalty. ``rlhf_ppo`` (PPO with a value head, Ziegler et al. 2019;
+Ouyang et al. 2022) and ``grpo`` (group-relative advantages, no critic; Shao et al. 2024).
+
+One rollout: ``algo.batch_prompts`` prompts of the task, each answered
+``algo.samples_per_prompt`` times by sampling the policy (:func:`sample_answers`); the
+reward model scores each answer (less ``algo.missing_eos_penalty`` when it never ended);
+the policy, the reference and (PPO) the value head read every answer once more to give the
+old log-probabilities, the reference's and the values. Then ``algo.update_epochs`` passes
+of minibatches with PPO's clipped surrogate (:func:`rlexp.algos.ppo.clipped_surrogate_loss`,
+the function gym PPO uses), the advantages from :mod:`rlexp.lm.rlhf` (GAE through
+:func:`rlexp.algos.onpolicy.compute_gae` for PPO, group-relative for GRPO).
+
+The reference is the SFT model: with LoRA it is the policy with its adapters disabled
+(``peft``'s ``disable_adapter()``), no second copy; with full fine-tuning, a frozen copy.
+At the first update the policy is the reference, so the KL is exactly 0.
+
+Because the task's labeler is known, each evaluation reports the gold utility of the
+policy's answers beside the reward model's score and the KL to the SFT model, and the SFT
+model's gold on the same prompts (``eval/sft_gold``): over-optimization is visible as gold
+falling while the reward rises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlexp.algos.ppo import clipped_surrogate_loss
+from rlexp.config import RLHFPPOConfig, TrainConfig
+from rlexp.errors import ConfigError
+from rlexp.lm.model import add_lora, load_pretrained, parameter_counts
+from rlexp.lm.rlhf import AdaptiveKLController, group_advantages, kl_per_token, token_advantages, token_rewards
+from rlexp.lm.sampling import entropy, positions, sample_answers, token_logprobs
+from rlexp.trainers.base import Evaluation, Schedule, Trainer, Unit
+from rlexp.trainers.lm import check_lm_run, model_exports, stage_model
+
+SAMPLES_FILE = "samples.jsonl"  # the evaluations' sample answers, one JSON object per line
+
+
+def load_reward_model(run_dir: str, policy_tokenizer: Any) -> Any:
+    """The reward model a ``reward_model`` run saved, frozen; refused when its tokenizer is
+    not the policy's (its scores would read other tokens than the policy wrote).
+
+    Raises:
+        ConfigError: one line: not a reward-model run, not finished, or another tokenizer.
+    """
+    from rlexp.runs import load_run_config
+
+    source = load_run_config(run_dir)
+    if source.algo.name != "reward_model":
+        raise ConfigError(f"reward.from_run={run_dir} is a run of algo={source.algo.name}; it must be a run of "
+                          "algo=reward_model")
+    directory = Path(run_dir) / "model"
+    if not (directory / "config.json").is_file():
+        raise ConfigError(f"reward.from_run={run_dir} has no model/ directory: the run did not finish; resume it "
+                          f"first (rlexp resume {run_dir})")
+    model, tokenizer = load_pretrained(str(directory), head="score")
+    ours, theirs = policy_tokenizer.get_vocab(), tokenizer.get_vocab()
+    if ours != theirs or policy_tokenizer.pad_token_id != tokenizer.pad_token_id:
+        raise ConfigError(f"reward.from_run={run_dir}: the reward model's tokenizer ({len(theirs)} tokens) is not the "
+                          f"policy's ({len(ours)} tokens); train the reward model from the same model lineage "
+                          "(model.from_run of the SFT run)")
+    model.eval().requires_grad_(False)
+    return model
+
+
+class PolicyOptimizationTrainer(Trainer):
+    """``rlhf_ppo`` and ``grpo`` on the language task; progress counts prompts."""
+
+    unit = Unit(key="prompts", one="prompt", many="prompts")
+    rate_metric = "perf/prompts_per_s"
+    budget_key = "algo.total_prompts"
+    score_name = "eval_gold"
+
+    def __init__(self, cfg: TrainConfig, device: torch.device):
+        a = cfg.algo
+        check_lm_run(cfg, "prompts", {
+            "total_steps": "algo.total_prompts", "eval_interval_steps": "algo.eval_interval_prompts",
+            "checkpoint_interval_steps": "algo.checkpoint_interval_prompts", "eval_episodes": "algo.eval_prompts",
+            "logger.log_interval_steps": "algo.log_interval_prompts"})
+        if cfg.reward is None or not cfg.reward.from_run:
+            raise ConfigError(f"algo={a.name} learns from a reward model: set reward.from_run=RM_RUN (a run of "
+                              "algo=reward_model), or run every stage with experiment=rlhf_arithmetic")
+        if a.samples_per_prompt > 1 and a.batch_prompts * a.samples_per_prompt % a.minibatch_answers:
+            raise ConfigError(f"algo.minibatch_answers={a.minibatch_answers} must divide the rollout's "
+                              f"{a.batch_prompts * a.samples_per_prompt} answers")
+        self.cfg, self.device = cfg, device
+        self.ppo = isinstance(a, RLHFPPOConfig)
+        self.schedule = Schedule(a.total_prompts, a.log_interval_prompts, a.eval_interval_prompts,
+                                 a.checkpoint_interval_prompts)
+        self.task = cfg.env.task()
+        policy, self.tokenizer, self.source = stage_model(cfg, "lm")
+        self.reward_model = load_reward_model(cfg.reward.from_run, self.tokenizer).to(device)
+        self.lora = cfg.lora is not None and cfg.lora.enabled
+        self.reference = None
+        if self.lora:
+            lo = cfg.lora
+            policy = add_lora(policy, rank=lo.rank, alpha=lo.alpha, dropout=lo.dropout,
+                              target_modules=lo.target_modules, task_type="CAUSAL_LM")
+        else:  # full fine-tuning: the reference is a frozen copy of the starting model
+            self.reference = copy.deepcopy(policy).eval().requires_grad_(False).to(device)
+        self.model = policy.to(device)
+        base = policy.get_base_model() if self.lora else policy
+        self.decoder, self.lm_head = base.get_decoder(), base.get_output_embeddings()
+        hidden = base.config.get_text_config().hidden_size
+        self.value_head = torch.nn.Linear(hidden, 1).to(device) if self.ppo else None
+        if self.value_head is not None:
+            torch.nn.init.zeros_(self.value_head.weight)
+            torch.nn.init.zeros_(self.value_head.bias)
+        self.trainable, self.total_params = parameter_counts(self.model)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        params += list(self.value_head.parameters()) if self.value_head is not None else []
+        self.params = params
+        self.optimizer = torch.optim.AdamW(params, lr=a.lr, weight_decay=a.weight_decay)
+        self.kl_control = (AdaptiveKLController(a.kl_coef, a.kl_target, a.kl_horizon_answers)
+                           if a.kl_target is not None else None)
+        self.heldout = self.task.prompts(a.eval_prompts, np.random.default_rng([cfg.seed, 1]))
+        self.rng = np.random.default_rng([cfg.seed, 2])  # the training prompts
+        self.sampler = torch.Generator(device=device).manual_seed(_seed(cfg.seed, 3))  # the answers
+        self.shuffler = torch.Generator().manual_seed(_seed(cfg.seed, 4))  # minibatch order
+        self.progress = 0
+        self.stats: dict[str, list[float]] = defaultdict(list)
+        self.sft_eval: dict[str, float] | None = None  # the SFT model on the evaluation prompts (measured once)
+        self.sft_answers: dict[str, Any] | None = None  # ...and its answers (measured again after a resume: same draws)
+        self.last_eval: dict[str, float] = {}
+        self.sample_lines: list[str] = []  # samples.jsonl so far
+        self.tokens, self.busy_s = 0, 0.0
+
+    # ------------------------------------------------------------------ the model's passes
+
+    @property
+    def kl_coef(self) -> float:
+        return self.kl_control.coef if self.kl_control is not None else self.cfg.algo.kl_coef
+
+    def _encode_prompts(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        enc = self.tokenizer(prompts, return_tensors="pt", padding=True)
+        return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
+
+    def _reference_context(self):
+        """While active, ``self.model`` is the reference (LoRA: adapters off)."""
+        return self.model.disable_adapter() if self.lora else contextlib.nullcontext()
+
+    def _forward(self, seq: torch.Tensor, mask: torch.Tensor, prompt_len: int,
+                 reference: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(logits at each answer position, divided by the sampling temperature; the value
+        head's estimate there, PPO's policy only) for prompt + answer sequences."""
+        if reference and self.reference is not None:
+            decoder, head, context = self.reference.get_decoder(), self.reference.get_output_embeddings(), \
+                contextlib.nullcontext()
+        else:
+            decoder, head = self.decoder, self.lm_head
+            context = self._reference_context() if reference else contextlib.nullcontext()
+        with context:
+            hidden = decoder(input_ids=seq, attention_mask=mask, position_ids=positions(mask),
+                             use_cache=False).last_hidden_state[:, prompt_len - 1:-1]
+            logits = head(hidden) / self.cfg.algo.temperature
+        values = self.value_head(hidden).squeeze(-1) if self.value_head is not None and not reference else None
+        return logits, values
+
+    @torch.no_grad()
+    def _score(self, seq: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The reward model's score of each prompt + answer (the scalar on its last token)."""
+        return self.reward_model(input_ids=seq, attention_mask=mask, position_ids=positions(mask)).logits[:, 0].float()
+
+    def _texts(self, answer: torch.Tensor, mask: torch.Tensor) -> list[str]:
+        return [self.tokenizer.decode(row[:n], skip_special_tokens=True)
+                for row, n in zip(answer.tolist(), mask.sum(1).tolist())]
+
+    @torch.no_grad()
+    def _answer(self, prompts: list[str], generator: torch.Generator, reference: bool = False) -> dict[str, Any]:
+        """Sampled answers to ``prompts`` (by the reference when asked) with everything the
+        update and the metrics need."""
+        a = self.cfg.algo
+        ids, prompt_mask = self._encode_prompts(prompts)
+        sampler = self.reference if reference and self.reference is not None else self.model
+        self.model.eval()
+        context = self._reference_context() if reference and self.reference is None else contextlib.nullcontext()
+        with context:
+            answer, mask, ended = sample_answers(sampler, ids, prompt_mask, max_tokens=a.max_answer_tokens,
+                                                 temperature=a.temperature, eos_id=self.tokenizer.eos_token_id,
+                                                 pad_id=self.tokenizer.pad_token_id, generator=generator)
+        seq, full_mask = torch.cat([ids, answer], 1), torch.cat([prompt_mask, mask], 1)
+        logits, values = self._forward(seq, full_mask, ids.shape[1], reference=reference)
+        logprobs = token_logprobs(logits, answer)
+        ref_logprobs = logprobs if reference else token_logprobs(self._forward(seq, full_mask, ids.shape[1], True)[0],
+                                                                  answer)
+        texts = self._texts(answer, mask)
+        fmask = mask.float()
+        return {"seq": seq, "mask": full_mask, "answer": answer, "answer_mask": fmask, "prompt_len": ids.shape[1],
+                "ended": ended, "logprobs": logprobs, "ref_logprobs": ref_logprobs, "values": values,
+                "entropy": (entropy(logits) * fmask).sum() / fmask.sum(), "reward": self._score(seq, full_mask),
+                "gold": torch.tensor([self.task.utility(p, t) for p, t in zip(prompts, texts)]),
+                "kl": (kl_per_token(logprobs, ref_logprobs, "k1") * fmask).sum(1), "texts": texts}
+
+    # ------------------------------------------------------------------ the work
+
+    def start(self, resumed: bool) -> list[str]:
+        kind = "LoRA; the reference is the policy with its adapters off" if self.lora else \
+            "every weight; the reference is a frozen copy"
+        return [f"{self.cfg.algo.name} from {self.source}, scored by the reward model of {self.cfg.reward.from_run}: "
+                f"{self.trainable:,} of {self.total_params:,} parameters train ({kind})"]
+
+    def advance(self) -> dict[str, float]:
+        started = time.perf_counter()
+        a = self.cfg.algo
+        count = min(a.batch_prompts, self.schedule.total - self.progress)
+        prompts = self.task.prompts(count, self.rng)
+        rows = [p for p in prompts for _ in range(a.samples_per_prompt)]
+        r = self._answer(rows, self.sampler)
+        mask = r["answer_mask"]
+        score = r["reward"] - a.missing_eos_penalty * (~r["ended"]).float()
+        if self.ppo:
+            kl = kl_per_token(r["logprobs"], r["ref_logprobs"], a.kl_estimator)
+            rewards = token_rewards(score, kl, mask, self.kl_coef)
+            advantages, returns = token_advantages(rewards, r["values"] * mask, mask, a.gamma, a.gae_lambda)
+        else:
+            advantages, returns = group_advantages(score, a.samples_per_prompt)[:, None] * mask, None
+        update = self._update(r, advantages, returns)
+        kl_answer = float(r["kl"].mean())
+        for key, value in (("reward", r["reward"].mean()), ("gold", r["gold"].mean()), ("kl", kl_answer),
+                           ("entropy", r["entropy"]), ("response_length", mask.sum(1).mean()),
+                           ("ended_rate", r["ended"].float().mean()), ("kl_coef", self.kl_coef)):
+            self.stats[f"rlhf/{key}"].append(float(value))
+        if self.kl_control is not None:
+            self.kl_control.update(kl_answer, len(rows))
+        self.progress += count
+        self.tokens += int(r["mask"].sum())
+        self.busy_s += time.perf_counter() - started
+        return update
+
+    def _update(self, r: dict[str, Any], advantages: torch.Tensor, returns: torch.Tensor | None) -> dict[str, float]:
+        """``update_epochs`` passes of minibatches over the rollout; the mean of their losses."""
+        a = self.cfg.algo
+        answers = len(r["seq"])
+        out: dict[str, list[float]] = defaultdict(list)
+        self.model.train()
+        for _ in range(a.update_epochs):
+            order = torch.randperm(answers, generator=self.shuffler).to(self.device)
+            for start in range(0, answers, a.minibatch_answers):
+                i = order[start:start + a.minibatch_answers]
+                m = r["answer_mask"][i].bool()
+                logits, values = self._forward(r["seq"][i], r["mask"][i], r["prompt_len"])
+                logprobs = token_logprobs(logits, r["answer"][i])
+                log_ratio = logprobs - r["logprobs"][i]
+                ratio = log_ratio.exp()
+                policy = clipped_surrogate_loss(advantages[i][m], ratio[m], a.clip_coef)
+                loss = policy
+                if self.ppo:
+                    value = self._value_loss(values[m], r["values"][i][m], returns[i][m])
+                    loss = loss + a.vf_coef * value
+                    out["loss/value"].append(float(value.detach()))
+                else:
+                    kl = kl_per_token(logprobs, r["ref_logprobs"][i], a.kl_estimator)[m].mean()
+                    loss = loss + self.kl_coef * kl
+                    out["loss/kl"].append(float(kl.detach()))
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if a.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(self.params, a.max_grad_norm)
+                self.optimizer.step()
+                out["loss/policy"].append(float(policy.detach()))
+                with torch.no_grad():
+                    out["rlhf/clipfrac"].append(float(((ratio[m] - 1).abs() > a.clip_coef).float().mean()))
+                    out["rlhf/approx_kl"].append(float(((ratio[m] - 1) - log_ratio[m]).mean()))
+        return {k: float(np.mean(v)) for k, v in out.items()}
+
+    def _value_loss(self, values: torch.Tensor, old: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
+        clip = self.cfg.algo.value_clip
+        loss = (values - returns) ** 2
+        if clip is not None:
+            clipped = old + (values - old).clamp(-clip, clip)
+            loss = torch.max(loss, (clipped - returns) ** 2)
+        return 0.5 * loss.mean()
+
+    def log_metrics(self) -> dict[str, float]:
+        metrics = {k: float(np.mean(v)) for k, v in self.stats.items()}
+        if self.busy_s > 0:
+            metrics["perf/tokens_per_s"] = self.tokens / self.busy_s
+        self.stats, self.tokens, self.busy_s = defaultdict(list), 0, 0.0
+        return metrics
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _measure(self, generator: torch.Generator, reference: bool) -> tuple[dict[str, float], dict[str, Any]]:
+        """Means over the held-out prompts (one sampled answer each), and the raw answers."""
+        r = self._answer(self.heldout, generator, reference=reference)
+        means = {"gold": float(r["gold"].mean()), "reward": float(r["reward"].mean()), "kl": float(r["kl"].mean()),
+                 "response_length": float(r["answer_mask"].sum(1).mean()),
+                 "ended_rate": float(r["ended"].float().mean())}
+        return means, r
+
+    def _generator(self, *key: int) -> torch.Generator:
+        return torch.Generator(device=self.device).manual_seed(_seed(self.cfg.seed, *key))
+
+    def evaluate(self, index: int) -> Evaluation:
+        if self.sft_answers is None:
+            self.sft_eval, self.sft_answers = self._measure(self._generator(5), reference=True)
+        means, r = self._measure(self._generator(6, index), reference=False)
+        sft = self.sft_eval
+        metrics = {f"eval/{k}": v for k, v in means.items()}
+        metrics.update({"eval/sft_gold": sft["gold"], "eval/sft_reward": sft["reward"],
+                        "eval/gold_gain": means["gold"] - sft["gold"]})
+        self.last_eval = {"gold": means["gold"], "reward": means["reward"], "kl": means["kl"],
+                          "sft_gold": sft["gold"], "sft_reward": sft["reward"]}
+        rows = []
+        for k in range(min(self.cfg.algo.samples_logged, len(self.heldout))):
+            rows.append({"prompts": self.progress, "eval": index, "prompt": self.heldout[k],
+                         "answer": r["texts"][k], "sft_answer": self.sft_answers["texts"][k],
+                         "reward": round(float(r["reward"][k]), 4), "gold": round(float(r["gold"][k]), 4),
+                         "kl": round(float(r["kl"][k]), 4), "sft_gold": round(float(self.sft_answers["gold"][k]), 4)})
+        self.sample_lines += [json.dumps(row) for row in rows]
+        gold = r["gold"].numpy()
+        text = (f"eval gold {means['gold']:.3f} +/- {gold.std():.3f} (SFT {sft['gold']:.3f}), reward "
+                f"{means['reward']:.3f} (SFT {sft['reward']:.3f}), KL {means['kl']:.3f} nats over "
+                f"{len(self.heldout)} prompts")
+        return Evaluation(means["gold"], float(gold.std()), metrics, text,
+                          records={SAMPLES_FILE: "\n".join(self.sample_lines) + "\n"}, tables={"eval/samples": rows})
+
+    def summary(self) -> dict[str, Any]:
+        e = self.last_eval
+        return {"task": self.cfg.env.id, "trainable_parameters": self.trainable, "parameters": self.total_params,
+                "lora": self.lora, "reward_run": self.cfg.reward.from_run, **{f"final_{k}": v for k, v in e.items()},
+                "gold_gain": e.get("gold", float("nan")) - e.get("sft_gold", float("nan"))}
+
+    # ------------------------------------------------------------------ exports and state
+
+    def exports(self) -> dict[str, Any]:
+        return model_exports(self.model, self.tokenizer, self.lora)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(),
+                "value_head": self.value_head.state_dict() if self.value_head is not None else {},
+                "optimizer": self.optimizer.state_dict(), "rng": self.rng.bit_generator.state,
+                "sampler": self.sampler.get_state(), "shuffler": self.shuffler.get_state(),
+                "progress": self.progress, "stats": dict(self.stats), "tokens": self.tokens,
+                "kl_coef": self.kl_coef, "sft_eval": self.sft_eval or {}, "last_eval": self.last_eval,
+                "sample_lines": self.sample_lines}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        if self.value_head is not None:
+            self.value_head.load_state_dict(state["value_head"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rng.bit_generator.state = state["rng"]
+        self.sampler.set_state(state["sampler"])
+        self.shuffler.set_state(state["shuffler"])
+        self.progress, self.tokens = int(state["progress"]), int(state["tokens"])
+        self.stats = defaultdict(list, {k: list(v) for k, v in state["stats"].items()})
+        if self.kl_control is not None:
+            self.kl_control.coef = float(state["kl_coef"])
+        self.sft_eval = dict(state["sft_eval"]) or None
+        self.last_eval, self.sample_lines = dict(state["last_eval"]), list(state["sample_lines"])
+
+    def non_finite(self) -> str:
+        named = list(self.model.named_parameters())
+        named += [(f"value_head.{n}", p) for n, p in self.value_head.named_parameters()] if self.value_head else []
+        for name, p in named:
+            if not torch.isfinite(p).all():
+                return f"parameter {name}"
+        return ""
+
+
+def _seed(*key: int) -> int:
+    """A 63-bit seed from a tuple of non-negative ints (NumPy's SeedSequence mixes them)."""
+    return int(np.random.SeedSequence(list(key)).generate_state(2, np.uint64)[0] >> np.uint64(1))
