@@ -272,8 +272,8 @@ def _absent_section(args: list[str]) -> str:
         if "." in key and key.split(".", 1)[0] in optional:
             section = key.split(".", 1)[0]
             return (f"{key}: this run's config has no {section} section ({section}.* is for the language-model "
-                    f"stages that use one: model.* for algo=pretrain, sft and reward_model, lora.* for sft and "
-                    "reward_model)")
+                    f"stages that use one: model.* for algo=pretrain, sft, reward_model, rlhf_ppo and grpo, lora.* "
+                    "for all but pretrain, reward.* for rlhf_ppo and grpo)")
     return "an override sets a key under a section this run's config does not have"
 
 

@@ -27,6 +27,7 @@ from omegaconf import DictConfig
 
 from rlexp.build import build_trainer, process_settings, seed_everything
 from rlexp.config import TrainConfig, to_typed
+from rlexp.checkpoint import write_json_atomic
 from rlexp.errors import ConfigError, TrainingError, check_writable_dir, first_line
 from rlexp.lifecycle import Lifecycle, RunInfo
 from rlexp.sweeps import JOB_LOG, make_optuna_resumable, write_job_summary
@@ -160,6 +161,98 @@ def _captured_output():
         sys.stdout, sys.stderr = saved
 
 
+SHARED_GROUPS = ("env", "device", "logger")  # config groups every stage of a pipeline takes from the command
+
+
+def run_pipeline(cfg: TrainConfig, run_dir: Path, info: RunInfo) -> dict[str, Any]:
+    """``cfg``'s run; with ``cfg.pipeline`` (``experiment=rlhf_arithmetic``), its earlier stages
+    first, in order, each a run of its own in ``run_dir/<k>_<algo>``, the last in
+    ``run_dir/<n>_<algo>``. Each stage gets the command's env, device, logger and seed, its own
+    overrides, and ``model.from_run`` / ``reward.from_run`` pointing at the earlier stage it
+    starts from (unless set). ``run_dir/pipeline.json`` lists the stages' run directories.
+
+    Returns:
+        The last stage's summary.
+    """
+    if not cfg.pipeline:
+        return run(cfg, run_dir, info)
+    from rlexp.trainers.lm import STARTS_FROM
+
+    names = [*cfg.pipeline, cfg.algo.name]
+    unknown = [n for n in cfg.pipeline if n not in STARTS_FROM]
+    if unknown:
+        raise ConfigError(f"pipeline stage {unknown[0]!r} is not a language-model stage; valid stages: "
+                          f"{', '.join(STARTS_FROM)}")
+    check_writable_dir(run_dir, "run directory")
+    if (run_dir / "pipeline.json").exists():
+        raise ConfigError(f"run directory {run_dir} already holds a pipeline; choose another hydra.run.dir")
+    plan: list[tuple[str, Path]] = [(name, run_dir / f"{k}_{name}") for k, name in enumerate(names, start=1)]
+    stages = []  # every stage's config, composed (and range-checked) before the first one trains
+    for k, (name, stage_dir) in enumerate(plan):
+        links = _stage_links(name, plan[:k])
+        if k == len(plan) - 1:
+            stages.append((_linked(cfg, links), [*info.overrides, *(f"{key}={v}" for key, v in links.items())]))
+        else:
+            stages.append(_compose_stage(cfg, name, cfg.pipeline[name], links, info.overrides))
+    record: dict[str, Any] = {"stages": []}
+    for (name, stage_dir), (stage_cfg, overrides) in zip(plan, stages):
+        stage_info = dataclasses.replace(info, overrides=tuple(overrides),
+                                         command=shlex.join(["rlexp", "train", *overrides]))
+        summary = run(stage_cfg, stage_dir, stage_info)
+        record["stages"].append({"algo": name, "run_dir": str(stage_dir), "score_name": summary["score_name"],
+                                 "score": summary["objective"]})
+        write_json_atomic(record, run_dir / "pipeline.json")
+    return summary
+
+
+def _stage_links(name: str, done: list[tuple[str, Path]]) -> dict[str, str]:
+    """``model.from_run`` (the latest earlier stage this one may start from) and, for the RL
+    stages, ``reward.from_run`` (the latest reward model)."""
+    from rlexp.trainers.lm import STARTS_FROM
+
+    links = {}
+    model = next((d for n, d in reversed(done) if n in STARTS_FROM[name] and n != "reward_model"), None)
+    if model is not None:
+        links["model.from_run"] = str(model)
+    reward = next((d for n, d in reversed(done) if n == "reward_model"), None)
+    if reward is not None and name in ("rlhf_ppo", "grpo"):
+        links["reward.from_run"] = str(reward)
+    return links
+
+
+def _linked(cfg: TrainConfig, links: dict[str, str]) -> TrainConfig:
+    """``cfg`` with the links set where the command left them unset."""
+    if "model.from_run" in links and cfg.model is not None and not (cfg.model.from_run or cfg.model.name_or_path):
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, from_run=links["model.from_run"]))
+    if "reward.from_run" in links and cfg.reward is not None and not cfg.reward.from_run:
+        cfg = dataclasses.replace(cfg, reward=dataclasses.replace(cfg.reward, from_run=links["reward.from_run"]))
+    return cfg
+
+
+def _compose_stage(cfg: TrainConfig, name: str, stage_overrides: list[str], links: dict[str, str],
+                   command: tuple[str, ...]) -> tuple[TrainConfig, list[str]]:
+    """An earlier stage's config: ``algo=<name>``, the command's groups and keys that every
+    stage shares (env, device, logger, seed), the stage's own overrides, then the links."""
+    from hydra import compose
+    from hydra.core.global_hydra import GlobalHydra
+
+    if not GlobalHydra.instance().is_initialized():
+        raise ConfigError("a pipeline (cfg.pipeline) runs from `rlexp train`, which composes its stages")
+    choices = HydraConfig.get().runtime.choices
+    shared = [f"{group}={choices[group]}" for group in SHARED_GROUPS if choices.get(group)]
+    shared += [o for o in command if _shared_key(o)]
+    given = {o.split("=", 1)[0] for o in stage_overrides}
+    overrides = [f"algo={name}", *shared, f"seed={cfg.seed}", *stage_overrides,
+                 *(f"{key}={value}" for key, value in links.items() if key not in given)]
+    return to_typed(compose(config_name="train", overrides=overrides)), overrides
+
+
+def _shared_key(override: str) -> bool:
+    """Whether a command-line override sets a key inside a group every stage shares (env.max_operand=29)."""
+    key = override.split("=", 1)[0].lstrip("+~")
+    return "." in key and key.split(".", 1)[0] in SHARED_GROUPS
+
+
 def run_seeds(cfg: TrainConfig, run_dir: Path, info: RunInfo) -> dict[str, Any]:
     """``cfg.seeds_per_job`` runs (seed, seed+1, ...): one run directory, or ``seed<N>/`` in it for each.
 
@@ -171,14 +264,14 @@ def run_seeds(cfg: TrainConfig, run_dir: Path, info: RunInfo) -> dict[str, Any]:
     summaries = []
     for seed in seeds:
         if len(seeds) == 1:
-            summaries.append(run(cfg, run_dir, info))
+            summaries.append(run_pipeline(cfg, run_dir, info))
             continue
         one = dataclasses.replace(cfg, seed=seed, seeds_per_job=1)
         extra = (f"seed={seed}", "seeds_per_job=1")
         kept = tuple(o for o in info.overrides if not o.startswith(("seed=", "seeds_per_job=")))
         seed_info = dataclasses.replace(info, overrides=kept + extra,
                                         command=shlex.join(["rlexp", "train", *kept, *extra]))
-        summaries.append(run(one, run_dir / f"seed{seed}", seed_info))
+        summaries.append(run_pipeline(one, run_dir / f"seed{seed}", seed_info))
     scores = [s["objective"] for s in summaries]
     return {
         "status": "finished",

@@ -43,9 +43,24 @@ CASES = {
     "reward_model": ["algo=reward_model", "env=arithmetic", "algo.total_pairs=192", "algo.batch_size=8",
                      "algo.dataset_pairs=64", "algo.log_interval_pairs=16", "algo.checkpoint_interval_pairs=48",
                      "algo.eval_interval_pairs=96", "algo.eval_pairs=16", "lora.dropout=0.1"],
+    # the RL stages, counted in prompts, from the two runs above: the answers' sampler, the
+    # minibatch order, the value head, the adaptive KL coefficient and the samples written so far
+    "rlhf_ppo": ["algo=rlhf_ppo", "env=arithmetic", "algo.total_prompts=64", "algo.batch_prompts=8",
+                 "algo.minibatch_answers=4", "algo.log_interval_prompts=8", "algo.checkpoint_interval_prompts=16",
+                 "algo.eval_interval_prompts=32", "algo.eval_prompts=8", "algo.kl_target=0.1",
+                 "model.from_run={sft}", "reward.from_run={reward_model}"],
+    "grpo": ["algo=grpo", "env=arithmetic", "algo.total_prompts=32", "algo.batch_prompts=2", "algo.samples_per_prompt=4",
+             "algo.minibatch_answers=4", "algo.log_interval_prompts=4", "algo.checkpoint_interval_prompts=8",
+             "algo.eval_interval_prompts=16", "algo.eval_prompts=8", "model.from_run={sft}",
+             "reward.from_run={reward_model}"],
 }
 # the common settings each case runs with (self-play counts games, language models examples: not agent steps)
-BASE = {name: SINKS if name in ("alphazero", "sft", "reward_model") else COMMON for name in CASES}
+BASE = {name: COMMON if name in ("dqn", "ppo", "q_learning", "dqn_pong") else SINKS for name in CASES}
+
+
+def _args(name, runs):
+    """The case's overrides, with the earlier stages' run directories filled in ({sft}, {reward_model})."""
+    return [o.format(**{k: str(v) for k, v in runs.items()}) for o in CASES[name]]
 
 
 def _rows(run_dir):
@@ -79,9 +94,9 @@ def baselines(tmp_path_factory):
     threads = torch.get_num_threads()
     out = {}
     try:
-        for name, overrides in CASES.items():
+        for name in CASES:  # in order: the RL stages start from the sft and reward_model runs
             run_dir = tmp_path_factory.mktemp("baseline") / name
-            run(compose_train([*BASE[name], *overrides]), run_dir)  # the case's values win
+            run(compose_train([*BASE[name], *_args(name, out)]), run_dir)  # the case's values win
             out[name] = run_dir
     finally:
         torch.set_num_threads(threads)
@@ -93,13 +108,13 @@ def baselines(tmp_path_factory):
 # checkpoint file (its bytes written, not yet renamed)
 KILLS = {"dqn": ["step:700", "checkpoint_write:2"], "ppo": ["step:1000"], "q_learning": ["step:1300"],
          "dqn_pong": ["step:300"], "alphazero": ["step:100"], "sft": ["step:250"],
-         "reward_model": ["step:130"]}
+         "reward_model": ["step:130"], "rlhf_ppo": ["step:40"], "grpo": ["step:20"]}
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_killed_and_resumed_equals_uninterrupted(name, baselines, tmp_path):
     run_dir = tmp_path / "run"
-    command = ["train", *BASE[name], *CASES[name], f"hydra.run.dir={run_dir}"]
+    command = ["train", *BASE[name], *_args(name, baselines), f"hydra.run.dir={run_dir}"]
     for fault in KILLS[name]:
         killed = _train(command, run_dir, tmp_path, fault=fault)
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
@@ -116,6 +131,10 @@ def test_killed_and_resumed_equals_uninterrupted(name, baselines, tmp_path):
     assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
     mine, theirs = (json.loads((d / "summary.json").read_text()) for d in (run_dir, expected))
     assert mine["unit"] == theirs["unit"] and mine[mine["unit"].split()[-1]] == theirs[theirs["unit"].split()[-1]]
+    for records in ("samples.jsonl",):  # files an evaluation writes (language-model RL stages)
+        assert (run_dir / records).exists() == (expected / records).exists()
+        if (expected / records).exists():
+            assert (run_dir / records).read_text() == (expected / records).read_text()
 
 
 def _wait_for_step(run_dir, step, proc, timeout_s=120.0):

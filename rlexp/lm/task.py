@@ -47,7 +47,7 @@ class Pair:
 class ArithmeticTask:
     """Addition of two numbers in ``[0, max_operand]``; the labeler's settings."""
 
-    max_operand: int = 49  # operands drawn uniformly from [0, max_operand]
+    max_operand: int = 19  # operands drawn uniformly from [0, max_operand]
     padding_penalty: float = 0.1  # utility lost per character after the number
     near_miss_credit: float = 0.5  # utility of an answer off by one; halves with each further unit of error
     annotator_correct: float = 0.6  # demonstrations: right and concise

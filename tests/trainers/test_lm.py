@@ -3,6 +3,8 @@ and adapters; bad input as one line."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -101,3 +103,100 @@ def test_from_run_must_be_a_finished_run_of_an_earlier_stage(stages, tmp_path):
     code, _, err = cli(["train", *PRETRAIN, f"model.from_run={root / 'sft'}", f"hydra.run.dir={tmp_path / 'bad2'}"])
     assert code == 2 and "algo=pretrain starts from a run of algo=pretrain" in err
     assert not (tmp_path / "bad").exists() and not (tmp_path / "bad2").exists()
+
+
+# --------------------------------------------------------------------------- the RL stage
+
+RL = ["env=arithmetic", "algo.total_prompts=384", "algo.batch_prompts=32", "algo.log_interval_prompts=32",
+      "algo.eval_interval_prompts=192", "algo.eval_prompts=64", "algo.samples_logged=4", *QUIET]
+
+
+def _rl(stages, tmp_path, algo, *extra):
+    root = stages[0]
+    args = [f"algo={algo}", *RL, f"model.from_run={root / 'sft'}", f"reward.from_run={root / 'rm'}", *extra]
+    run_dir = tmp_path / algo
+    return run(compose_train(args), run_dir), run_dir
+
+
+@pytest.mark.parametrize("algo, extra", [("rlhf_ppo", []), ("grpo", ["algo.batch_prompts=8", "algo.minibatch_answers=32", "algo.log_interval_prompts=8"]),
+                                         ("rlhf_ppo", ["lora.enabled=false", "algo.lr=3e-4"])],
+                         ids=["ppo_lora", "grpo_lora", "ppo_full"])
+def test_the_rl_stage_starts_at_kl_zero_raises_the_reward_and_logs_samples(stages, tmp_path, algo, extra):
+    import json
+
+    summary, run_dir = _rl(stages, tmp_path, algo, *extra)
+    rows = read_metrics(run_dir / "metrics.jsonl")
+    train = [r for r in rows if "rlhf/kl" in r]
+    assert train[0]["rlhf/kl"] == 0.0  # the first rollout: the policy is the reference, exactly
+    for key in ("rlhf/reward", "rlhf/gold", "rlhf/entropy", "rlhf/response_length", "perf/tokens_per_s",
+                "loss/policy", "rlhf/kl_coef"):
+        assert key in train[-1], key
+    assert ("loss/value" in train[-1]) == (algo == "rlhf_ppo") and ("loss/kl" in train[-1]) == (algo == "grpo")
+    assert train[-1]["rlhf/kl"] > 0
+    evals = [r for r in rows if "eval/gold" in r]
+    assert len(evals) == 2 and evals[-1]["eval/reward"] > evals[-1]["eval/sft_reward"]  # it learns the proxy
+    assert summary["final_sft_gold"] == evals[-1]["eval/sft_gold"] and summary["prompts"] == 384
+    samples = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 8 and {"prompt", "answer", "sft_answer", "reward", "gold", "kl"} <= set(samples[0])
+    assert (run_dir / "model" / "config.json").exists() and (run_dir / "adapter").exists() == ("lora.enabled=false" not in extra)
+
+
+def test_lora_base_weights_stay_bit_identical_and_the_reference_is_the_base(stages, tmp_path):
+    from safetensors.torch import load_file
+
+    root = stages[0]
+    summary, run_dir = _rl(stages, tmp_path, "rlhf_ppo", "algo.total_prompts=64")
+    assert summary["trainable_parameters"] / summary["parameters"] < 0.05
+    state = torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=True)["trainer"]["model"]
+    sft = load_file(root / "sft" / "model" / "model.safetensors")
+    for name, tensor in sft.items():
+        key = "base_model.model." + name.replace(".weight", ".base_layer.weight") if any(
+            t in name for t in ("q_proj", "v_proj")) else "base_model.model." + name
+        assert torch.equal(state[key], tensor), name
+
+
+def test_the_rl_stage_refuses_a_wrong_reward_model_in_one_line(stages, tmp_path):
+    import shutil
+
+    from rlexp.lm.tokenizer import char_tokenizer
+
+    root = stages[0]
+    base = ["train", "algo=rlhf_ppo", *RL, f"model.from_run={root / 'sft'}"]
+    code, _, err = cli([*base, f"hydra.run.dir={tmp_path / 'a'}"])
+    assert code == 2 and "algo=rlhf_ppo learns from a reward model: set reward.from_run=RM_RUN" in err
+    code, _, err = cli([*base, f"reward.from_run={root / 'sft'}", f"hydra.run.dir={tmp_path / 'b'}"])
+    assert code == 2 and "is a run of algo=sft; it must be a run of algo=reward_model" in err
+    other = tmp_path / "other_rm"
+    shutil.copytree(root / "rm", other)
+    char_tokenizer("0123456789+=:QA ").save_pretrained(other / "model")
+    code, _, err = cli([*base, f"reward.from_run={other}", f"hydra.run.dir={tmp_path / 'c'}"])
+    assert code == 2 and "the reward model's tokenizer (20 tokens) is not the policy's" in err, err
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = cli(["train", "algo=grpo", *RL, "algo.samples_per_prompt=1", f"hydra.run.dir={tmp_path / 'd'}"])
+    assert code == 2 and "algo.samples_per_prompt must be >= 2 for grpo" in err
+    code, _, err = cli([*base, f"reward.from_run={root / 'rm'}", "algo.kl_estimator=k2", f"hydra.run.dir={tmp_path / 'e'}"])
+    assert code == 2 and "algo.kl_estimator='k2' is not valid; choose one of: k1, k3" in err
+    assert not any((tmp_path / d).exists() for d in "abcde")
+
+
+def test_one_command_runs_every_stage_each_in_its_own_run_dir(tmp_path):
+    import json
+
+    run_dir = tmp_path / "pipe"
+    code, out, err = cli(["train", "experiment=rlhf_arithmetic", "algo.total_prompts=64", "algo.batch_prompts=32",
+                          "algo.log_interval_prompts=32", "algo.eval_prompts=32", "env.max_operand=9",
+                          'pipeline.pretrain=["algo.total_examples=640","algo.eval_prompts=32"]',
+                          'pipeline.sft=["algo.total_examples=320","algo.eval_prompts=32"]',
+                          'pipeline.reward_model=["algo.total_pairs=320","algo.eval_pairs=64"]',
+                          *QUIET, f"hydra.run.dir={run_dir}"])
+    assert code == 0, err
+    stages = json.loads((run_dir / "pipeline.json").read_text())["stages"]
+    assert [s["algo"] for s in stages] == ["pretrain", "sft", "reward_model", "rlhf_ppo"]
+    for k, s in enumerate(stages, start=1):
+        assert s["run_dir"] == str(run_dir / f"{k}_{s['algo']}") and (Path(s["run_dir"]) / "model").is_dir()
+    from rlexp.runs import load_run_config
+
+    sft, ppo = load_run_config(run_dir / "2_sft"), load_run_config(run_dir / "4_rlhf_ppo")
+    assert sft.model.from_run == str(run_dir / "1_pretrain") and sft.env.max_operand == 9 and sft.algo.total_examples == 320
+    assert ppo.model.from_run == str(run_dir / "2_sft") and ppo.reward.from_run == str(run_dir / "3_reward_model")
+    assert "model.from_run=" in (run_dir / "3_reward_model" / "command.txt").read_text()
