@@ -417,18 +417,29 @@ def eval_run(
                                               help="board-game runs: the agent's search simulations per move"),
     seed: Optional[int] = typer.Option(None, "--seed", metavar="S",
                                        help="env seed  [default: the seed of the run's first in-training eval]"),
+    samples: Optional[int] = typer.Option(None, "--samples", metavar="N",
+                                          help="RLHF runs (rlhf_ppo, grpo): answers shown side by side with the SFT "
+                                          "model's  [default: 8]"),
+    prompts: int = typer.Option(256, "--prompts", metavar="N",
+                                help="RLHF runs: new prompts the means are taken over"),
     device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto, cpu, cuda or cuda:N"),
     trust: bool = typer.Option(False, "--trust", help=TRUST_HELP),
 ) -> None:
     from rlexp.errors import ConfigError
     from rlexp.games.agent import evaluate_games, is_game_run
-    from rlexp.runs import evaluate_run, load_run_config
+    from rlexp.runs import evaluate_rlhf_run, evaluate_run, load_run_config
 
     try:
         cfg = load_run_config(run_dir, trust=trust)
-        if cfg.model is not None:
-            raise ConfigError(f"rlexp eval of language-model runs (algo={cfg.algo.name}) is not there yet; the run's "
-                              "evaluations are in its metrics.jsonl (eval/gold, eval/loss)")
+        if cfg.model is not None or samples is not None:
+            given = [flag for flag, value in (("--episodes", episodes), ("--opponent", opponent)) if value is not None]
+            if given or video:
+                raise ConfigError(f"{given[0] if given else '--video'} is not for language-model runs: use --samples "
+                                  "and --prompts")
+            record = evaluate_rlhf_run(run_dir, checkpoint, prompts, 8 if samples is None else samples,
+                                       0 if seed is None else seed, device, trust)
+            _print_side_by_side(Path(run_dir), record)
+            return
         if is_game_run(cfg):
             if episodes is not None or video:
                 raise ConfigError("--episodes and --video are for gym runs; this is a board-game run: use --opponent "
@@ -467,6 +478,24 @@ def _print_episodes(run_path: Path, record: dict) -> None:
     typer.echo(f"lengths:    {' '.join(str(n) for n in record['lengths'])}")
     for v in record.get("videos", []):
         typer.echo(f"video:      {run_path / v['path']} (return {_fmt(v['return'])}, {v['frames']} frames)")
+    typer.echo(f"recorded in {run_path / 'evals.jsonl'}")
+
+
+def _print_side_by_side(run_path: Path, record: dict) -> None:
+    sft, policy = record["sft"], record["policy"]
+    typer.echo(f"checkpoint: {run_path / record['checkpoint']} (prompt {record['step']})")
+    typer.echo(f"prompts:    {record['prompts']} new ones, one sampled answer each, seed {record['seed']}")
+    typer.echo(f"{'':<12}{'reward':>8}{'gold':>8}{'KL':>8}{'length':>8}{'ended':>8}")
+    for name, m in (("SFT", sft), ("policy", policy)):
+        typer.echo(f"{name:<12}{m['reward']:>8.3f}{m['gold']:>8.3f}{m['kl']:>8.3f}{m['response_length']:>8.2f}"
+                   f"{m['ended_rate']:>8.2f}")
+    typer.echo(f"gold gain:  {policy['gold'] - sft['gold']:+.3f} (KL to the SFT model {policy['kl']:.3f} nats per answer)")
+    if record["samples"]:
+        typer.echo(f"\n{'prompt':<14}{'SFT answer':<18}{'reward':>7}{'gold':>6}   {'policy answer':<18}{'reward':>7}"
+                   f"{'gold':>6}{'KL':>7}")
+        for s in record["samples"]:
+            typer.echo(f"{s['prompt']:<14}{s['sft_answer'][:17]!s:<18}{s['sft_reward']:>7.2f}{s['sft_gold']:>6.2f}   "
+                       f"{s['answer'][:17]!s:<18}{s['reward']:>7.2f}{s['gold']:>6.2f}{s['kl']:>7.2f}")
     typer.echo(f"recorded in {run_path / 'evals.jsonl'}")
 
 
@@ -606,6 +635,16 @@ def _print_report(result: dict, roots: list[Path], last_evals: int) -> None:
         for a in result["aggregates"]:
             at.add_row(a["method"], ", ".join(a["games"]), str(a["runs"]), str(a["iqm"]), str(a["mean"]), str(a["median"]))
         console.print(at)
+    if result["overoptimization"]:
+        ot = Table(title="RLHF: final KL to the SFT model, gold utility and reward-model score (means over runs; "
+                   "--out draws gold_vs_kl.png)", title_justify="left")
+        for column in ("group", "runs", "KL", "gold", "reward", "SFT gold", "gold gain [95% t-interval]"):
+            ot.add_column(column, justify="left" if column == "group" else "right")
+        for r in result["overoptimization"]:
+            low, high = r["gold_gain_ci95"]
+            ot.add_row(r["group"], str(r["runs"]), f"{r['kl']:.3f}", f"{r['gold']:.3f}", f"{r['reward']:.3f}",
+                       f"{r['sft_gold']:.3f}", f"{r['gold_gain']:+.3f} [{low:+.3f}, {high:+.3f}]")
+        console.print(ot)
     if result["aggregate_comparison"]:
         games, estimate = result["aggregate_comparison"]
         console.print(f"probability of improvement over {len(games)} games, mean over games of P(A > B): {estimate}")

@@ -399,10 +399,10 @@ class PolicyOptimizationConfig:
     policy with its LoRA adapters disabled). Progress counts prompts."""
 
     name: str = MISSING  # registry key: rlhf_ppo or grpo
-    total_prompts: int = 4_096  # prompts answered and learned from (the budget)
+    total_prompts: int = 2_048  # prompts answered and learned from (the budget)
     log_interval_prompts: int = 256  # prompts between aggregated metric events
-    eval_interval_prompts: int = 1_024  # prompts between evaluations; 0 evaluates only at the end
-    checkpoint_interval_prompts: int = 2_048  # prompts between periodic checkpoints; 0 saves only the last
+    eval_interval_prompts: int = 512  # prompts between evaluations; 0 evaluates only at the end
+    checkpoint_interval_prompts: int = 1_024  # prompts between periodic checkpoints; 0 saves only the last
     eval_prompts: int = 256  # held-out prompts per evaluation (one sampled answer each, scored by gold, reward and KL)
     batch_prompts: int = 64  # prompts per rollout (each answered samples_per_prompt times)
     samples_per_prompt: int = 1  # answers sampled per prompt (grpo: the group size)
@@ -412,7 +412,7 @@ class PolicyOptimizationConfig:
     weight_decay: float = 0.0  # AdamW weight decay
     max_grad_norm: Optional[float] = 1.0  # gradient-norm clip; null disables
     clip_coef: float = 0.2  # PPO's clip range of the probability ratio
-    kl_coef: float = 0.05  # weight of the KL to the reference (initial value when kl_target is set)
+    kl_coef: float = 0.2  # weight of the KL to the reference (initial value when kl_target is set)
     kl_estimator: str = "k1"  # per-token KL estimate: k1 (log p - log p_ref) or k3 (r - 1 - log r, never negative)
     kl_target: Optional[float] = None  # adaptive coefficient (Ziegler et al. 2019) steering the KL per answer here; null: fixed
     kl_horizon_answers: int = 10_000  # adaptive coefficient: answers over which it moves by at most 20%

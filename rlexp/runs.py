@@ -456,3 +456,42 @@ def _eval_record(run: LoadedRun, returns: np.ndarray, lengths: np.ndarray, seed:
     if videos:
         record["videos"] = videos
     return record
+
+
+def evaluate_rlhf_run(run_dir: Path | str, checkpoint: str = "latest", prompts: int = 256, samples: int = 8,
+                      seed: int = 0, device: str = "auto", trust: bool = False) -> dict[str, Any]:
+    """An RL stage's policy beside its SFT model (the reference) on new prompts: mean reward,
+    gold utility and KL, and ``samples`` answers side by side; appended to ``RUN_DIR/evals.jsonl``.
+
+    Raises:
+        ConfigError: not an RL-stage run (algo=rlhf_ppo or grpo), bad counts, or a run whose
+            SFT or reward-model run has gone; nothing has been written.
+    """
+    from rlexp.build import build_trainer, process_settings, seed_everything
+    from rlexp.checkpoint import load_checkpoint
+
+    cfg = load_run_config(run_dir, trust=trust)
+    if cfg.algo.name not in ("rlhf_ppo", "grpo"):
+        raise ConfigError(f"--samples compares an RL stage's policy with its SFT model; {run_dir} is a run of "
+                          f"algo={cfg.algo.name} (its evaluations are in metrics.jsonl: eval/gold, eval/loss, "
+                          "eval/rm_accuracy); valid: runs of algo=rlhf_ppo or grpo")
+    if prompts < 1 or samples < 0:
+        raise ConfigError(f"--prompts must be >= 1 and --samples >= 0, got {prompts} and {samples}")
+    if seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {seed}")
+    path = resolve_checkpoint(run_dir, checkpoint)
+    evals_file = Path(run_dir) / EVALS_FILE
+    if not os.access(run_dir, os.W_OK):
+        raise ConfigError(f"cannot write {evals_file} (permission denied); copy the run directory somewhere writable")
+    cfg = dataclasses.replace(cfg, device=dataclasses.replace(cfg.device, type=device))
+    with process_settings(cfg.device):
+        seed_everything(cfg.seed)
+        trainer = build_trainer(cfg)
+        state = load_checkpoint(path)
+        trainer.load_state_dict(state["trainer"])
+        result = trainer.side_by_side(prompts, samples, seed)
+    record = {"kind": "rlhf_side_by_side", "checkpoint": run_relative(path, run_dir), "step": state.get("step"),
+              **result}
+    with open(evals_file, "a") as f:
+        f.write(json.dumps(record) + "\n")
+    return record

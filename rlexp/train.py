@@ -26,7 +26,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from rlexp.build import build_trainer, process_settings, seed_everything
-from rlexp.config import TrainConfig, to_typed
+from rlexp.config import ALGOS, TrainConfig, to_typed
 from rlexp.checkpoint import write_json_atomic
 from rlexp.errors import ConfigError, TrainingError, check_writable_dir, first_line
 from rlexp.lifecycle import Lifecycle, RunInfo
@@ -47,12 +47,32 @@ def run(cfg: TrainConfig, run_dir: Path, info: RunInfo | None = None) -> dict[st
         TrainingError: a NaN loss or a failing env stopped the run (the last good checkpoint stays).
         RunStopped: SIGINT/SIGTERM stopped the run after a checkpoint.
     """
+    from rlexp.lm.parallel import launched_world
+
     run_dir = Path(run_dir)
+    rank, world = launched_world()
+    if world > 1:  # accelerate launch / torchrun: data parallel, for the language-model stages
+        if ALGOS[cfg.algo.name].trainer not in DATA_PARALLEL_TRAINERS:
+            raise ConfigError(f"launched as {world} processes: data parallelism is for the language-model stages "
+                              f"(algo={', '.join(n for n, a in ALGOS.items() if a.trainer in DATA_PARALLEL_TRAINERS)}); "
+                              f"run algo={cfg.algo.name} as one process")
+        if rank != 0:  # process 0 writes the run; the others do the same work into a scratch directory
+            import tempfile
+
+            quiet = dataclasses.replace(cfg, logger=dataclasses.replace(
+                cfg.logger, progress="none", figures=False, video_interval_evals=0,
+                wandb=dataclasses.replace(cfg.logger.wandb, mode="disabled")))
+            with tempfile.TemporaryDirectory(prefix=f"rlexp-rank{rank}-") as scratch:
+                return _build_and_run(quiet, Path(scratch) / "run", info or RunInfo(), resuming=False)
     check_writable_dir(run_dir, "run directory")
     if (run_dir / "metrics.jsonl").exists():
         raise ConfigError(f"run directory {run_dir} already holds a run; choose another hydra.run.dir "
                           f"(or continue it: rlexp resume {run_dir})")
     return _build_and_run(cfg, run_dir, info or RunInfo(), resuming=False)
+
+
+DATA_PARALLEL_TRAINERS = ("rlexp.trainers.lm:LanguageModelTrainer", "rlexp.trainers.lm:RewardModelTrainer",
+                          "rlexp.trainers.rlhf:PolicyOptimizationTrainer")  # the trainers that shard their batches
 
 
 def resume(run_dir: Path | str, total_steps: int | None = None, trust: bool = False,
@@ -176,6 +196,7 @@ def run_pipeline(cfg: TrainConfig, run_dir: Path, info: RunInfo) -> dict[str, An
     """
     if not cfg.pipeline:
         return run(cfg, run_dir, info)
+    from rlexp.lm.parallel import barrier, launched_world
     from rlexp.trainers.lm import STARTS_FROM
 
     names = [*cfg.pipeline, cfg.algo.name]
@@ -201,7 +222,9 @@ def run_pipeline(cfg: TrainConfig, run_dir: Path, info: RunInfo) -> dict[str, An
         summary = run(stage_cfg, stage_dir, stage_info)
         record["stages"].append({"algo": name, "run_dir": str(stage_dir), "score_name": summary["score_name"],
                                  "score": summary["objective"]})
-        write_json_atomic(record, run_dir / "pipeline.json")
+        if launched_world()[0] == 0:
+            write_json_atomic(record, run_dir / "pipeline.json")
+        barrier()  # data parallel: the next stage loads what process 0 exported
     return summary
 
 

@@ -16,7 +16,8 @@ from rlexp.loggers.jsonl import read_metrics
 SCORE = "eval/score"  # every run's evaluation score (the lifecycle logs it): higher is better
 
 # config keys that do not change what is learned: never a reason to split groups
-IGNORED_PREFIXES = ("seed", "seeds_per_job", "logger.", "launcher.", "device.", "checkpoint_interval_steps")
+IGNORED_PREFIXES = ("seed", "seeds_per_job", "logger.", "launcher.", "device.", "checkpoint_interval_steps",
+                    "model.from_run", "reward.from_run")  # an RLHF stage's earlier runs differ by seed too
 
 
 @dataclass
@@ -30,6 +31,7 @@ class RunData:
     problems: list[str] = field(default_factory=list)
     score: str = "eval return"  # what the score is (summary.json's score_name)
     unit: str = "agent steps"  # what progress counts (summary.json's unit)
+    kl_points: list[dict[str, float]] = field(default_factory=list)  # RLHF runs: each evaluation's kl, gold, reward
 
     def final_score(self, last_evals: int = 1) -> float:
         """The mean of the last ``last_evals`` evaluation returns (NaN without evaluations)."""
@@ -67,8 +69,13 @@ def read_run(path: Path) -> RunData | None:
         problems.append("no summary.json: the run did not finish")
     if not evals:
         problems.append("no evaluation in metrics.jsonl")
+    evals_kl = [r for r in rows if "eval/kl" in r and "eval/gold" in r]
+    kl_points = [{"step": 0, "kl": 0.0, "gold": float(evals_kl[0]["eval/sft_gold"]),  # the start: the SFT model
+                  "reward": float(evals_kl[0]["eval/sft_reward"])}] if evals_kl and "eval/sft_gold" in evals_kl[0] else []
+    kl_points += [{"step": int(r["step"]), "kl": float(r["eval/kl"]), "gold": float(r["eval/gold"]),
+                   "reward": float(r["eval/reward"])} for r in evals_kl]
     return RunData(path, config, evals, finished, problems, summary.get("score_name", "eval_return").replace("_", " "),
-                   summary.get("unit", "agent steps"))
+                   summary.get("unit", "agent steps"), kl_points)
 
 
 def collect(paths: list[Path]) -> list[RunData]:

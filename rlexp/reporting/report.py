@@ -116,7 +116,66 @@ def build(paths: list[Path], by: list[str] | None = None, vs: list[Path] | None 
         frames = next(iter(skips))
     return {"summaries": summaries, "comparison": comparison, "references": reference_rows(summaries),
             "aggregates": aggregate_rows(methods, last_evals), "aggregate_comparison": aggregate_comparison,
-            "problems": problems, "last_evals": last_evals, "statistic": statistic, "frames_per_step": frames}
+            "problems": problems, "last_evals": last_evals, "statistic": statistic, "frames_per_step": frames,
+            "overoptimization": overoptimization_rows(summaries)}
+
+
+def overoptimization_rows(summaries: list[GroupSummary]) -> list[dict]:
+    """RLHF groups (runs that log eval/kl): each group's final KL to the SFT model, gold
+    utility and reward-model score, means over its runs, and every evaluation's point (the
+    gold-vs-KL picture: over-optimization is gold falling while the reward rises, Gao et al. 2022)."""
+    rows = []
+    for g in summaries:
+        runs = [r for r in g.runs if r.kl_points]
+        if not runs:
+            continue
+        final = [r.kl_points[-1] for r in runs]
+        gains = np.array([r.kl_points[-1]["gold"] - r.kl_points[0]["gold"] for r in runs])  # paired: same prompts
+        rows.append({"group": g.name, "runs": len(runs),
+                     **{k: float(np.mean([f[k] for f in final])) for k in ("kl", "gold", "reward")},
+                     "sft_gold": float(np.mean([r.kl_points[0]["gold"] for r in runs])),
+                     "gold_gain": float(gains.mean()), "gold_gain_ci95": _t_interval(gains),
+                     "points": [r.kl_points for r in runs]})
+    return rows
+
+
+def _t_interval(values: np.ndarray) -> tuple[float, float]:
+    """The 95% Student-t interval of the mean (NaN with fewer than 2 values): with a handful of
+    seeds, a bootstrap's percentile interval is too narrow."""
+    from scipy import stats as st
+
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    half = st.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return float(values.mean() - half), float(values.mean() + half)
+
+
+def draw_overoptimization(rows: list[dict]):
+    """Gold utility and reward-model score against the KL to the SFT model, one colour per group:
+    each run's evaluations joined in training order from the SFT model (KL 0), a star at the
+    group's final mean."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4.2), dpi=100)
+    gold_ax, reward_ax = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    for k, row in enumerate(rows):
+        colour = f"C{k % 10}"
+        for n, points in enumerate(row["points"]):
+            kl = [p["kl"] for p in points]
+            gold_ax.plot(kl, [p["gold"] for p in points], "o-", color=colour, alpha=0.8, ms=3,
+                         label=row["group"] if n == 0 else None)
+            reward_ax.plot(kl, [p["reward"] for p in points], "o-", color=colour, alpha=0.8, ms=3)
+        gold_ax.plot(row["kl"], row["gold"], "*", color=colour, ms=12, mec="black")  # the group's final mean
+        reward_ax.plot(row["kl"], row["reward"], "*", color=colour, ms=12, mec="black")
+    gold_ax.set(xlabel="KL to the SFT model (nats per answer)", ylabel="gold utility (the labeler's, hidden)",
+                title="gold: what the labeler wanted")
+    reward_ax.set(xlabel="KL to the SFT model (nats per answer)", ylabel="reward-model score (the proxy)",
+                  title="proxy: what the policy optimized")
+    for ax in (gold_ax, reward_ax):
+        ax.grid(alpha=0.3)
+    gold_ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
 
 
 def _task(config: dict) -> tuple[str, str | None]:
@@ -263,6 +322,16 @@ def markdown(report: dict) -> str:
             games, estimate_ = report["aggregate_comparison"]
             lines += ["", f"Probability of improvement over {len(games)} games ({', '.join(games)}), "
                       f"the average over games of P(A > B): {estimate_}"]
+    if report["overoptimization"]:
+        lines += ["", "RLHF: the final evaluation's KL to the SFT model, gold utility (the hidden labeler's) and "
+                  "reward-model score, means over runs; the gold gain over the SFT model on the same prompts, with "
+                  "its 95% Student-t interval over runs (gold_vs_kl.png draws every evaluation).", "",
+                  "| group | runs | KL (nats per answer) | gold | reward | SFT gold | gold gain [95% t-interval] |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in report["overoptimization"]:
+            low, high = r["gold_gain_ci95"]
+            lines.append(f"| {r['group']} | {r['runs']} | {r['kl']:.3f} | {r['gold']:.3f} | {r['reward']:.3f} | "
+                         f"{r['sft_gold']:.3f} | {r['gold_gain']:+.3f} [{low:+.3f}, {high:+.3f}] |")
     if report["problems"]:
         lines += ["", "Skipped or partial runs:"] + [f"- {path}: {p}" for path, p in report["problems"]]
     return "\n".join(lines) + "\n"
@@ -291,6 +360,8 @@ def write(report: dict, out: Path) -> list[Path]:
     if report["aggregates"]:
         fig = draw_aggregate_curves(report["aggregates"], report["frames_per_step"])
         written.append(save_figure(fig, out / "aggregate_curves.png"))
+    if report["overoptimization"]:
+        written.append(save_figure(draw_overoptimization(report["overoptimization"]), out / "gold_vs_kl.png"))
     return written
 
 

@@ -25,6 +25,7 @@ import torch
 from rlexp.config import DeviceConfig, TaskEnvConfig, TrainConfig
 from rlexp.errors import ConfigError
 from rlexp.lm.model import add_lora, load_pretrained, parameter_counts, quiet_transformers, tiny_llama
+from rlexp.lm.parallel import DataParallel
 from rlexp.lm.rlhf import bradley_terry_loss
 from rlexp.lm.sampling import positions
 from rlexp.lm.task import best_accuracy
@@ -116,7 +117,9 @@ class TextStageTrainer(Trainer):
             "total_steps": f"algo.{k['total']}", "eval_interval_steps": f"algo.{k['eval']}",
             "checkpoint_interval_steps": f"algo.{k['checkpoint']}", "eval_episodes": f"algo.{k['heldout']}",
             "logger.log_interval_steps": f"algo.{k['log']}"})
-        self.cfg, self.device = cfg, device
+        self.parallel = DataParallel(device)  # under accelerate launch: this process's share of each batch
+        self.cfg, self.device = cfg, self.parallel.device
+        device = self.device
         self.schedule = Schedule(getattr(a, k["total"]), getattr(a, k["log"]), getattr(a, k["eval"]),
                                  getattr(a, k["checkpoint"]))
         self.task = cfg.env.task()
@@ -198,18 +201,24 @@ class TextStageTrainer(Trainer):
     def advance(self) -> dict[str, float]:
         started = time.perf_counter()
         items = self._next_items()
+        mine = self.parallel.shard(items)  # all of them, unless launched data-parallel
         self.model.train()
-        loss, tokens = self._loss(items)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        value, tokens = 0.0, 0
+        if mine:
+            loss, tokens = self._loss(mine)
+            loss.backward()
+            value = loss.item()
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.parallel.average_gradients(params)
         a = self.cfg.algo
         if a.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], a.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(params, a.max_grad_norm)
         self.optimizer.step()
         self.progress += len(items)
-        self.tokens += tokens
+        self.tokens += tokens * self.parallel.world
         self.busy_s += time.perf_counter() - started
-        value = loss.item()
+        value = self.parallel.mean(value)
         self.losses.append(value)
         return {self.loss_metric: value}
 

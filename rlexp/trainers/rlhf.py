@@ -38,6 +38,7 @@ from rlexp.algos.ppo import clipped_surrogate_loss
 from rlexp.config import RLHFPPOConfig, TrainConfig
 from rlexp.errors import ConfigError
 from rlexp.lm.model import add_lora, load_pretrained, parameter_counts
+from rlexp.lm.parallel import DataParallel
 from rlexp.lm.rlhf import AdaptiveKLController, group_advantages, kl_per_token, token_advantages, token_rewards
 from rlexp.lm.sampling import entropy, positions, sample_answers, token_logprobs
 from rlexp.trainers.base import Evaluation, Schedule, Trainer, Unit
@@ -93,7 +94,14 @@ class PolicyOptimizationTrainer(Trainer):
         if a.samples_per_prompt > 1 and a.batch_prompts * a.samples_per_prompt % a.minibatch_answers:
             raise ConfigError(f"algo.minibatch_answers={a.minibatch_answers} must divide the rollout's "
                               f"{a.batch_prompts * a.samples_per_prompt} answers")
-        self.cfg, self.device = cfg, device
+        self.parallel = DataParallel(device)  # under accelerate launch: this process's share of each rollout
+        world = self.parallel.world
+        if world > 1 and (a.batch_prompts % world or a.total_prompts % a.batch_prompts or a.minibatch_answers % world):
+            raise ConfigError(f"data-parallel over {world} processes: algo.batch_prompts ({a.batch_prompts}) and "
+                              f"algo.minibatch_answers ({a.minibatch_answers}) must be multiples of {world}, and "
+                              f"algo.total_prompts ({a.total_prompts}) a multiple of algo.batch_prompts")
+        self.cfg, self.device = cfg, self.parallel.device
+        device = self.device
         self.ppo = isinstance(a, RLHFPPOConfig)
         self.schedule = Schedule(a.total_prompts, a.log_interval_prompts, a.eval_interval_prompts,
                                  a.checkpoint_interval_prompts)
@@ -213,7 +221,7 @@ class PolicyOptimizationTrainer(Trainer):
         started = time.perf_counter()
         a = self.cfg.algo
         count = min(a.batch_prompts, self.schedule.total - self.progress)
-        prompts = self.task.prompts(count, self.rng)
+        prompts = self.parallel.shard(self.task.prompts(count, self.rng))  # all of them unless data-parallel
         rows = [p for p in prompts for _ in range(a.samples_per_prompt)]
         r = self._answer(rows, self.sampler)
         mask = r["answer_mask"]
@@ -229,24 +237,24 @@ class PolicyOptimizationTrainer(Trainer):
         for key, value in (("reward", r["reward"].mean()), ("gold", r["gold"].mean()), ("kl", kl_answer),
                            ("entropy", r["entropy"]), ("response_length", mask.sum(1).mean()),
                            ("ended_rate", r["ended"].float().mean()), ("kl_coef", self.kl_coef)):
-            self.stats[f"rlhf/{key}"].append(float(value))
+            self.stats[f"rlhf/{key}"].append(self.parallel.mean(float(value)))
         if self.kl_control is not None:
-            self.kl_control.update(kl_answer, len(rows))
+            self.kl_control.update(self.parallel.mean(kl_answer), len(rows) * self.parallel.world)
         self.progress += count
-        self.tokens += int(r["mask"].sum())
+        self.tokens += int(r["mask"].sum()) * self.parallel.world
         self.busy_s += time.perf_counter() - started
         return update
 
     def _update(self, r: dict[str, Any], advantages: torch.Tensor, returns: torch.Tensor | None) -> dict[str, float]:
         """``update_epochs`` passes of minibatches over the rollout; the mean of their losses."""
         a = self.cfg.algo
-        answers = len(r["seq"])
+        answers, minibatch = len(r["seq"]), a.minibatch_answers // self.parallel.world
         out: dict[str, list[float]] = defaultdict(list)
         self.model.train()
         for _ in range(a.update_epochs):
             order = torch.randperm(answers, generator=self.shuffler).to(self.device)
-            for start in range(0, answers, a.minibatch_answers):
-                i = order[start:start + a.minibatch_answers]
+            for start in range(0, answers, minibatch):
+                i = order[start:start + minibatch]
                 m = r["answer_mask"][i].bool()
                 logits, values = self._forward(r["seq"][i], r["mask"][i], r["prompt_len"])
                 logprobs = token_logprobs(logits, r["answer"][i])
@@ -264,6 +272,7 @@ class PolicyOptimizationTrainer(Trainer):
                     out["loss/kl"].append(float(kl.detach()))
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                self.parallel.average_gradients(self.params)
                 if a.max_grad_norm is not None:
                     torch.nn.utils.clip_grad_norm_(self.params, a.max_grad_norm)
                 self.optimizer.step()
@@ -271,7 +280,7 @@ class PolicyOptimizationTrainer(Trainer):
                 with torch.no_grad():
                     out["rlhf/clipfrac"].append(float(((ratio[m] - 1).abs() > a.clip_coef).float().mean()))
                     out["rlhf/approx_kl"].append(float(((ratio[m] - 1) - log_ratio[m]).mean()))
-        return {k: float(np.mean(v)) for k, v in out.items()}
+        return {k: self.parallel.mean(float(np.mean(v))) for k, v in out.items()}
 
     def _value_loss(self, values: torch.Tensor, old: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
         clip = self.cfg.algo.value_clip
@@ -324,6 +333,22 @@ class PolicyOptimizationTrainer(Trainer):
                 f"{len(self.heldout)} prompts")
         return Evaluation(means["gold"], float(gold.std()), metrics, text,
                           records={SAMPLES_FILE: "\n".join(self.sample_lines) + "\n"}, tables={"eval/samples": rows})
+
+    def side_by_side(self, prompts: int, samples: int, seed: int) -> dict[str, Any]:
+        """The SFT model and the policy on ``prompts`` new prompts (one sampled answer each,
+        drawn with ``seed``): their mean reward, gold and (the policy's) KL, and the first
+        ``samples`` answers of each side by side (``rlexp eval RUN --samples N``)."""
+        saved = self.heldout
+        self.heldout = self.task.prompts(prompts, np.random.default_rng([seed, 9]))
+        try:
+            sft, sft_r = self._measure(self._generator(seed, 10), reference=True)
+            policy, r = self._measure(self._generator(seed, 11), reference=False)
+        finally:
+            prompt_list, self.heldout = self.heldout, saved
+        rows = [{"prompt": prompt_list[k], "sft_answer": sft_r["texts"][k], "sft_reward": float(sft_r["reward"][k]),
+                 "sft_gold": float(sft_r["gold"][k]), "answer": r["texts"][k], "reward": float(r["reward"][k]),
+                 "gold": float(r["gold"][k]), "kl": float(r["kl"][k])} for k in range(min(samples, prompts))]
+        return {"prompts": prompts, "seed": seed, "sft": sft, "policy": policy, "samples": rows}
 
     def summary(self) -> dict[str, Any]:
         e = self.last_eval

@@ -200,3 +200,64 @@ def test_one_command_runs_every_stage_each_in_its_own_run_dir(tmp_path):
     assert sft.model.from_run == str(run_dir / "1_pretrain") and sft.env.max_operand == 9 and sft.algo.total_examples == 320
     assert ppo.model.from_run == str(run_dir / "2_sft") and ppo.reward.from_run == str(run_dir / "3_reward_model")
     assert "model.from_run=" in (run_dir / "3_reward_model" / "command.txt").read_text()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_accelerate_launch_trains_data_parallel_on_two_cpu_processes(stages, tmp_path):
+    """`accelerate launch` with two CPU processes (gloo): each takes half of every batch, the
+    gradients are averaged, process 0 writes the run; the result matches one process's run."""
+    import subprocess
+    import sys
+
+    root = stages[0]
+    launch = [str(Path(sys.executable).parent / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              "--main_process_port", str(_free_port()), "-m", "rlexp", "train"]
+    grpo = ["algo=grpo", *RL, "algo.batch_prompts=8", "algo.minibatch_answers=32", "algo.total_prompts=64",
+            "algo.log_interval_prompts=8",
+            f"model.from_run={root / 'sft'}", f"reward.from_run={root / 'rm'}", "device=cpu"]
+    sft = [*SFT, "algo.total_examples=640", f"model.from_run={root / 'pretrain'}", "device=cpu"]
+    for name, args in (("grpo", grpo), ("sft", sft)):
+        out = subprocess.run([*launch, *args, f"hydra.run.dir={tmp_path / name}"], capture_output=True, text=True,
+                             timeout=300, cwd=tmp_path)
+        assert out.returncode == 0, out.stderr[-3000:]
+    summary = __import__("json").loads((tmp_path / "grpo" / "summary.json").read_text())
+    assert summary["prompts"] == 64 and (tmp_path / "grpo" / "model" / "config.json").exists()
+    rows = read_metrics(tmp_path / "grpo" / "metrics.jsonl")
+    assert [r for r in rows if "rlhf/kl" in r][0]["rlhf/kl"] == 0.0
+    single = run(compose_train([*sft]), tmp_path / "sft_single")  # one process, the same batches
+    parallel = [r for r in read_metrics(tmp_path / "sft" / "metrics.jsonl") if "eval/loss" in r][-1]["eval/loss"]
+    ones = [r for r in read_metrics(tmp_path / "sft_single" / "metrics.jsonl") if "eval/loss" in r][-1]["eval/loss"]
+    assert single["examples"] == 640 and abs(parallel - ones) < 0.02, (parallel, ones)
+
+
+def test_eval_shows_the_policy_beside_the_sft_model_and_the_report_draws_gold_against_kl(stages, tmp_path):
+    import json
+
+    root = stages[0]
+    for seed in (1, 2):
+        _rl(stages, tmp_path / f"s{seed}", "rlhf_ppo", f"seed={seed}", "algo.total_prompts=64")
+    run_dir = tmp_path / "s1" / "rlhf_ppo"
+    code, out, err = cli(["eval", str(run_dir), "--samples", "3", "--prompts", "32"])
+    assert code == 0, err
+    assert "gold gain:" in out and "SFT answer" in out and "policy answer" in out and out.count("Q: ") == 3
+    record = json.loads((run_dir / "evals.jsonl").read_text().splitlines()[-1])
+    assert record["prompts"] == 32 and len(record["samples"]) == 3 and record["policy"]["kl"] >= 0
+    assert set(record["sft"]) == {"gold", "reward", "kl", "response_length", "ended_rate"} and record["sft"]["kl"] == 0
+    code, _, err = cli(["eval", str(root / "sft"), "--samples", "3"])
+    assert code == 2 and "valid: runs of algo=rlhf_ppo or grpo" in err
+    code, _, err = cli(["eval", str(run_dir), "--episodes", "3"])
+    assert code == 2 and "--episodes is not for language-model runs" in err
+    code, out, err = cli(["report", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(tmp_path / "report")])
+    assert code == 0, err
+    assert (tmp_path / "report" / "gold_vs_kl.png").stat().st_size > 10_000
+    table = (tmp_path / "report" / "report.md").read_text()
+    line = next(x for x in table.splitlines() if x.startswith("| rlhf_ppo"))
+    assert "| 2 |" in line and "model.from_run" not in line  # the seeds' runs form one group

@@ -1,0 +1,314 @@
+"""RLHF: memory of full fine-tuning against LoRA, and rlexp's GRPO against TRL's GRPOTrainer,
+in one invocation (each measurement in its own subprocess, same thread count).
+
+(a) **Memory.** One causal LM (a Llama built from ``--hidden``/``--layers``, random init),
+a few SFT steps with AdamW on the task's demonstrations, with every weight trained and with
+LoRA (rank 8 on W_q, W_v): trainable parameters, gradient and optimizer-state bytes, bytes
+per parameter (weights + gradients + AdamW's two moments, over all parameters) and the
+peak memory of the training steps (CPU: the peak resident set above the one before
+training; CUDA: ``torch.cuda.max_memory_allocated``). Full fine-tuning in fp32 costs 16
+bytes per parameter: 4 for the weight, 4 for its gradient, 8 for AdamW's moments; that is
+the course's "16 GB per billion parameters" (mixed precision gets the same 16: 2 + 2 for
+bf16 weights and gradients, 12 for fp32 master weights and moments). LoRA keeps 4 bytes per
+frozen parameter.
+
+(b) **GRPO.** The same SFT model, reward model, prompts and generation settings: 16 prompts
+x 8 answers per rollout, at most 12 answer tokens, temperature 1 over the full vocabulary,
+LoRA rank 8 on W_q, W_v, 2 passes of 4 minibatches of 32 answers per rollout (8 optimizer
+steps), AdamW lr 2e-3, clip 0.2, beta 0.05 with the k3 KL to the reference (the policy with
+its adapters disabled, both), token-level loss over the minibatch (TRL: loss_type=bnpo),
+group-normalised advantages, and one reward function for both: the reward model's score of
+``<bos> prompt answer`` (with ``<eos>`` when the answer ended), minus 1 for an answer that
+never ended. Samples per second: answers generated and learned from per second of the
+training loop (rlexp: ``advance()`` calls; TRL: ``trainer.train()``); the reward curves are
+the mean reward per rollout. TRL is a bench-only extra (``pip install -e '.[bench]'``).
+
+    python scripts/bench_rlhf.py                       # both parts, a small pipeline trained first (~1 min)
+    python scripts/bench_rlhf.py --parts memory --hidden 1024 --layers 12
+    python scripts/bench_rlhf.py --parts grpo --rollouts 20 --from RUN_DIR   # RUN_DIR: an experiment=rlhf_arithmetic run
+    python scripts/bench_rlhf.py --device cuda
+
+Target (issue 15): rlexp's GRPO >= 1.5x TRL's samples/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import machine  # scripts/machine.py: the CPU model (and GPU) for every figure
+
+ROOT = Path(__file__).resolve().parent.parent
+RLEXP = [sys.executable, "-m", "rlexp"]
+GRPO = dict(batch_prompts=16, samples_per_prompt=8, max_answer_tokens=12, temperature=1.0, update_epochs=2,
+            minibatch_answers=32, lr=2e-3, clip_coef=0.2, kl_coef=0.05, missing_eos_penalty=1.0)
+LORA = dict(rank=8, alpha=16.0, target_modules=["q_proj", "v_proj"])
+
+
+# --------------------------------------------------------------------------- workers (one per subprocess)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def worker_memory(mode: str, hidden: int, layers: int, steps: int, batch: int, device: str) -> dict:
+    import numpy as np
+    import torch
+
+    from rlexp.lm.model import add_lora, quiet_transformers, tiny_llama
+    from rlexp.lm.task import ArithmeticTask
+    from rlexp.lm.tokenizer import char_tokenizer
+
+    quiet_transformers()
+    torch.manual_seed(0)
+    tok = char_tokenizer()
+    model = tiny_llama(len(tok), hidden_size=hidden, layers=layers, heads=max(1, hidden // 64),
+                       intermediate_size=hidden * 4, max_positions=64, pad_id=tok.pad_token_id,
+                       bos_id=tok.bos_token_id, eos_id=tok.eos_token_id)
+    if mode == "lora":
+        model = add_lora(model, rank=LORA["rank"], alpha=LORA["alpha"], dropout=0.0,
+                         target_modules=LORA["target_modules"])
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    pairs = ArithmeticTask().demonstrations(batch, np.random.default_rng(0))
+    enc = tok([p + a for p, a in pairs], return_tensors="pt", padding=True).to(device)
+    labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+    else:
+        before = _rss_bytes()
+    for _ in range(steps):
+        loss = model(**enc, labels=labels).loss
+        optimizer.zero_grad(set_to_none=False)
+        loss.backward()
+        optimizer.step()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - before
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    total = sum(p.numel() for p in model.parameters())
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    grads = sum(p.grad.numel() * p.grad.element_size() for p in params if p.grad is not None)
+    state = sum(t.numel() * t.element_size() for s in optimizer.state.values() for t in s.values()
+                if torch.is_tensor(t) and t.dim() > 0)
+    return {"mode": mode, "parameters": total, "trainable": sum(p.numel() for p in params), "weight_bytes": weights,
+            "grad_bytes": grads, "optimizer_bytes": state, "bytes_per_parameter": (weights + grads + state) / total,
+            "peak_bytes": max(peak, 0), "peak_kind": "cuda max allocated" if device.startswith("cuda") else "peak RSS"}
+
+
+def _reward_fn(rm, tok, penalty: float, device: str):
+    """One reward for both libraries: the reward model on <bos> prompt answer [<eos>]; -penalty if no <eos>."""
+    import torch
+
+    from rlexp.lm.sampling import positions
+
+    @torch.no_grad()
+    def score(prompts: list[str], completion_ids: list[list[int]]) -> list[float]:
+        rows = []
+        for prompt, ids in zip(prompts, completion_ids):
+            ids = list(ids)
+            ended = tok.eos_token_id in ids
+            if ended:
+                ids = ids[:ids.index(tok.eos_token_id) + 1]
+            rows.append((tok(prompt)["input_ids"] + ids, ended))
+        width = max(len(r) for r, _ in rows)
+        ids = torch.full((len(rows), width), tok.pad_token_id)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, (row, _) in enumerate(rows):
+            ids[i, width - len(row):] = torch.tensor(row)
+            mask[i, width - len(row):] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        out = rm(input_ids=ids, attention_mask=mask, position_ids=positions(mask)).logits[:, 0].float().cpu()
+        return [float(s) - (0.0 if ended else penalty) for s, (_, ended) in zip(out, rows)]
+
+    return score
+
+
+def worker_rlexp_grpo(run: str, rollouts: int, seed: int, device: str) -> dict:
+    import torch
+    from hydra import compose, initialize_config_module
+
+    from rlexp.build import build_trainer, seed_everything
+    from rlexp.config import to_typed
+
+    args = ["algo=grpo", "env=arithmetic", f"model.from_run={run}/2_sft", f"reward.from_run={run}/3_reward_model",
+            f"seed={seed}", "logger=none", f"device={'cuda' if device.startswith('cuda') else 'cpu'}",
+            f"algo.total_prompts={rollouts * GRPO['batch_prompts']}",
+            *(f"algo.{k}={v}" for k, v in GRPO.items()), f"lora.rank={LORA['rank']}", f"lora.alpha={LORA['alpha']}",
+            f"lora.target_modules=[{','.join(LORA['target_modules'])}]"]
+    with initialize_config_module("rlexp.conf", version_base="1.3"):  # the config exactly as `rlexp train` composes it
+        cfg = to_typed(compose("train", overrides=args))
+    seed_everything(seed)
+    trainer = build_trainer(cfg)
+    trainer.start(resumed=False)
+    rewards = []
+    started = time.perf_counter()
+    for _ in range(rollouts):
+        trainer.advance()
+        s = trainer.stats
+        rewards.append(s["rlhf/reward"][-1] - GRPO["missing_eos_penalty"] * (1 - s["rlhf/ended_rate"][-1]))
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    answers = rollouts * GRPO["batch_prompts"] * GRPO["samples_per_prompt"]
+    return {"lib": "rlexp", "seconds": seconds, "samples_per_s": answers / seconds, "rewards": rewards}
+
+
+def worker_trl_grpo(run: str, rollouts: int, seed: int, device: str) -> dict:
+    import numpy as np
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    from rlexp.lm.model import quiet_transformers
+    from rlexp.lm.task import ArithmeticTask
+
+    quiet_transformers()
+    tok = AutoTokenizer.from_pretrained(f"{run}/2_sft/model")
+    policy = AutoModelForCausalLM.from_pretrained(f"{run}/2_sft/model")
+    rm = AutoModelForSequenceClassification.from_pretrained(f"{run}/3_reward_model/model", num_labels=1).eval().to(device)
+    score = _reward_fn(rm, tok, GRPO["missing_eos_penalty"], device)
+
+    def reward(prompts, completions, completion_ids, **_):
+        return score(prompts, completion_ids)
+
+    g, b = GRPO["samples_per_prompt"], GRPO["batch_prompts"]
+    prompts = ArithmeticTask().prompts(rollouts * b, np.random.default_rng([seed, 2]))
+    steps_per_rollout = GRPO["update_epochs"] * (g * b // GRPO["minibatch_answers"])
+    args = GRPOConfig(
+        output_dir=tempfile.mkdtemp(), seed=seed, use_cpu=not device.startswith("cuda"), bf16=False,
+        report_to="none", save_strategy="no", logging_steps=1, disable_tqdm=True,
+        learning_rate=GRPO["lr"], lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
+        per_device_train_batch_size=GRPO["minibatch_answers"], gradient_accumulation_steps=1,
+        steps_per_generation=g * b // GRPO["minibatch_answers"], num_iterations=GRPO["update_epochs"],
+        num_generations=g, max_completion_length=GRPO["max_answer_tokens"], temperature=GRPO["temperature"],
+        top_k=0, top_p=1.0, beta=GRPO["kl_coef"], epsilon=GRPO["clip_coef"], loss_type="bnpo", scale_rewards="group",
+        mask_truncated_completions=False, max_steps=rollouts * steps_per_rollout, shuffle_dataset=False,
+        disable_dropout=True, log_completions=False, dataloader_num_workers=0)
+    peft = LoraConfig(r=LORA["rank"], lora_alpha=LORA["alpha"], target_modules=LORA["target_modules"],
+                      lora_dropout=0.0, task_type="CAUSAL_LM")
+    trainer = GRPOTrainer(model=policy, reward_funcs=reward, args=args,
+                          train_dataset=Dataset.from_dict({"prompt": prompts}), processing_class=tok,
+                          peft_config=peft)
+    started = time.perf_counter()
+    trainer.train()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    logged = [h["reward"] for h in trainer.state.log_history if "reward" in h]
+    rewards = [float(np.mean(logged[k:k + steps_per_rollout])) for k in range(0, len(logged), steps_per_rollout)]
+    answers = rollouts * b * g
+    return {"lib": "trl", "seconds": seconds, "samples_per_s": answers / seconds, "rewards": rewards}
+
+
+# --------------------------------------------------------------------------- the invocation
+
+
+def _subprocess(args: list[str], threads: int) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "PYTHONPATH": f"{ROOT}:{ROOT / 'scripts'}", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
+           "HF_DATASETS_OFFLINE": "1", "WANDB_MODE": "disabled", "TOKENIZERS_PARALLELISM": "false"}
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env, cwd=ROOT)
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(args[:3])} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _pipeline(directory: Path, seed: int, device: str) -> Path:
+    """A small pretrain -> sft -> reward_model pipeline for the GRPO comparison (about a minute on 2 cores)."""
+    run = directory / "pipeline"
+    command = [*RLEXP, "train", "experiment=rlhf_arithmetic", f"seed={seed}", "logger=none", "logger.progress=none",
+               f"device={'cuda' if device.startswith('cuda') else 'cpu'}", "algo=grpo", "algo.total_prompts=16",
+               "algo.batch_prompts=16", "algo.eval_prompts=16",
+               'pipeline.pretrain=["algo.total_examples=60000","algo.dataset_examples=20000"]',
+               'pipeline.sft=["algo.total_examples=20000"]',
+               'pipeline.reward_model=["algo.total_pairs=20000","lora.rank=16",'
+               '"lora.target_modules=[q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj]"]',
+               f"hydra.run.dir={run}"]
+    out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        raise SystemExit(f"the pipeline failed:\n{out.stderr[-3000:]}")
+    return run
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--parts", nargs="+", default=["memory", "grpo"], choices=["memory", "grpo"])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--hidden", type=int, default=512, help="memory: the model's width")
+    parser.add_argument("--layers", type=int, default=8, help="memory: the model's blocks")
+    parser.add_argument("--batch", type=int, default=32, help="memory: sequences per step")
+    parser.add_argument("--rollouts", type=int, default=12, help="grpo: rollouts of 16 prompts x 8 answers")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--from", dest="source", default=None,
+                        help="grpo: a finished experiment=rlhf_arithmetic run (its 2_sft and 3_reward_model)")
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        kind, *rest = args.worker
+        if kind == "memory":
+            mode, hidden, layers, batch = rest
+            result = worker_memory(mode, int(hidden), int(layers), 3, int(batch), args.device)
+        else:
+            run, rollouts = rest
+            fn = worker_rlexp_grpo if kind == "rlexp" else worker_trl_grpo
+            result = fn(run, int(rollouts), args.seed, args.device)
+        print(json.dumps(result))
+        return
+
+    print(f"machine: {machine.describe(args.device)}; {args.threads} torch threads per subprocess")
+    if "memory" in args.parts:
+        rows = [_subprocess(["--device", args.device, "--worker", "memory", mode, str(args.hidden), str(args.layers),
+                             str(args.batch)], args.threads) for mode in ("full", "lora")]
+        print(f"\n(a) memory: Llama hidden {args.hidden}, {args.layers} layers, fp32, AdamW, {args.batch} sequences "
+              f"per step ({rows[0]['parameters']:,} parameters)")
+        print(f"{'':<16}{'trainable':>14}{'share':>8}{'gradients':>13}{'optimizer':>13}{'bytes/param':>13}"
+              f"{'peak (' + rows[0]['peak_kind'] + ')':>26}")
+        for r in rows:
+            name = "full fine-tune" if r["mode"] == "full" else f"LoRA r={LORA['rank']} q,v"
+            print(f"{name:<16}{r['trainable']:>14,}{r['trainable'] / r['parameters']:>8.2%}{_mib(r['grad_bytes']):>13}"
+                  f"{_mib(r['optimizer_bytes']):>13}{r['bytes_per_parameter']:>13.2f}{_mib(r['peak_bytes']):>26}")
+        full, lora = rows
+        print(f"full fine-tuning: {full['bytes_per_parameter']:.1f} bytes per parameter = "
+              f"{full['bytes_per_parameter']:.0f} GB per billion parameters (the course: 16); LoRA: "
+              f"{lora['bytes_per_parameter']:.2f}; peak memory of training {full['peak_bytes'] / max(lora['peak_bytes'], 1):.1f}x "
+              "lower with LoRA")
+    if "grpo" in args.parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            run = Path(args.source) if args.source else _pipeline(Path(tmp), args.seed, args.device)
+            results = [_subprocess(["--device", args.device, "--seed", str(args.seed), "--worker", lib, str(run),
+                                    str(args.rollouts)], args.threads) for lib in ("rlexp", "trl")]
+        ours, trl = results
+        print(f"\n(b) GRPO, {args.rollouts} rollouts of {GRPO['batch_prompts']} prompts x {GRPO['samples_per_prompt']} "
+              f"answers, the same SFT model, reward model, prompts and settings")
+        print(f"{'':<8}{'seconds':>10}{'samples/s':>12}   reward per rollout")
+        for r in results:
+            print(f"{r['lib']:<8}{r['seconds']:>10.1f}{r['samples_per_s']:>12.1f}   "
+                  + " ".join(f"{x:.2f}" for x in r["rewards"]))
+        print(f"rlexp / TRL samples per second: {ours['samples_per_s'] / trl['samples_per_s']:.2f}x (target >= 1.5x); "
+              f"mean reward of the last third: rlexp {sum(ours['rewards'][-(len(ours['rewards']) // 3 or 1):]) / (len(ours['rewards']) // 3 or 1):.2f}, "
+              f"TRL {sum(trl['rewards'][-(len(trl['rewards']) // 3 or 1):]) / (len(trl['rewards']) // 3 or 1):.2f}")
+
+
+if __name__ == "__main__":
+    main()
