@@ -211,8 +211,12 @@ def run_pipeline(cfg: TrainConfig, run_dir: Path, info: RunInfo) -> dict[str, An
     stages = []  # every stage's config, composed (and range-checked) before the first one trains
     for k, (name, stage_dir) in enumerate(plan):
         links = _stage_links(name, plan[:k])
-        if k == len(plan) - 1:
-            stages.append((_linked(cfg, links), [*info.overrides, *(f"{key}={v}" for key, v in links.items())]))
+        if k == len(plan) - 1:  # the command's own config, its earlier stages linked; its command reruns it alone
+            choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+            own = [f"algo={name}", *(f"{g}={choices[g]}" for g in SHARED_GROUPS if choices.get(g)),
+                   *(o for o in info.overrides if _kept_in_last_stage(o)),
+                   *(f"{key}={v}" for key, v in links.items())]
+            stages.append((dataclasses.replace(_linked(cfg, links), pipeline={}), own))
         else:
             stages.append(_compose_stage(cfg, name, cfg.pipeline[name], links, info.overrides))
     record: dict[str, Any] = {"stages": []}
@@ -268,6 +272,13 @@ def _compose_stage(cfg: TrainConfig, name: str, stage_overrides: list[str], link
     overrides = [f"algo={name}", *shared, f"seed={cfg.seed}", *stage_overrides,
                  *(f"{key}={value}" for key, value in links.items() if key not in given)]
     return to_typed(compose(config_name="train", overrides=overrides)), overrides
+
+
+def _kept_in_last_stage(override: str) -> bool:
+    """Whether the last stage's own command keeps a pipeline command's override: not the preset,
+    the pipeline or the group choices (written out explicitly), every other key."""
+    key = override.split("=", 1)[0].lstrip("+~")
+    return not (key == "pipeline" or key.startswith("pipeline.") or key in ("experiment", "algo", *SHARED_GROUPS))
 
 
 def _shared_key(override: str) -> bool:

@@ -210,8 +210,7 @@ def worker_trl_grpo(run: str, rollouts: int, seed: int, device: str) -> dict:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
-    logged = [h["reward"] for h in trainer.state.log_history if "reward" in h]
-    rewards = [float(np.mean(logged[k:k + steps_per_rollout])) for k in range(0, len(logged), steps_per_rollout)]
+    rewards = [float(h["reward"]) for h in trainer.state.log_history if "reward" in h]  # one per generation
     answers = rollouts * b * g
     return {"lib": "trl", "seconds": seconds, "samples_per_s": answers / seconds, "rewards": rewards}
 

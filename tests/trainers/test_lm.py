@@ -200,6 +200,10 @@ def test_one_command_runs_every_stage_each_in_its_own_run_dir(tmp_path):
     assert sft.model.from_run == str(run_dir / "1_pretrain") and sft.env.max_operand == 9 and sft.algo.total_examples == 320
     assert ppo.model.from_run == str(run_dir / "2_sft") and ppo.reward.from_run == str(run_dir / "3_reward_model")
     assert "model.from_run=" in (run_dir / "3_reward_model" / "command.txt").read_text()
+    last = (run_dir / "4_rlhf_ppo" / "command.txt").read_text()  # reruns the last stage alone
+    assert "experiment=" not in last and "pipeline" not in last and ppo.pipeline == {}
+    assert all(x in last for x in ("algo=rlhf_ppo", "env=arithmetic", "algo.total_prompts=64", "env.max_operand=9",
+                                   "reward.from_run="))
 
 
 def _free_port() -> int:
@@ -261,3 +265,13 @@ def test_eval_shows_the_policy_beside_the_sft_model_and_the_report_draws_gold_ag
     table = (tmp_path / "report" / "report.md").read_text()
     line = next(x for x in table.splitlines() if x.startswith("| rlhf_ppo"))
     assert "| 2 |" in line and "model.from_run" not in line  # the seeds' runs form one group
+
+
+def test_name_or_path_takes_a_directory_a_stage_saved(stages, tmp_path):
+    root = stages[0]
+    summary = run(compose_train([*SFT, "algo.total_examples=128", f"model.name_or_path={root / 'pretrain' / 'model'}"]),
+                  tmp_path / "sft")
+    assert summary["examples"] == 128 and summary["lora"]
+    assert "the model of" not in (tmp_path / "sft" / "config.yaml").read_text()
+    code, _, err = cli(["train", *SFT, f"model.name_or_path={tmp_path}", f"hydra.run.dir={tmp_path / 'bad'}"])
+    assert code == 2 and f"model.name_or_path={tmp_path}: no causal LM and tokenizer there" in err
