@@ -427,18 +427,13 @@ def eval_run(
 ) -> None:
     from rlexp.errors import ConfigError
     from rlexp.games.agent import evaluate_games, is_game_run
-    from rlexp.runs import evaluate_rlhf_run, evaluate_run, load_run_config
+    from rlexp.runs import evaluate_run, load_run_config
 
     try:
         cfg = load_run_config(run_dir, trust=trust)
         if cfg.model is not None or samples is not None:
-            given = [flag for flag, value in (("--episodes", episodes), ("--opponent", opponent)) if value is not None]
-            if given or video:
-                raise ConfigError(f"{given[0] if given else '--video'} is not for language-model runs: use --samples "
-                                  "and --prompts")
-            record = evaluate_rlhf_run(run_dir, checkpoint, prompts, 8 if samples is None else samples,
-                                       0 if seed is None else seed, device, trust)
-            _print_side_by_side(Path(run_dir), record)
+            gym_or_game = [f for f, v in (("--episodes", episodes), ("--opponent", opponent), ("--video", video)) if v]
+            _eval_language_model(run_dir, checkpoint, gym_or_game, samples, prompts, seed, device, trust)
             return
         if is_game_run(cfg):
             if episodes is not None or video:
@@ -479,6 +474,18 @@ def _print_episodes(run_path: Path, record: dict) -> None:
     for v in record.get("videos", []):
         typer.echo(f"video:      {run_path / v['path']} (return {_fmt(v['return'])}, {v['frames']} frames)")
     typer.echo(f"recorded in {run_path / 'evals.jsonl'}")
+
+
+def _eval_language_model(run_dir: str, checkpoint: str, refused: list[str], samples: Optional[int], prompts: int,
+                         seed: Optional[int], device: str, trust: bool) -> None:
+    """``rlexp eval`` of an RLHF run: the policy beside its SFT model (``refused``: gym or game flags given)."""
+    from rlexp.errors import ConfigError
+    from rlexp.runs import evaluate_rlhf_run
+
+    if refused:
+        raise ConfigError(f"{refused[0]} is not for language-model runs: use --samples and --prompts")
+    record = evaluate_rlhf_run(run_dir, checkpoint, prompts, 8 if samples is None else samples, seed or 0, device, trust)
+    _print_side_by_side(Path(run_dir), record)
 
 
 def _print_side_by_side(run_path: Path, record: dict) -> None:

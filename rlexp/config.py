@@ -477,10 +477,10 @@ class GRPOConfig(PolicyOptimizationConfig):
     kl_coef: float = 0.05  # beta: weight of the KL term of the loss
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.samples_per_prompt < 2:
+        if self.samples_per_prompt < 2:  # before the shared checks: they would name the minibatch instead
             raise ConfigError(f"algo.samples_per_prompt must be >= 2 for grpo (a group to compare with), "
                               f"got {self.samples_per_prompt}")
+        super().__post_init__()
 
 
 @dataclass

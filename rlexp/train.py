@@ -197,7 +197,7 @@ def run_pipeline(cfg: TrainConfig, run_dir: Path, info: RunInfo) -> dict[str, An
     if not cfg.pipeline:
         return run(cfg, run_dir, info)
     from rlexp.lm.parallel import barrier, launched_world
-    from rlexp.trainers.lm import STARTS_FROM
+    from rlexp.trainers.lm import STARTS_FROM, pipeline_links
 
     names = [*cfg.pipeline, cfg.algo.name]
     unknown = [n for n in cfg.pipeline if n not in STARTS_FROM]
@@ -210,7 +210,7 @@ def run_pipeline(cfg: TrainConfig, run_dir: Path, info: RunInfo) -> dict[str, An
     plan: list[tuple[str, Path]] = [(name, run_dir / f"{k}_{name}") for k, name in enumerate(names, start=1)]
     stages = []  # every stage's config, composed (and range-checked) before the first one trains
     for k, (name, stage_dir) in enumerate(plan):
-        links = _stage_links(name, plan[:k])
+        links = pipeline_links(name, plan[:k])
         if k == len(plan) - 1:  # the command's own config, its earlier stages linked; its command reruns it alone
             choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
             own = [f"algo={name}", *(f"{g}={choices[g]}" for g in SHARED_GROUPS if choices.get(g)),
@@ -230,21 +230,6 @@ def run_pipeline(cfg: TrainConfig, run_dir: Path, info: RunInfo) -> dict[str, An
             write_json_atomic(record, run_dir / "pipeline.json")
         barrier()  # data parallel: the next stage loads what process 0 exported
     return summary
-
-
-def _stage_links(name: str, done: list[tuple[str, Path]]) -> dict[str, str]:
-    """``model.from_run`` (the latest earlier stage this one may start from) and, for the RL
-    stages, ``reward.from_run`` (the latest reward model)."""
-    from rlexp.trainers.lm import STARTS_FROM
-
-    links = {}
-    model = next((d for n, d in reversed(done) if n in STARTS_FROM[name] and n != "reward_model"), None)
-    if model is not None:
-        links["model.from_run"] = str(model)
-    reward = next((d for n, d in reversed(done) if n == "reward_model"), None)
-    if reward is not None and name in ("rlhf_ppo", "grpo"):
-        links["reward.from_run"] = str(reward)
-    return links
 
 
 def _linked(cfg: TrainConfig, links: dict[str, str]) -> TrainConfig:

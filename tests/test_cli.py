@@ -70,8 +70,8 @@ def test_multirun_two_jobs_one_sweep_dir(tmp_path):
 BAD_INPUTS = [
     (["algo.lr=abc"], "invalid value for algo.lr: 'abc' is not a valid float"),
     (["algo.lrr=1"], "unknown key 'algo.lrr'; valid keys: name, optimizer, lr,"),
-    (["algo=sac"], "unknown option algo=sac; valid choices: a2c, alphazero, dqn, ppo, pretrain, q_learning, reinforce, "
-                   "reward_model, sarsa, sft, value_iteration"),
+    (["algo=sac"], "unknown option algo=sac; valid choices: a2c, alphazero, dqn, grpo, ppo, pretrain, q_learning, "
+                   "reinforce, reward_model, rlhf_ppo, sarsa, sft, value_iteration"),
     (["env.id=CartPol-v1"], "env.id='CartPol-v1' is not a registered gymnasium environment; did you mean CartPole-v1"),
     (["total_steps=0"], "total_steps must be > 0, got 0"),
     (["total_steps=-100"], "total_steps must be > 0, got -100"),

@@ -183,6 +183,17 @@ ALGO_FIELDS["reward_model"] = {
     "checkpoint_interval_pairs": NONNEG_INT, "dataset_pairs": POS_INT, "eval_pairs": POS_INT, "batch_size": POS_INT,
     "lr": POS_FLOAT, "weight_decay": NONNEG_FLOAT, "max_grad_norm": OPT_POS_FLOAT,
 }
+_RL_STAGE = {  # the RL stages of RLHF share PolicyOptimizationConfig
+    "total_prompts": POS_INT, "log_interval_prompts": POS_INT, "eval_interval_prompts": NONNEG_INT,
+    "checkpoint_interval_prompts": NONNEG_INT, "eval_prompts": POS_INT, "batch_prompts": POS_INT,
+    "samples_per_prompt": POS_INT, "update_epochs": POS_INT, "minibatch_answers": POS_INT, "lr": POS_FLOAT,
+    "weight_decay": NONNEG_FLOAT, "max_grad_norm": OPT_POS_FLOAT, "clip_coef": POS_FLOAT, "kl_coef": NONNEG_FLOAT,
+    "kl_target": OPT_POS_FLOAT, "kl_horizon_answers": POS_INT, "temperature": POS_FLOAT, "max_answer_tokens": POS_INT,
+    "missing_eos_penalty": NONNEG_FLOAT, "samples_logged": NONNEG_INT,
+}
+ALGO_FIELDS["rlhf_ppo"] = {**_RL_STAGE, "vf_coef": NONNEG_FLOAT, "value_clip": OPT_POS_FLOAT, "gamma": UNIT,
+                           "gae_lambda": UNIT}
+ALGO_FIELDS["grpo"] = {**_RL_STAGE, "samples_per_prompt": Range(lambda v: v >= 2, ANY_INT, st.integers(max_value=1))}
 
 # String fields with a fixed set of choices.
 ALGO_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -193,6 +204,8 @@ ALGO_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
     "sarsa": {"alpha_schedule": ("linear", "visits")},
     "value_iteration": {"model": ("known", "learned")},
     "alphazero": {"root_search": ("puct", "gumbel"), "augment": ("none", "mirror")},
+    "rlhf_ppo": {"kl_estimator": ("k1", "k3")},
+    "grpo": {"kl_estimator": ("k1", "k3")},
 }
 
 # Checked fields outside algo (composed with the default groups), keyed by their full key.
@@ -272,6 +285,10 @@ JOINT_RULES = [  # (the algorithm composed, the keys, the key named, whether the
     ("alphazero", ("algo.batch_size", "algo.replay_window_positions"), "algo.batch_size",
      lambda v: v.get("algo.batch_size", 256) > v.get("algo.replay_window_positions", 50_000)),
     (None, ("seed", "seeds_per_job"), "seed", lambda v: v.get("seed", 1) + v.get("seeds_per_job", 1) - 1 > 2**32 - 1),
+    *((algo, ("algo.minibatch_answers", "algo.batch_prompts", "algo.samples_per_prompt"), "algo.minibatch_answers",
+       lambda v, d=defaults: v.get("algo.minibatch_answers", 32) > v.get("algo.batch_prompts", d[0])
+       * v.get("algo.samples_per_prompt", d[1]))
+      for algo, defaults in (("rlhf_ppo", (64, 1)), ("grpo", (16, 8)))),  # answers per minibatch <= per rollout
 ]
 
 

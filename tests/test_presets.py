@@ -73,6 +73,13 @@ def test_every_preset_runs_a_few_steps(preset, tmp_path):
         summary = run(compose_train([f"experiment={preset}", *SMOKE_GAMES]), tmp_path / "run")
         assert summary["games"] == 8 and (tmp_path / "run" / "checkpoints" / "latest.pt").exists()
         return
+    if algo == "rlhf":  # a pipeline of runs: tests/trainers/test_lm.py runs it through `rlexp train`; here, its stages compose
+        cfg = compose_train([f"experiment={preset}"])
+        assert cfg.algo.name == "rlhf_ppo" and list(cfg.pipeline) == ["pretrain", "sft", "reward_model"]
+        for stage, overrides in cfg.pipeline.items():
+            stage_cfg = compose_train([f"algo={stage}", "env=arithmetic", *overrides])
+            assert stage_cfg.algo.name == stage and stage_cfg.model is not None
+        return
     atari = compose_train([f"experiment={preset}", *REQUIRED.get(preset, [])]).env.type == "atari"
     extra = [*SMOKE_ALGO[algo], *REQUIRED.get(preset, []), *(["env.max_episode_frames=800"] if atari else [])]
     summary = run(compose_train([f"experiment={preset}", *SMOKE, *extra]), tmp_path / "run")

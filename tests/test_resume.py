@@ -43,16 +43,13 @@ CASES = {
     "reward_model": ["algo=reward_model", "env=arithmetic", "algo.total_pairs=192", "algo.batch_size=8",
                      "algo.dataset_pairs=64", "algo.log_interval_pairs=16", "algo.checkpoint_interval_pairs=48",
                      "algo.eval_interval_pairs=96", "algo.eval_pairs=16", "lora.dropout=0.1"],
-    # the RL stages, counted in prompts, from the two runs above: the answers' sampler, the
-    # minibatch order, the value head, the adaptive KL coefficient and the samples written so far
+    # the RL stage, counted in prompts, from the two runs above: the answers' sampler, the minibatch
+    # order, the value head, the adaptive KL coefficient and the samples written so far (grpo is the
+    # same trainer without the value head)
     "rlhf_ppo": ["algo=rlhf_ppo", "env=arithmetic", "algo.total_prompts=64", "algo.batch_prompts=8",
                  "algo.minibatch_answers=4", "algo.log_interval_prompts=8", "algo.checkpoint_interval_prompts=16",
                  "algo.eval_interval_prompts=32", "algo.eval_prompts=8", "algo.kl_target=0.1",
                  "model.from_run={sft}", "reward.from_run={reward_model}"],
-    "grpo": ["algo=grpo", "env=arithmetic", "algo.total_prompts=32", "algo.batch_prompts=2", "algo.samples_per_prompt=4",
-             "algo.minibatch_answers=4", "algo.log_interval_prompts=4", "algo.checkpoint_interval_prompts=8",
-             "algo.eval_interval_prompts=16", "algo.eval_prompts=8", "model.from_run={sft}",
-             "reward.from_run={reward_model}"],
 }
 # the common settings each case runs with (self-play counts games, language models examples: not agent steps)
 BASE = {name: COMMON if name in ("dqn", "ppo", "q_learning", "dqn_pong") else SINKS for name in CASES}
@@ -108,7 +105,7 @@ def baselines(tmp_path_factory):
 # checkpoint file (its bytes written, not yet renamed)
 KILLS = {"dqn": ["step:700", "checkpoint_write:2"], "ppo": ["step:1000"], "q_learning": ["step:1300"],
          "dqn_pong": ["step:300"], "alphazero": ["step:100"], "sft": ["step:250"],
-         "reward_model": ["step:130"], "rlhf_ppo": ["step:40"], "grpo": ["step:20"]}
+         "reward_model": ["step:130"], "rlhf_ppo": ["step:40"]}
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -36,6 +36,23 @@ STARTS_FROM = {"pretrain": ("pretrain",), "sft": ("pretrain", "sft"),  # stage -
                "reward_model": ("pretrain", "sft"), "rlhf_ppo": ("sft", "pretrain"), "grpo": ("sft", "pretrain")}
 
 
+REWARD_FROM = {"rlhf_ppo": "reward_model", "grpo": "reward_model"}  # RL stage -> the stage whose model scores it
+
+
+def pipeline_links(name: str, earlier: list[tuple[str, Path]]) -> dict[str, str]:
+    """A pipeline stage's links to the stages before it (``earlier``: (algo, run dir) in
+    order): ``model.from_run``, the latest one it may start from that trains a language
+    model, and ``reward.from_run``, the latest reward model, for the RL stages."""
+    links = {}
+    model = next((d for n, d in reversed(earlier) if n in STARTS_FROM[name] and n not in REWARD_FROM.values()), None)
+    if model is not None:
+        links["model.from_run"] = str(model)
+    reward = next((d for n, d in reversed(earlier) if n == REWARD_FROM.get(name)), None)
+    if reward is not None:
+        links["reward.from_run"] = str(reward)
+    return links
+
+
 def check_lm_run(cfg: TrainConfig, unit: str, step_settings: dict[str, str]) -> None:
     """Refuse an env that is not a language task, gym step settings, and device settings the
     language-model stages do not use.
