@@ -275,3 +275,9 @@ def test_name_or_path_takes_a_directory_a_stage_saved(stages, tmp_path):
     assert "the model of" not in (tmp_path / "sft" / "config.yaml").read_text()
     code, _, err = cli(["train", *SFT, f"model.name_or_path={tmp_path}", f"hydra.run.dir={tmp_path / 'bad'}"])
     assert code == 2 and f"model.name_or_path={tmp_path}: no causal LM and tokenizer there" in err
+
+
+def test_the_language_model_algos_pick_the_language_task():
+    for algo in ("pretrain", "sft", "reward_model", "rlhf_ppo", "grpo"):  # rlexp train algo=sft model.from_run=RUN
+        assert compose_train([f"algo={algo}"]).env.id == "arithmetic", algo
+    assert compose_train(["algo=dqn"]).env.id == compose_train([]).env.id == "CartPole-v1"
