@@ -62,7 +62,8 @@ def run(cfg: TrainConfig, run_dir: Path, info: RunInfo | None = None) -> dict[st
             quiet = dataclasses.replace(cfg, logger=dataclasses.replace(
                 cfg.logger, progress="none", figures=False, video_interval_evals=0,
                 wandb=dataclasses.replace(cfg.logger.wandb, mode="disabled")))
-            with tempfile.TemporaryDirectory(prefix=f"rlexp-rank{rank}-") as scratch:
+            with tempfile.TemporaryDirectory(prefix=f"rlexp-rank{rank}-") as scratch, \
+                    contextlib.redirect_stdout(io.StringIO()):  # process 0 speaks for the run; errors still show
                 return _build_and_run(quiet, Path(scratch) / "run", info or RunInfo(), resuming=False)
     check_writable_dir(run_dir, "run directory")
     if (run_dir / "metrics.jsonl").exists():
