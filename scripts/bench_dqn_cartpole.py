@@ -1,20 +1,32 @@
-"""rlexp DQN vs Stable-Baselines3 DQN on CartPole-v1, same hyperparameters, one invocation.
+"""rlexp DQN vs its peers on CartPole-v1, same hyperparameters, one invocation, and the floor.
 
-Both use RL Zoo's tuned CartPole-v1 DQN settings (rl-baselines3-zoo hyperparams/dqn.yml),
-which are rlexp's `algo=dqn` defaults. Each run is timed from construction to the end of
-a final 10-episode greedy evaluation, on the same device, one after the other.
+All use RL Zoo's tuned CartPole-v1 DQN settings (rl-baselines3-zoo hyperparams/dqn.yml),
+which are rlexp's `algo=dqn` defaults. Each library runs in its own subprocess with the same
+torch/XLA thread count: rlexp, Stable-Baselines3, and SBX (Stable-Baselines in JAX, the
+fast CPU peer; `pip install -e '.[bench]'`; skipped with a note when it is not installed).
+Each run is timed from construction to the end of a final 10-episode greedy evaluation.
+
+The floor of a sequential implementation, measured in the same invocation: the env alone
+(rlexp's vector env, the same agent steps, random actions) plus the learner alone (the same
+number of updates of the same network, batch and optimizer, on synthetic data, in a tight
+torch loop). rlexp's time is printed as a percentage of that floor's speed.
 
     python scripts/bench_dqn_cartpole.py                   # seed 1, 50k agent steps
     python scripts/bench_dqn_cartpole.py --seeds 1 2 3     # several seeds, means reported
     python scripts/bench_dqn_cartpole.py --threads 2       # same torch thread count for both
     python scripts/bench_dqn_cartpole.py --variants amp compile   # also rlexp with device.amp / device.compile
 
-Target (issue 2): rlexp >= 2x SB3's agent steps/s at an equal return.
+Targets: issue 2, rlexp >= 2x SB3's agent steps/s at an equal return; issue 16, >= 3x SB3,
+faster than SBX, and >= 70% of the floor.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -97,6 +109,119 @@ def bench_sb3(seed: int, steps: int, threads: int | None, device: str, flush_den
     return steps / wall, float(np.mean(returns))
 
 
+def bench_sbx(seed: int, steps: int, threads: int | None, device: str) -> tuple[float, float]:
+    import gymnasium as gym
+    from sbx import DQN
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    start = time.perf_counter()
+    model = DQN(
+        "MlpPolicy", gym.make("CartPole-v1"),
+        learning_rate=ZOO["learning_rate"], batch_size=ZOO["batch_size"], buffer_size=ZOO["buffer_size"],
+        learning_starts=ZOO["learning_starts"], gamma=ZOO["gamma"],
+        target_update_interval=ZOO["target_update_interval"], train_freq=ZOO["train_freq"],
+        gradient_steps=ZOO["gradient_steps"], exploration_fraction=ZOO["exploration_fraction"],
+        exploration_final_eps=ZOO["exploration_final_eps"], policy_kwargs={"net_arch": ZOO["net_arch"]},
+        seed=seed, verbose=0,
+    )
+    model.learn(steps)
+    returns, _ = evaluate_policy(model, gym.make("CartPole-v1"), n_eval_episodes=EVAL_EPISODES,
+                                 deterministic=True, return_episode_rewards=True)
+    wall = time.perf_counter() - start
+    return steps / wall, float(np.mean(returns))
+
+
+def floor_env_s(steps: int, seed: int) -> float:
+    """Seconds for ``steps`` random-action steps of rlexp's vector env (the env alone)."""
+    from rlexp.config import EnvConfig
+    from rlexp.envs.make import make_vector_env
+
+    envs = make_vector_env(EnvConfig(id="CartPole-v1", num_envs=1), learning=True)
+    envs.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    actions = rng.integers(0, 2, size=(steps, 1))
+    start = time.perf_counter()
+    for a in actions:
+        envs.step(a)
+    envs.close()
+    return time.perf_counter() - start
+
+
+def floor_learner_s(updates: int, device: str) -> float:
+    """Seconds for ``updates`` DQN updates of the same MLP, batch and Adam on synthetic data
+    (online and target forward passes, Huber loss, gradient clip, a target sync every
+    ``target_update_interval`` updates): the learner alone, in a tight torch loop with fused
+    Adam and denormals flushed."""
+    dev = torch.device(device)
+    sizes = [4, *ZOO["net_arch"], 2]
+    layers = []
+    for i in range(len(sizes) - 1):
+        layers += [torch.nn.Linear(sizes[i], sizes[i + 1]), torch.nn.ReLU()]
+    online = torch.nn.Sequential(*layers[:-1]).to(dev)
+    target = torch.nn.Sequential(*[type(m)(m.in_features, m.out_features) if isinstance(m, torch.nn.Linear)
+                                   else torch.nn.ReLU() for m in layers[:-1]]).to(dev)
+    torch.set_flush_denormal(True)  # as rlexp does on CPU: Adam's tiny moments otherwise run several times slower
+    optimizer = torch.optim.Adam(online.parameters(), lr=ZOO["learning_rate"], fused=True)
+    n = ZOO["batch_size"]
+    obs, next_obs = torch.randn(updates, n, 4, device=dev), torch.randn(updates, n, 4, device=dev)
+    actions = torch.randint(0, 2, (updates, n, 1), device=dev)
+    rewards, dones = torch.ones(updates, n, device=dev), torch.zeros(updates, n, device=dev)
+    start = time.perf_counter()
+    for k in range(updates):
+        with torch.no_grad():
+            y = rewards[k] + ZOO["gamma"] * (1 - dones[k]) * target(next_obs[k]).max(1).values
+        q = online(obs[k]).gather(1, actions[k]).squeeze(1)
+        loss = torch.nn.functional.smooth_l1_loss(q, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(online.parameters(), 10.0)
+        optimizer.step()
+        if k % ZOO["target_update_interval"] == 0:
+            target.load_state_dict(online.state_dict())
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def dqn_updates(steps: int) -> int:
+    """The updates rlexp's and SB3's DQN make in ``steps`` agent steps with the RL Zoo settings."""
+    return max(0, steps - ZOO["learning_starts"]) // ZOO["train_freq"] * ZOO["gradient_steps"]
+
+
+CHILDREN = {"rlexp": bench_rlexp, "sb3": bench_sb3, "sbx": bench_sbx}
+
+
+def child(name: str, seed: int, steps: int, threads: int | None, device: str, variant: str | None,
+          flush_denormal: bool) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+    if name == "floor":
+        env_s, learner_s = floor_env_s(steps, seed), floor_learner_s(dqn_updates(steps), device)
+        print("RESULT " + json.dumps({"env_s": env_s, "learner_s": learner_s}))
+        return
+    extra = {"variant": variant} if name == "rlexp" else {"flush_denormal": flush_denormal} if name == "sb3" else {}
+    sps, ret = CHILDREN[name](seed, steps, threads, device, **extra)
+    print("RESULT " + json.dumps({"sps": sps, "return": ret}))
+
+
+def run_child(name: str, seed: int, args, variant: str | None = None) -> dict | None:
+    """One measurement in its own subprocess (same thread count for torch and XLA); None if the
+    library is not installed (SBX is a bench extra)."""
+    threads = args.threads or torch.get_num_threads()
+    env = {**os.environ, "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
+           f"intra_op_parallelism_threads={threads}", "OMP_NUM_THREADS": str(threads)}
+    cmd = [sys.executable, __file__, "--child", name, "--seeds", str(seed), "--steps", str(args.steps),
+           "--device", args.device, "--threads", str(threads), *(["--variant", variant] if variant else []),
+           *(["--sb3-flush-denormal"] if args.sb3_flush_denormal else [])]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
+    if out.returncode != 0 or not lines:
+        if "No module named 'sbx'" in out.stderr or "No module named 'jax'" in out.stderr:
+            return None
+        sys.exit(f"{name} failed:\n{out.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
@@ -108,31 +233,48 @@ def main() -> None:
                         help="also time rlexp with these device settings (amp: bfloat16 autocast; compile: torch.compile)")
     parser.add_argument("--sb3-flush-denormal", action="store_true",
                         help="give SB3 rlexp's flush-denormal CPU setting too (isolates that effect)")
+    parser.add_argument("--child", choices=[*CHILDREN, "floor"], help=argparse.SUPPRESS)
+    parser.add_argument("--variant", choices=list(VARIANTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    default_threads = torch.get_num_threads()
+    if args.child:
+        child(args.child, args.seeds[0], args.steps, args.threads, args.device, args.variant, args.sb3_flush_denormal)
+        return
 
-    print(f"machine: {machine.describe()}, {torch.get_num_threads()} torch threads by default,"
-          f" torch {torch.__version__}, device {args.device}"
-          + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""))
-    runners = [("rlexp", bench_rlexp, {}), *((f"rlexp+{v}", bench_rlexp, {"variant": v}) for v in args.variants),
-               ("sb3", bench_sb3, {"flush_denormal": args.sb3_flush_denormal})]
-    rows = {name: [] for name, _, _ in runners}
+    threads = args.threads or torch.get_num_threads()
+    print(f"machine: {machine.describe(args.device)}, {threads} threads per subprocess (torch, XLA),"
+          f" torch {torch.__version__}, device {args.device}")
+    runners = [("rlexp", None), *((f"rlexp+{v}", v) for v in args.variants), ("sb3", None), ("sbx", None)]
+    rows: dict[str, list] = {name: [] for name, _ in runners}
+    floors = []
     for seed in args.seeds:
-        # rlexp first, then SB3, per seed: drift in machine speed hits both alike
-        for name, fn, extra in runners:
-            torch.set_num_threads(default_threads)
-            sps, ret = fn(seed, args.steps, args.threads, args.device, **extra)
-            rows[name].append((sps, ret))
-            print(f"  {name:<13} seed {seed}: {sps:7.0f} agent steps/s, final eval return {ret:6.1f}", flush=True)
+        # every library per seed, one after the other: drift in machine speed hits all alike
+        for name, variant in runners:
+            result = run_child(name.split("+")[0], seed, args, variant)
+            if result is None:
+                print(f"  {name:<13} seed {seed}: not installed (pip install -e '.[bench]')", flush=True)
+                continue
+            rows[name].append((result["sps"], result["return"]))
+            print(f"  {name:<13} seed {seed}: {result['sps']:7.0f} agent steps/s, final eval return "
+                  f"{result['return']:6.1f}", flush=True)
+        floors.append(run_child("floor", seed, args))
     print(f"\nCartPole-v1 DQN, {args.steps} agent steps, RL Zoo hyperparameters, {len(args.seeds)} seed(s):")
     print(f"{'':14}{'steps/s':>10}{'eval return':>14}")
     means = {}
     for name, values in rows.items():
+        if not values:
+            continue
         sps = float(np.mean([v[0] for v in values]))
         ret = float(np.mean([v[1] for v in values]))
         means[name] = sps
         print(f"{name:<14}{sps:>10.0f}{ret:>14.1f}")
-    print(f"ratio rlexp/sb3 steps/s: {means['rlexp'] / means['sb3']:.2f}x (target >= 2x at an equal return)")
+    env_s = float(np.mean([f["env_s"] for f in floors]))
+    learner_s = float(np.mean([f["learner_s"] for f in floors]))
+    floor_sps = args.steps / (env_s + learner_s)
+    print(f"floor: env alone {env_s:.2f} s + learner alone {learner_s:.2f} s ({dqn_updates(args.steps)} updates) = "
+          f"{floor_sps:.0f} agent steps/s; rlexp at {means['rlexp'] / floor_sps:.0%} of the floor (target >= 70%)")
+    print(f"ratio rlexp/sb3 steps/s: {means['rlexp'] / means['sb3']:.2f}x (targets: >= 2x issue 2, >= 3x issue 16)")
+    if "sbx" in means:
+        print(f"ratio rlexp/sbx steps/s: {means['rlexp'] / means['sbx']:.2f}x (target > 1x)")
     for v in args.variants:
         print(f"effect of device.{v}: {means[f'rlexp+{v}'] / means['rlexp']:.2f}x rlexp's steps/s")
 

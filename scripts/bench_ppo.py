@@ -20,13 +20,16 @@ the two learn alike (the speed ratio means little otherwise).
     python scripts/bench_ppo.py --device cuda            # on a GPU machine
     python scripts/bench_ppo.py --envs cartpole --variants amp compile   # rlexp with device.amp / device.compile too
 
-Target (issue 4): rlexp >= 1.5x SB3's agent steps/s at equal learning curves, on CPU.
+Target (issue 4): rlexp >= 1.5x SB3's agent steps/s at equal learning curves, on CPU. On
+CartPole, SBX (Stable-Baselines in JAX, `pip install -e '.[bench]'`) runs beside them with
+the same settings and XLA on the same thread count (issue 16: rlexp faster than SBX).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -105,10 +108,16 @@ def run_rlexp(env: str, steps: int, seed: int, device: str, variant: str | None 
     return {"wall_s": train_wall, "eval_return": summary["eval_return_mean"], "curve": curve}
 
 
-def run_sb3(env: str, steps: int, seed: int, device: str) -> dict:
+def run_sb3(env: str, steps: int, seed: int, device: str, library: str = "sb3") -> dict:
+    """SB3's PPO, or with ``library="sbx"`` SBX's (Stable-Baselines in JAX: the same API, the
+    same settings; CartPole only here)."""
     import gymnasium as gym
-    from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
+
+    if library == "sbx":
+        from sbx import PPO
+    else:
+        from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.evaluation import evaluate_policy
 
@@ -146,18 +155,31 @@ def run_sb3(env: str, steps: int, seed: int, device: str) -> dict:
     model = PPO(env=venv, n_steps=s["n_steps"], batch_size=s["batch_size"], gae_lambda=s["gae_lambda"],
                 gamma=s["gamma"], n_epochs=s["n_epochs"], ent_coef=s["ent_coef"],
                 learning_rate=(lambda f: lr * f) if s["lr_anneal"] else lr, clip_range=clip_schedule,
-                clip_range_vf=clip_schedule if s["clip_vf"] else None, device=device, seed=seed, verbose=0, **kwargs)
+                clip_range_vf=clip_schedule if s["clip_vf"] else None, seed=seed, verbose=0,
+                **({} if library == "sbx" else {"device": device}), **kwargs)
     model.learn(steps, callback=episodes)
     wall = time.perf_counter() - start
     returns, _ = evaluate_policy(model, model.get_env(), n_eval_episodes=s["eval_episodes"], deterministic=True)
     return {"wall_s": wall, "eval_return": float(np.mean(returns)), "curve": _curve(episodes.points, steps)}
 
 
+def _has_sbx() -> bool:
+    """SBX (a bench extra) is installed; without it the table has no SBX column."""
+    import importlib.util
+
+    return importlib.util.find_spec("sbx") is not None
+
+
 def _child(name: str, env: str, steps: int, seed: int, device: str) -> dict:
     library, _, variant = name.partition("+")
     cmd = [sys.executable, __file__, "--child", library, "--envs", env, "--steps", str(steps), "--seeds", str(seed),
            "--device", device, *(["--variants", variant] if variant else [])]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    import torch
+
+    threads = torch.get_num_threads()  # the same count for torch and JAX's XLA
+    env_vars = {**os.environ, "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
+                f"intra_op_parallelism_threads={threads}"}
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env_vars)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
     if out.returncode != 0 or not lines:
         sys.exit(f"{name} on {env} failed:\n{out.stderr[-3000:]}")
@@ -172,7 +194,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=[],
                         help="also time rlexp with these device settings (amp: bfloat16 autocast; compile: torch.compile)")
-    parser.add_argument("--child", choices=["rlexp", "sb3"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["rlexp", "sb3", "sbx"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         env, seed = args.envs[0], args.seeds[0]
@@ -180,7 +202,7 @@ def main() -> None:
         if args.child == "rlexp":
             result = run_rlexp(env, steps, seed, args.device, args.variants[0] if args.variants else None)
         else:
-            result = run_sb3(env, steps, seed, args.device)
+            result = run_sb3(env, steps, seed, args.device, args.child)
         result["sps"] = steps / result["wall_s"]
         print("RESULT " + json.dumps(result), flush=True)
         return
@@ -193,7 +215,8 @@ def main() -> None:
     for env in args.envs:
         steps = args.steps or SETTINGS[env]["steps"]
         print(f"\n{SETTINGS[env]['title']}, {steps} agent steps per run")
-        names = ["rlexp", *(f"rlexp+{v}" for v in args.variants), "sb3"]
+        names = ["rlexp", *(f"rlexp+{v}" for v in args.variants), "sb3", *(["sbx"] if env == "cartpole" and _has_sbx()
+                                                                          else [])]
         sps: dict[str, list[float]] = {name: [] for name in names}
         for seed in args.seeds:
             for name in names:  # alternating per seed: drift in machine speed hits all alike
@@ -203,7 +226,10 @@ def main() -> None:
                 print(f"  {name:<13} seed {seed}: {r['sps']:7.0f} agent steps/s, final eval {r['eval_return']:7.1f}, "
                       f"training return by quarter: {curve}", flush=True)
         ratio = np.mean(sps["rlexp"]) / np.mean(sps["sb3"])
-        print(f"  ratio rlexp/sb3 steps/s: {ratio:.2f}x (target >= 1.5x on CPU)")
+        print(f"  ratio rlexp/sb3 steps/s: {ratio:.2f}x (targets: >= 1.5x issue 4; issue 16: CartPole >= 2.5x, "
+              "Pong >= 2x)")
+        if sps.get("sbx"):
+            print(f"  ratio rlexp/sbx steps/s: {np.mean(sps['rlexp']) / np.mean(sps['sbx']):.2f}x (target > 1x)")
         for v in args.variants:
             print(f"  effect of device.{v}: {np.mean(sps[f'rlexp+{v}']) / np.mean(sps['rlexp']):.2f}x rlexp's steps/s")
 
