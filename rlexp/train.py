@@ -214,9 +214,10 @@ def run_pipeline(cfg: TrainConfig, run_dir: Path, info: RunInfo) -> dict[str, An
         links = pipeline_links(name, plan[:k])
         if k == len(plan) - 1:  # the command's own config, its earlier stages linked; its command reruns it alone
             choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
-            own = [f"algo={name}", *(f"{g}={choices[g]}" for g in SHARED_GROUPS if choices.get(g)),
-                   *(o for o in info.overrides if _kept_in_last_stage(o)),
-                   *(f"{key}={v}" for key, v in links.items())]
+            kept = [o for o in info.overrides if _kept_in_last_stage(o)]
+            given = {o.split("=", 1)[0].lstrip("+~") for o in kept}
+            own = [f"algo={name}", *(f"{g}={choices[g]}" for g in SHARED_GROUPS if choices.get(g)), *kept,
+                   *(f"{key}={v}" for key, v in links.items() if key not in given)]
             stages.append((dataclasses.replace(_linked(cfg, links), pipeline={}), own))
         else:
             stages.append(_compose_stage(cfg, name, cfg.pipeline[name], links, info.overrides))
