@@ -85,13 +85,19 @@ def bench_rlexp(seed: int, steps: int, threads: int | None, device: str, variant
     return steps / wall, summary["eval_return_mean"]
 
 
-def bench_sb3(seed: int, steps: int, threads: int | None, device: str, flush_denormal: bool = False) -> tuple[float, float]:
+def bench_sb3(seed: int, steps: int, threads: int | None, device: str, flush_denormal: bool = False,
+              library: str = "sb3") -> tuple[float, float]:
+    """SB3's DQN, or with ``library="sbx"`` SBX's (Stable-Baselines in JAX: the same API and settings)."""
     import gymnasium as gym
-    from stable_baselines3 import DQN
     from stable_baselines3.common.evaluation import evaluate_policy
 
-    torch.set_num_threads(threads or torch.get_num_threads())
-    torch.set_flush_denormal(flush_denormal)  # off: SB3 as users run it
+    if library == "sbx":
+        from sbx import DQN
+    else:
+        from stable_baselines3 import DQN
+
+        torch.set_num_threads(threads or torch.get_num_threads())
+        torch.set_flush_denormal(flush_denormal)  # off: SB3 as users run it
     start = time.perf_counter()
     model = DQN(
         "MlpPolicy", gym.make("CartPole-v1"),
@@ -100,29 +106,7 @@ def bench_sb3(seed: int, steps: int, threads: int | None, device: str, flush_den
         target_update_interval=ZOO["target_update_interval"], train_freq=ZOO["train_freq"],
         gradient_steps=ZOO["gradient_steps"], exploration_fraction=ZOO["exploration_fraction"],
         exploration_final_eps=ZOO["exploration_final_eps"], policy_kwargs={"net_arch": ZOO["net_arch"]},
-        seed=seed, device=device, verbose=0,
-    )
-    model.learn(steps)
-    returns, _ = evaluate_policy(model, gym.make("CartPole-v1"), n_eval_episodes=EVAL_EPISODES,
-                                 deterministic=True, return_episode_rewards=True)
-    wall = time.perf_counter() - start
-    return steps / wall, float(np.mean(returns))
-
-
-def bench_sbx(seed: int, steps: int, threads: int | None, device: str) -> tuple[float, float]:
-    import gymnasium as gym
-    from sbx import DQN
-    from stable_baselines3.common.evaluation import evaluate_policy
-
-    start = time.perf_counter()
-    model = DQN(
-        "MlpPolicy", gym.make("CartPole-v1"),
-        learning_rate=ZOO["learning_rate"], batch_size=ZOO["batch_size"], buffer_size=ZOO["buffer_size"],
-        learning_starts=ZOO["learning_starts"], gamma=ZOO["gamma"],
-        target_update_interval=ZOO["target_update_interval"], train_freq=ZOO["train_freq"],
-        gradient_steps=ZOO["gradient_steps"], exploration_fraction=ZOO["exploration_fraction"],
-        exploration_final_eps=ZOO["exploration_final_eps"], policy_kwargs={"net_arch": ZOO["net_arch"]},
-        seed=seed, verbose=0,
+        seed=seed, verbose=0, **({} if library == "sbx" else {"device": device}),
     )
     model.learn(steps)
     returns, _ = evaluate_policy(model, gym.make("CartPole-v1"), n_eval_episodes=EVAL_EPISODES,
@@ -188,7 +172,7 @@ def dqn_updates(steps: int) -> int:
     return max(0, steps - ZOO["learning_starts"]) // ZOO["train_freq"] * ZOO["gradient_steps"]
 
 
-CHILDREN = {"rlexp": bench_rlexp, "sb3": bench_sb3, "sbx": bench_sbx}
+CHILDREN = {"rlexp": bench_rlexp, "sb3": bench_sb3, "sbx": bench_sb3}
 
 
 def child(name: str, seed: int, steps: int, threads: int | None, device: str, variant: str | None,
@@ -199,7 +183,7 @@ def child(name: str, seed: int, steps: int, threads: int | None, device: str, va
         env_s, learner_s = floor_env_s(steps, seed), floor_learner_s(dqn_updates(steps), device)
         print("RESULT " + json.dumps({"env_s": env_s, "learner_s": learner_s}))
         return
-    extra = {"variant": variant} if name == "rlexp" else {"flush_denormal": flush_denormal} if name == "sb3" else {}
+    extra = {"variant": variant} if name == "rlexp" else {"flush_denormal": flush_denormal, "library": name}
     sps, ret = CHILDREN[name](seed, steps, threads, device, **extra)
     print("RESULT " + json.dumps({"sps": sps, "return": ret}))
 

@@ -149,8 +149,8 @@ class TextStageTrainer(Trainer):
         self.model = model.to(device)
         self._token_ids: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
         self.trainable, self.total_params = parameter_counts(self.model)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=a.lr, weight_decay=a.weight_decay)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]  # what the optimizer updates
+        self.optimizer = torch.optim.AdamW(self.params, lr=a.lr, weight_decay=a.weight_decay)
         self.examples = self._dataset(getattr(a, k["dataset"]), np.random.default_rng([cfg.seed, 0]))
         self.heldout = self._dataset(getattr(a, k["heldout"]), np.random.default_rng([cfg.seed, 1]))
         self.rng = np.random.default_rng([cfg.seed, 2])  # the order examples are visited in
@@ -226,11 +226,10 @@ class TextStageTrainer(Trainer):
             loss, tokens = self._loss(mine)
             loss.backward()
             value = loss.item()
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.parallel.average_gradients(params)
+        self.parallel.average_gradients(self.params)
         a = self.cfg.algo
         if a.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(params, a.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(self.params, a.max_grad_norm)
         self.optimizer.step()
         self.progress += len(items)
         self.tokens += tokens * self.parallel.world
