@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from rlexp.algos.common import explained_variance, normalize
+from rlexp.algos.flat_adam import FlatAdam
 from rlexp.algos.onpolicy import OnPolicy
 from rlexp.config import A2CConfig
 
@@ -23,11 +24,10 @@ class A2C(OnPolicy):
     def __init__(self, cfg: A2CConfig, obs_space, action_space, network, device, seed, num_envs, compute=None,
                  total_steps=None, env_model=None):
         super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs, compute, total_steps, env_model)
-        params = [self.flat_params]
         if cfg.optimizer == "rmsprop":
-            self.optimizer = torch.optim.RMSprop(params, lr=cfg.lr, alpha=cfg.rmsprop_alpha, eps=cfg.optimizer_eps)
+            self.optimizer = torch.optim.RMSprop([self.flat_params], lr=cfg.lr, alpha=cfg.rmsprop_alpha, eps=cfg.optimizer_eps)
         else:
-            self.optimizer = torch.optim.Adam(params, lr=cfg.lr, eps=cfg.optimizer_eps, fused=True)
+            self.optimizer = FlatAdam(self.flat_params, lr=cfg.lr, eps=cfg.optimizer_eps)
 
     def update(self, advantages: torch.Tensor, returns: torch.Tensor, step: int) -> dict[str, float]:
         c = self.cfg

@@ -32,7 +32,7 @@ class ActorCriticAlgorithm(Algorithm):
         # one flat parameter: the optimizer and the clip run a few kernels instead of a few per layer
         self.flat_params = flatten_parameters(self.net)
         self.net_fn = self.compiled(self.net)
-        self.optimizer: torch.optim.Optimizer | None = None  # the subclass's, over [self.flat_params]
+        self.optimizer: Any = None  # the subclass's over self.flat_params: FlatAdam, or a torch optimizer
         self.updates = 0  # gradient updates made
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,6 +69,10 @@ class ActorCriticAlgorithm(Algorithm):
         """Backward, clip the gradient norm to ``algo.max_grad_norm`` (when set), step."""
         self.flat_params.grad.zero_()  # the layers' .grad are views of it: never set it to None
         loss.backward()
+        self.apply_gradient()
+
+    def apply_gradient(self) -> None:
+        """Clip the gradient in ``flat_params.grad`` to ``algo.max_grad_norm`` (when set), step."""
         if self.cfg.max_grad_norm is not None:
             clip_grad_norm_(self.flat_params.grad, self.cfg.max_grad_norm)
         self.optimizer.step()

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from rlexp.config import DeviceConfig, NetworkConfig
+from rlexp.timing import PhaseClock
 
 
 class DeviceSettings:
@@ -68,6 +69,9 @@ class Algorithm(DeviceSettings, ABC):
         self.device = device
         self.num_envs = num_envs
         self.rng = np.random.default_rng(seed)
+        # the trainer's clock: an algorithm laps "replay" after storing or sampling experience
+        # (the trainer laps the rest of observe() as "update"); see rlexp.timing
+        self.clock = PhaseClock()
 
     @abstractmethod
     def act(self, obs: np.ndarray, step: int) -> np.ndarray:

@@ -14,12 +14,13 @@ import torch
 import torch.nn.functional as F
 
 from rlexp.algos.base import Algorithm
+from rlexp.algos.flat_adam import FlatAdam
 from rlexp.algos.common import clip_grad_norm_, epsilon_greedy
 from rlexp.schedules import crossed, linear_schedule
 from rlexp.buffers import FrameReplayBuffer, ReplayBatch, ReplayBuffer
 from rlexp.config import DQNConfig
 from rlexp.errors import ConfigError
-from rlexp.networks import build_q_network, flatten_parameters, is_image_space
+from rlexp.networks import MLP, build_q_network, flatten_parameters, is_image_space
 
 
 def td_targets(rewards: torch.Tensor, terminated: torch.Tensor, next_q: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -76,7 +77,7 @@ class DQN(Algorithm):
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.target_flat_params = flatten_parameters(self.q_target, with_grad=False)
         if cfg.optimizer == "adam":
-            self.optimizer = torch.optim.Adam([self.flat_params], lr=cfg.lr, eps=cfg.optimizer_eps, fused=True)
+            self.optimizer = FlatAdam(self.flat_params, lr=cfg.lr, eps=cfg.optimizer_eps)
         else:  # DeepMind's RMSProp, as torch's centered variant
             self.optimizer = torch.optim.RMSprop(
                 [self.flat_params], lr=cfg.lr, alpha=cfg.rmsprop_alpha, eps=cfg.optimizer_eps, centered=True
@@ -92,6 +93,11 @@ class DQN(Algorithm):
         )
         # compiled forward passes when asked (they share the modules' parameters)
         self._compiled = (self.compiled(self.q), self.compiled(self.q_target)) if self.compute.compile else None
+        # an MLP's gradient by hand (MLP.backward_into_grad): the same numbers as autograd, ~1.5x
+        # faster updates on classic control; autocast and compiled passes go through autograd
+        self.manual_grad = (isinstance(self.q, MLP) and self.q.manual_grad and not self.compute.amp
+                            and not self.compute.compile)
+        self._one = torch.ones((), device=device)  # d(loss)/d(loss)
         self.eval_rng = np.random.default_rng([seed, 1])
         self.updates = 0  # gradient updates made
         self.target_syncs = 0  # target-network updates made
@@ -140,6 +146,7 @@ class DQN(Algorithm):
         if episode_end is None:
             episode_end = np.logical_or(terminated, truncated)
         self.buffer.add(obs, actions, rewards, next_obs, terminated, episode_end)
+        self.clock.lap("replay")
         after = step + len(actions)
         if crossed(step, after, c.target_update_interval_steps):
             self.sync_target()
@@ -162,6 +169,7 @@ class DQN(Algorithm):
         batch = self.buffer.sample(c.batch_size, num_batches=num_updates)
         if self.storage_device != self.device:  # replay in pinned host memory, updates on the GPU
             batch = ReplayBatch(*(t.pin_memory().to(self.device, non_blocking=True) for t in batch))
+        self.clock.lap("replay")
         targets = None
         if not c.double_dqn:
             # The target network does not change during a training phase, so every update's
@@ -182,11 +190,14 @@ class DQN(Algorithm):
                     target = td_targets(batch.rewards[i], batch.terminated[i], next_q, c.gamma)
             else:
                 target = targets[i]
-            with self.autocast():
-                q = self.q_fn(obs).float().gather(1, actions.unsqueeze(1)).squeeze(1)
-            loss = loss_fn(q, target)
-            flat.grad.zero_()  # the layers' .grad are views of it: never set it to None
-            loss.backward()
+            if self.manual_grad:
+                q, loss = self._manual_backward(obs, actions, target, loss_fn)
+            else:
+                with self.autocast():
+                    q = self.q_fn(obs).float().gather(1, actions.unsqueeze(1)).squeeze(1)
+                loss = loss_fn(q, target)
+                flat.grad.zero_()  # the layers' .grad are views of it: never set it to None
+                loss.backward()
             if c.max_grad_norm is not None:
                 clip_grad_norm_(flat.grad, c.max_grad_norm)
             self.optimizer.step()
@@ -198,6 +209,24 @@ class DQN(Algorithm):
             "train/q_mean": torch.stack(q_means).mean().item(),
             "train/updates": float(self.updates),
         }
+    @torch.no_grad()
+    def _manual_backward(self, obs, actions, target, loss_fn) -> tuple[torch.Tensor, torch.Tensor]:
+        """The TD loss's gradient written into ``flat_params.grad`` by hand (the MLP's
+        ``backward_into_grad``): the kernels autograd would run, without its bookkeeping.
+        Returns (Q of the taken actions, the loss)."""
+        out, inputs = self.q.forward_saving(obs)
+        index = actions.unsqueeze(1)
+        q = out.gather(1, index).squeeze(1)
+        loss = loss_fn(q, target)
+        one = self._one
+        if self.cfg.loss == "huber":
+            grad_q = torch.ops.aten.smooth_l1_loss_backward(one, q, target, 1, 1.0)  # 1: mean reduction; beta 1
+        else:
+            grad_q = torch.ops.aten.mse_loss_backward(one, q, target, 1)
+        grad_out = torch.zeros_like(out).scatter_add_(1, index, grad_q.unsqueeze(1))
+        self.q.backward_into_grad(inputs, out, grad_out)
+        return q, loss
+
     # ------------------------------------------------------------------ state
 
     def state_dict(self) -> dict[str, Any]:

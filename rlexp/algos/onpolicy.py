@@ -95,11 +95,13 @@ class OnPolicy(ActorCriticAlgorithm):
                 reward[torch.as_tensor(cut, device=self.device)] += self.cfg.gamma * self.value(final)
         done = torch.as_tensor(episode_end, dtype=torch.float32, device=self.device)
         if not self.rollout.add(obs_t, action, logprob, value, reward, done):
+            self.clock.lap("replay")
             return {}
         r = self.rollout
         with torch.no_grad():
             next_value = self.value(torch.as_tensor(next_obs, device=self.device))
         advantages, returns = compute_gae(r.rewards, r.values, r.dones, next_value, self.cfg.gamma, self.cfg.gae_lambda)
+        self.clock.lap("replay")
         metrics = self.update(advantages, returns, step + len(actions))
         if self.net.obs_norm is not None:
             # after the update: the rollout was collected, and is learned from, with the same statistics

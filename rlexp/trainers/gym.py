@@ -85,12 +85,15 @@ class GymTrainer(Trainer):
                              "is not deterministic given its seed and actions); training continues from the replayed "
                              "state, so this run is no longer identical to an uninterrupted one")
         self.obs = obs
+        self.algo.clock.reset()
         return notes
 
     def advance(self) -> dict[str, float]:
         """One vector step: act, step the envs, learn from the transition."""
-        obs, step = self.obs, self.progress
+        obs, step, clock = self.obs, self.progress, self.algo.clock
+        clock.lap("other")  # the lifecycle's time since the last step: logging, evaluations, checkpoints
         actions = self.algo.act(obs, step)
+        clock.lap("acting")
         try:
             next_obs, rewards, terminated, truncated, infos = self.envs.step(actions)
         except Exception as err:  # noqa: BLE001 - any env failure: named, and the run checkpointed
@@ -105,7 +108,9 @@ class GymTrainer(Trainer):
             # SAME_STEP autoreset: next_obs already starts the next episode; the learner
             # needs the real last observation to bootstrap a truncated episode
             real_next = self._episodes_ended(ended, next_obs, infos)
+        clock.lap("env")
         update = self.algo.observe(obs, actions, rewards, real_next, terminated, truncated, step, ended)
+        clock.lap("update")
         self.progress, self.obs = step + self.num_envs, next_obs
         return update
 
@@ -177,7 +182,9 @@ class GymTrainer(Trainer):
 
     def summary(self) -> dict[str, Any]:
         protocol = getattr(self.cfg.env, "protocol", None)  # every Atari score carries its evaluation protocol
-        return {"episodes": self.episodes, **({"protocol": protocol} if protocol is not None else {})}
+        split = {phase: round(seconds, 3) for phase, seconds in self.algo.clock.seconds.items()}
+        return {"episodes": self.episodes, **({"protocol": protocol} if protocol is not None else {}),
+                "time_split_s": split}  # this session's seconds per phase (rlexp.timing)
 
     # ------------------------------------------------------------------ state
 

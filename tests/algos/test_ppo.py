@@ -204,3 +204,52 @@ def test_actor_critics_honour_amp_and_compile(algo_name):
             step += 2
         assert np.isfinite(metrics["loss/policy"]) and algo.updates >= 1
         assert algo.predict(obs).shape == (2,)
+
+
+@pytest.mark.parametrize("clip_value_loss", [False, True])
+@pytest.mark.parametrize("ent_coef", [0.0, 0.05])
+def test_hand_written_gradient_matches_autograd(clip_value_loss, ent_coef):
+    """PPO's manual backward (categorical policy, MLP actor and critic) gives autograd's
+    gradient, with ratios and values on both sides of the clip range."""
+    from rlexp.algos.ppo import clipped_surrogate_loss as surrogate
+
+    torch.manual_seed(0)
+    ppo = make_ppo(network=NetworkConfig(hidden_sizes=[16, 16], activation="tanh"), clip_value_loss=clip_value_loss,
+                   ent_coef=ent_coef, vf_coef=0.7)
+    assert ppo.manual_grad
+    n, clip = 64, 0.2
+    obs = torch.randn(n, 3)
+    actions = torch.randint(0, 2, (n,))
+    with torch.no_grad():
+        logits, values = ppo.forward(obs)
+        logprob = torch.log_softmax(logits, -1).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    old_logprob = logprob + 0.4 * torch.randn(n)  # ratios well outside [0.8, 1.2] too
+    old_values = values + 0.5 * torch.randn(n)
+    adv, returns = torch.randn(n), torch.randn(n)
+
+    out, value = ppo.forward(obs)
+    new_logprob, entropy = ppo.net.head.log_prob_entropy(out, actions)
+    ratio = (new_logprob - old_logprob).exp()
+    if clip_value_loss:
+        clipped = old_values + (value - old_values).clamp(-clip, clip)
+        value_loss = 0.5 * torch.max((value - returns) ** 2, (clipped - returns) ** 2).mean()
+    else:
+        value_loss = 0.5 * torch.nn.functional.mse_loss(value, returns)
+    loss = surrogate(adv, ratio, clip) - ent_coef * entropy.mean() + 0.7 * value_loss
+    ppo.flat_params.grad.zero_()
+    loss.backward()
+    expected = ppo.flat_params.grad.clone()
+
+    ppo.flat_params.grad.fill_(7.0)
+    policy_loss, manual_value_loss, manual_entropy, _, manual_ratio = ppo._manual_backward(
+        obs, actions, old_logprob, adv, returns, old_values, clip)
+    assert torch.allclose(ppo.flat_params.grad, expected, rtol=1e-5, atol=1e-7)
+    assert float(policy_loss) == pytest.approx(float(surrogate(adv, ratio, clip).detach()), rel=1e-6)
+    assert float(manual_value_loss) == pytest.approx(float(value_loss.detach()), rel=1e-6)
+    assert float(manual_entropy) == pytest.approx(float(entropy.mean().detach()), rel=1e-6)
+    assert ((manual_ratio - 1).abs() > clip).any() and ((manual_ratio - 1).abs() < clip).any()
+
+
+def test_shared_trunks_and_continuous_actions_use_autograd():
+    assert not make_ppo(network=NetworkConfig(hidden_sizes=[8], shared_trunk=True)).manual_grad
+    assert not make_ppo(actions=TORQUE).manual_grad
