@@ -9,6 +9,9 @@ own subprocess, one after the other, so peak resident memory is measured per lib
     python scripts/bench_dqn_atari.py --steps 20000
     python scripts/bench_dqn_atari.py --device cuda         # on a GPU machine
 
+It also measures the floor (scripts/floors.py: the env alone plus the learner alone in a
+plain torch loop) and splits rlexp's time (acting, env, replay, update, other, setup).
+
 Targets (issue 3): rlexp >= 1.5x SB3's agent steps/s on CPU; >= 3x on the same GPU.
 """
 
@@ -21,6 +24,7 @@ import subprocess
 import sys
 import time
 
+import floors  # scripts/floors.py: the floor and rlexp's time split
 import machine  # scripts/machine.py: the CPU model (and GPU) for every figure
 
 SETTINGS = dict(
@@ -37,11 +41,10 @@ SETTINGS = dict(
 )
 
 
-def run_rlexp(steps: int, device: str) -> dict:
+def rlexp_config(steps: int, device: str):
     from hydra import compose, initialize_config_module
 
     from rlexp.config import to_typed
-    from rlexp.train import run
 
     s = SETTINGS
     overrides = [
@@ -55,7 +58,13 @@ def run_rlexp(steps: int, device: str) -> dict:
         "algo.max_grad_norm=10",  # SB3's default clip
     ]
     with initialize_config_module("rlexp.conf", version_base="1.3"):
-        cfg = to_typed(compose("train", overrides=overrides))
+        return to_typed(compose("train", overrides=overrides))
+
+
+def run_rlexp(steps: int, device: str) -> dict:
+    from rlexp.train import run
+
+    cfg = rlexp_config(steps, device)
     import tempfile
     from pathlib import Path
 
@@ -64,7 +73,18 @@ def run_rlexp(steps: int, device: str) -> dict:
         summary = run(cfg, Path(tmp) / "run")
         wall = time.perf_counter() - start
     # SB3's learn() below includes no evaluation: time rlexp without its closing eval/checkpoint
-    return {"wall_s": wall - (summary["wall_s"] - summary["train_wall_s"])}
+    return {"wall_s": wall - (summary["wall_s"] - summary["train_wall_s"]), "whole_wall_s": wall,
+            "split": summary["time_split_s"]}
+
+
+def updates(steps: int) -> int:
+    s = SETTINGS
+    return max(0, steps - s["learning_starts"]) // s["train_freq"]
+
+
+def run_floor(steps: int, device: str) -> dict:
+    cfg = rlexp_config(steps, device)
+    return {"env_s": floors.env_alone_s(cfg, steps), "learner_s": floors.dqn_learner_alone_s(cfg, updates(steps), device)}
 
 
 def run_sb3(steps: int, device: str) -> dict:
@@ -92,6 +112,9 @@ def run_sb3(steps: int, device: str) -> dict:
 
 
 def child(name: str, steps: int, device: str) -> None:
+    if name == "floor":
+        print("RESULT " + json.dumps(run_floor(steps, device)), flush=True)
+        return
     result = {"rlexp": run_rlexp, "sb3": run_sb3}[name](steps, device)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result["sps"] = steps / result["wall_s"]
@@ -102,7 +125,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=6_000, help="agent steps per library")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--child", choices=["rlexp", "sb3"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["rlexp", "sb3", "floor"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.steps, args.device)
@@ -115,7 +138,7 @@ def main() -> None:
           f"device {args.device}{gpu}")
     print(f"Pong, DQN, {args.steps} agent steps each, settings: {SETTINGS}")
     results = {}
-    for name in ("rlexp", "sb3"):
+    for name in ("rlexp", "sb3", "floor"):
         out = subprocess.run([sys.executable, __file__, "--child", name, "--steps", str(args.steps),
                               "--device", args.device], capture_output=True, text=True, check=False)
         lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -123,8 +146,15 @@ def main() -> None:
             sys.exit(f"{name} failed:\n{out.stderr[-3000:]}")
         results[name] = json.loads(lines[-1][len("RESULT "):])
         r = results[name]
+        if name == "floor":
+            print("  " + floors.describe_floor(r["env_s"], r["learner_s"], updates(args.steps), args.steps,
+                                               results["rlexp"]["sps"]))
+            continue
         print(f"  {name:<5}: {r['sps']:7.1f} agent steps/s (setup + training, no evaluation), "
               f"peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+        if name == "rlexp":
+            print(f"         where rlexp's {r['whole_wall_s']:.1f} s went: "
+                  f"{floors.describe_split(r['split'], r['whole_wall_s'])}", flush=True)
     print(f"ratio rlexp/sb3 steps/s: {results['rlexp']['sps'] / results['sb3']['sps']:.2f}x "
           f"(targets: >= 1.5x on CPU, >= 3x on GPU)")
 

@@ -6,10 +6,11 @@ torch/XLA thread count: rlexp, Stable-Baselines3, and SBX (Stable-Baselines in J
 fast CPU peer; `pip install -e '.[bench]'`; skipped with a note when it is not installed).
 Each run is timed from construction to the end of a final 10-episode greedy evaluation.
 
-The floor of a sequential implementation, measured in the same invocation: the env alone
-(rlexp's vector env, the same agent steps, random actions) plus the learner alone (the same
-number of updates of the same network, batch and optimizer, on synthetic data, in a tight
-torch loop). rlexp's time is printed as a percentage of that floor's speed.
+The floor of a sequential implementation, measured in the same invocation (scripts/floors.py):
+the env alone (rlexp's vector env, the same agent steps, random actions) plus the learner
+alone (the same number of updates of the same network, batch and optimizer, on synthetic
+data, in a tight plain-torch loop). rlexp's time is printed as a percentage of that floor's
+speed, and split into acting, env, replay, update, other and setup.
 
     python scripts/bench_dqn_cartpole.py                   # seed 1, 50k agent steps
     python scripts/bench_dqn_cartpole.py --seeds 1 2 3     # several seeds, means reported
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import floors  # scripts/floors.py: the floor and rlexp's time split
 import machine  # scripts/machine.py: the CPU model (and GPU) for every figure
 
 # RL Zoo, hyperparams/dqn.yml, CartPole-v1
@@ -57,11 +59,11 @@ EVAL_EPISODES = 10
 VARIANTS = {"amp": ["device.amp=true"], "compile": ["device.compile=true"]}  # rlexp's device.* speed settings
 
 
-def bench_rlexp(seed: int, steps: int, threads: int | None, device: str, variant: str | None = None) -> tuple[float, float]:
+def rlexp_config(seed: int, steps: int, threads: int | None, device: str, variant: str | None = None):
+    """rlexp's config for the case: the RL Zoo values as overrides."""
     from hydra import compose, initialize_config_module
 
     from rlexp.config import to_typed
-    from rlexp.train import run
 
     overrides = [
         f"seed={seed}", f"total_steps={steps}", "eval_interval_steps=0", f"eval_episodes={EVAL_EPISODES}",
@@ -77,16 +79,23 @@ def bench_rlexp(seed: int, steps: int, threads: int | None, device: str, variant
         overrides.append(f"device.torch_threads={threads}")
     overrides += VARIANTS.get(variant, [])
     with initialize_config_module("rlexp.conf", version_base="1.3"):
-        cfg = to_typed(compose("train", overrides=overrides))
+        return to_typed(compose("train", overrides=overrides))
+
+
+def bench_rlexp(seed: int, steps: int, threads: int | None, device: str, variant: str | None = None) -> dict:
+    from rlexp.train import run
+
+    cfg = rlexp_config(seed, steps, threads, device, variant)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         summary = run(cfg, Path(tmp) / "run")
         wall = time.perf_counter() - start
-    return steps / wall, summary["eval_return_mean"]
+    return {"sps": steps / wall, "return": summary["eval_return_mean"], "wall_s": wall,
+            "split": summary["time_split_s"]}
 
 
 def bench_sb3(seed: int, steps: int, threads: int | None, device: str, flush_denormal: bool = False,
-              library: str = "sb3") -> tuple[float, float]:
+              library: str = "sb3") -> dict:
     """SB3's DQN, or with ``library="sbx"`` SBX's (Stable-Baselines in JAX: the same API and settings)."""
     import gymnasium as gym
     from stable_baselines3.common.evaluation import evaluate_policy
@@ -112,59 +121,7 @@ def bench_sb3(seed: int, steps: int, threads: int | None, device: str, flush_den
     returns, _ = evaluate_policy(model, gym.make("CartPole-v1"), n_eval_episodes=EVAL_EPISODES,
                                  deterministic=True, return_episode_rewards=True)
     wall = time.perf_counter() - start
-    return steps / wall, float(np.mean(returns))
-
-
-def floor_env_s(steps: int, seed: int) -> float:
-    """Seconds for ``steps`` random-action steps of rlexp's vector env (the env alone)."""
-    from rlexp.config import EnvConfig
-    from rlexp.envs.make import make_vector_env
-
-    envs = make_vector_env(EnvConfig(id="CartPole-v1", num_envs=1), learning=True)
-    envs.reset(seed=seed)
-    rng = np.random.default_rng(seed)
-    actions = rng.integers(0, 2, size=(steps, 1))
-    start = time.perf_counter()
-    for a in actions:
-        envs.step(a)
-    envs.close()
-    return time.perf_counter() - start
-
-
-def floor_learner_s(updates: int, device: str) -> float:
-    """Seconds for ``updates`` DQN updates of the same MLP, batch and Adam on synthetic data
-    (online and target forward passes, Huber loss, gradient clip, a target sync every
-    ``target_update_interval`` updates): the learner alone, in a tight torch loop with fused
-    Adam and denormals flushed."""
-    dev = torch.device(device)
-    sizes = [4, *ZOO["net_arch"], 2]
-    layers = []
-    for i in range(len(sizes) - 1):
-        layers += [torch.nn.Linear(sizes[i], sizes[i + 1]), torch.nn.ReLU()]
-    online = torch.nn.Sequential(*layers[:-1]).to(dev)
-    target = torch.nn.Sequential(*[type(m)(m.in_features, m.out_features) if isinstance(m, torch.nn.Linear)
-                                   else torch.nn.ReLU() for m in layers[:-1]]).to(dev)
-    torch.set_flush_denormal(True)  # as rlexp does on CPU: Adam's tiny moments otherwise run several times slower
-    optimizer = torch.optim.Adam(online.parameters(), lr=ZOO["learning_rate"], fused=True)
-    n = ZOO["batch_size"]
-    obs, next_obs = torch.randn(updates, n, 4, device=dev), torch.randn(updates, n, 4, device=dev)
-    actions = torch.randint(0, 2, (updates, n, 1), device=dev)
-    rewards, dones = torch.ones(updates, n, device=dev), torch.zeros(updates, n, device=dev)
-    start = time.perf_counter()
-    for k in range(updates):
-        with torch.no_grad():
-            y = rewards[k] + ZOO["gamma"] * (1 - dones[k]) * target(next_obs[k]).max(1).values
-        q = online(obs[k]).gather(1, actions[k]).squeeze(1)
-        loss = torch.nn.functional.smooth_l1_loss(q, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(online.parameters(), 10.0)
-        optimizer.step()
-        if k % ZOO["target_update_interval"] == 0:
-            target.load_state_dict(online.state_dict())
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return {"sps": steps / wall, "return": float(np.mean(returns))}
 
 
 def dqn_updates(steps: int) -> int:
@@ -180,12 +137,12 @@ def child(name: str, seed: int, steps: int, threads: int | None, device: str, va
     if threads:
         torch.set_num_threads(threads)
     if name == "floor":
-        env_s, learner_s = floor_env_s(steps, seed), floor_learner_s(dqn_updates(steps), device)
+        cfg = rlexp_config(seed, steps, threads, device)
+        env_s, learner_s = floors.env_alone_s(cfg, steps), floors.dqn_learner_alone_s(cfg, dqn_updates(steps), device)
         print("RESULT " + json.dumps({"env_s": env_s, "learner_s": learner_s}))
         return
     extra = {"variant": variant} if name == "rlexp" else {"flush_denormal": flush_denormal, "library": name}
-    sps, ret = CHILDREN[name](seed, steps, threads, device, **extra)
-    print("RESULT " + json.dumps({"sps": sps, "return": ret}))
+    print("RESULT " + json.dumps(CHILDREN[name](seed, steps, threads, device, **extra)))
 
 
 def run_child(name: str, seed: int, args, variant: str | None = None) -> dict | None:
@@ -229,7 +186,7 @@ def main() -> None:
           f" torch {torch.__version__}, device {args.device}")
     runners = [("rlexp", None), *((f"rlexp+{v}", v) for v in args.variants), ("sb3", None), ("sbx", None)]
     rows: dict[str, list] = {name: [] for name, _ in runners}
-    floors = []
+    floor_runs = []
     for seed in args.seeds:
         # every library per seed, one after the other: drift in machine speed hits all alike
         for name, variant in runners:
@@ -240,7 +197,10 @@ def main() -> None:
             rows[name].append((result["sps"], result["return"]))
             print(f"  {name:<13} seed {seed}: {result['sps']:7.0f} agent steps/s, final eval return "
                   f"{result['return']:6.1f}", flush=True)
-        floors.append(run_child("floor", seed, args))
+            if "split" in result:
+                print(f"  {'':13} where rlexp's {result['wall_s']:.1f} s went: "
+                      f"{floors.describe_split(result['split'], result['wall_s'])}", flush=True)
+        floor_runs.append(run_child("floor", seed, args))
     print(f"\nCartPole-v1 DQN, {args.steps} agent steps, RL Zoo hyperparameters, {len(args.seeds)} seed(s):")
     print(f"{'':14}{'steps/s':>10}{'eval return':>14}")
     means = {}
@@ -251,11 +211,9 @@ def main() -> None:
         ret = float(np.mean([v[1] for v in values]))
         means[name] = sps
         print(f"{name:<14}{sps:>10.0f}{ret:>14.1f}")
-    env_s = float(np.mean([f["env_s"] for f in floors]))
-    learner_s = float(np.mean([f["learner_s"] for f in floors]))
-    floor_sps = args.steps / (env_s + learner_s)
-    print(f"floor: env alone {env_s:.2f} s + learner alone {learner_s:.2f} s ({dqn_updates(args.steps)} updates) = "
-          f"{floor_sps:.0f} agent steps/s; rlexp at {means['rlexp'] / floor_sps:.0%} of the floor (target >= 70%)")
+    env_s = float(np.mean([f["env_s"] for f in floor_runs]))
+    learner_s = float(np.mean([f["learner_s"] for f in floor_runs]))
+    print(floors.describe_floor(env_s, learner_s, dqn_updates(args.steps), args.steps, means["rlexp"]))
     print(f"ratio rlexp/sb3 steps/s: {means['rlexp'] / means['sb3']:.2f}x (targets: >= 2x issue 2, >= 3x issue 16)")
     if "sbx" in means:
         print(f"ratio rlexp/sbx steps/s: {means['rlexp'] / means['sbx']:.2f}x (target > 1x)")

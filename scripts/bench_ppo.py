@@ -9,7 +9,9 @@ other's threads or allocator state):
 - Pendulum-v1, 4 envs, continuous actions: RL Zoo's tuned PPO without gSDE
   (experiment=ppo_pendulum), 200k agent steps; the quality bar is a mean return >= -250.
 
-For each it prints agent steps/s (training only: rlexp's evaluations are subtracted, SB3's
+For each it also measures the floor (scripts/floors.py: the env alone plus the learner alone
+in a plain torch loop) and prints rlexp's speed as a percentage of it, with the split of
+rlexp's time (acting, env, replay, update, other, setup). For each it prints agent steps/s (training only: rlexp's evaluations are subtracted, SB3's
 learn() has none), the final greedy evaluation, and the learning curve: the mean return
 of the training episodes that ended in each quarter of the run, which shows whether
 the two learn alike (the speed ratio means little otherwise).
@@ -35,6 +37,7 @@ import sys
 import tempfile
 import time
 
+import floors  # scripts/floors.py: the floor and rlexp's time split
 import machine  # scripts/machine.py: the CPU model (and GPU) for every figure
 from pathlib import Path
 
@@ -77,19 +80,38 @@ def _curve(points: list[tuple[int, float]], steps: int) -> list[float]:
 VARIANTS = {"amp": ["device.amp=true"], "compile": ["device.compile=true"]}  # rlexp's device.* speed settings
 
 
-def run_rlexp(env: str, steps: int, seed: int, device: str, variant: str | None = None) -> dict:
+def rlexp_config(env: str, steps: int, seed: int, device: str, variant: str | None = None):
+    """rlexp's config for the case (its preset, the bench's run length, no periodic eval)."""
     from hydra import compose, initialize_config_module
 
     from rlexp.config import to_typed
-    from rlexp.loggers.jsonl import read_metrics
-    from rlexp.train import run
 
     s = SETTINGS[env]
     overrides = [*s["rlexp"], f"total_steps={steps}", "eval_interval_steps=0", f"eval_episodes={s['eval_episodes']}",
                  "checkpoint_interval_steps=0", "logger=none", "logger.progress=none", f"device={device}",
                  f"seed={seed}", f"logger.log_interval_steps={steps // QUARTERS}", *VARIANTS.get(variant, [])]
     with initialize_config_module("rlexp.conf", version_base="1.3"):
-        cfg = to_typed(compose("train", overrides=overrides))
+        return to_typed(compose("train", overrides=overrides))
+
+
+def ppo_updates(cfg, steps: int) -> int:
+    """Minibatch updates PPO makes in ``steps`` agent steps (no early stop)."""
+    a = cfg.algo
+    return steps // (a.rollout_steps * cfg.env.num_envs) * a.update_epochs * a.num_minibatches
+
+
+def run_floor(env: str, steps: int, seed: int, device: str) -> dict:
+    cfg = rlexp_config(env, steps, seed, device)
+    return {"env_s": floors.env_alone_s(cfg, steps), "updates": ppo_updates(cfg, steps),
+            "learner_s": floors.ppo_learner_alone_s(cfg, ppo_updates(cfg, steps), device)}
+
+
+def run_rlexp(env: str, steps: int, seed: int, device: str, variant: str | None = None) -> dict:
+    from rlexp.loggers.jsonl import read_metrics
+    from rlexp.train import run
+
+    s = SETTINGS[env]
+    cfg = rlexp_config(env, steps, seed, device, variant)
     a = cfg.algo
     ours = dict(n_envs=cfg.env.num_envs, n_steps=a.rollout_steps, batch_size=a.rollout_steps * cfg.env.num_envs
                 // a.num_minibatches, gae_lambda=a.gae_lambda, gamma=a.gamma, n_epochs=a.update_epochs,
@@ -105,7 +127,8 @@ def run_rlexp(env: str, steps: int, seed: int, device: str, variant: str | None 
         events = read_metrics(Path(tmp) / "run" / "metrics.jsonl")
     train_wall = wall - (summary["wall_s"] - summary["train_wall_s"])  # without rlexp's final evaluation
     curve = [e.get("train/episode_return", float("nan")) for e in events if "perf/sps" in e][:QUARTERS]
-    return {"wall_s": train_wall, "eval_return": summary["eval_return_mean"], "curve": curve}
+    return {"wall_s": train_wall, "eval_return": summary["eval_return_mean"], "curve": curve,
+            "split": summary["time_split_s"], "whole_wall_s": wall}
 
 
 def run_sb3(env: str, steps: int, seed: int, device: str, library: str = "sb3") -> dict:
@@ -194,11 +217,14 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=[],
                         help="also time rlexp with these device settings (amp: bfloat16 autocast; compile: torch.compile)")
-    parser.add_argument("--child", choices=["rlexp", "sb3", "sbx"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["rlexp", "sb3", "sbx", "floor"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         env, seed = args.envs[0], args.seeds[0]
         steps = args.steps or SETTINGS[env]["steps"]
+        if args.child == "floor":
+            print("RESULT " + json.dumps(run_floor(env, steps, seed, args.device)), flush=True)
+            return
         if args.child == "rlexp":
             result = run_rlexp(env, steps, seed, args.device, args.variants[0] if args.variants else None)
         else:
@@ -218,6 +244,7 @@ def main() -> None:
         names = ["rlexp", *(f"rlexp+{v}" for v in args.variants), "sb3", *(["sbx"] if env == "cartpole" and _has_sbx()
                                                                           else [])]
         sps: dict[str, list[float]] = {name: [] for name in names}
+        floor_runs: list[dict] = []
         for seed in args.seeds:
             for name in names:  # alternating per seed: drift in machine speed hits all alike
                 r = _child(name, env, steps, seed, args.device)
@@ -225,6 +252,13 @@ def main() -> None:
                 curve = " ".join(f"{v:7.1f}" for v in r["curve"])
                 print(f"  {name:<13} seed {seed}: {r['sps']:7.0f} agent steps/s, final eval {r['eval_return']:7.1f}, "
                       f"training return by quarter: {curve}", flush=True)
+                if name == "rlexp":
+                    print(f"  {'':13} where rlexp's {r['whole_wall_s']:.1f} s went: "
+                          f"{floors.describe_split(r['split'], r['whole_wall_s'])}", flush=True)
+            floor_runs.append(_child("floor", env, steps, seed, args.device))
+        print("  " + floors.describe_floor(float(np.mean([f["env_s"] for f in floor_runs])),
+                                           float(np.mean([f["learner_s"] for f in floor_runs])),
+                                           floor_runs[0]["updates"], steps, float(np.mean(sps["rlexp"]))))
         ratio = np.mean(sps["rlexp"]) / np.mean(sps["sb3"])
         print(f"  ratio rlexp/sb3 steps/s: {ratio:.2f}x (targets: >= 1.5x issue 4; issue 16: CartPole >= 2.5x, "
               "Pong >= 2x)")

@@ -10,14 +10,20 @@ import torch
 
 
 def epsilon_greedy(greedy: Callable[[], np.ndarray], n_actions: int, n: int, epsilon: float,
-                   rng: np.random.Generator) -> np.ndarray:
+                   rng: np.random.Generator, greedy_draws: bool = True) -> np.ndarray:
     """``n`` actions: uniform among ``n_actions`` with probability ``epsilon``, else ``greedy()``.
 
     The draws, in order: whatever ``greedy`` draws (e.g. random tie-breaks), the ``n`` coin
-    flips, then one uniform action per exploring env.
+    flips, then one uniform action per exploring env. ``greedy_draws=False`` says ``greedy``
+    draws nothing from ``rng`` (a network's argmax): then it is not called at all when every
+    env explores, with the same draws.
     """
-    actions = np.array(greedy(), copy=True)
-    explore = rng.random(n) < epsilon
+    if greedy_draws:
+        actions = np.array(greedy(), copy=True)
+        explore = rng.random(n) < epsilon
+    else:
+        explore = rng.random(n) < epsilon
+        actions = np.zeros(n, dtype=np.int64) if explore.all() else np.array(greedy(), copy=True)
     if explore.any():
         actions[explore] = rng.integers(n_actions, size=int(explore.sum()))
     return actions

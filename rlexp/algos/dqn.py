@@ -128,7 +128,7 @@ class DQN(Algorithm):
         return q.argmax(dim=1).cpu().numpy()
 
     def _epsilon_greedy(self, obs: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
-        return epsilon_greedy(lambda: self.greedy(obs), self.n_actions, obs.shape[0], epsilon, rng)
+        return epsilon_greedy(lambda: self.greedy(obs), self.n_actions, obs.shape[0], epsilon, rng, greedy_draws=False)
 
     def act(self, obs: np.ndarray, step: int) -> np.ndarray:
         # uniform random before learning starts, as in the DQN paper's replay warm-up
@@ -175,11 +175,15 @@ class DQN(Algorithm):
             # The target network does not change during a training phase, so every update's
             # targets come from one batched forward pass: the same numbers, far less overhead.
             with torch.no_grad(), self.autocast():
-                next_q = self.q_target_fn(batch.next_obs.flatten(0, 1)).float().amax(dim=1)
+                next_obs = batch.next_obs.flatten(0, 1)
+                if self.manual_grad:  # the same numbers, without allocating each layer's output twice
+                    next_q = self.q_target.forward_saving(next_obs)[0].amax(dim=1)
+                else:
+                    next_q = self.q_target_fn(next_obs).float().amax(dim=1)
                 targets = td_targets(batch.rewards, batch.terminated, next_q.view(num_updates, c.batch_size), c.gamma)
         loss_fn = F.smooth_l1_loss if c.loss == "huber" else F.mse_loss
         flat = self.flat_params
-        losses, q_means = [], []
+        q_taken, q_targets = [], []  # per update; the logged loss is computed once at the end
         for i in range(num_updates):
             obs, actions = batch.obs[i], batch.actions[i]
             if targets is None:
@@ -191,7 +195,7 @@ class DQN(Algorithm):
             else:
                 target = targets[i]
             if self.manual_grad:
-                q, loss = self._manual_backward(obs, actions, target, loss_fn)
+                q = self._manual_backward(obs, actions, target)
             else:
                 with self.autocast():
                     q = self.q_fn(obs).float().gather(1, actions.unsqueeze(1)).squeeze(1)
@@ -201,23 +205,26 @@ class DQN(Algorithm):
             if c.max_grad_norm is not None:
                 clip_grad_norm_(flat.grad, c.max_grad_norm)
             self.optimizer.step()
-            losses.append(loss.detach())
-            q_means.append(q.detach())
+            q_taken.append(q.detach())
+            q_targets.append(target)
         self.updates += num_updates
+        q_all = torch.stack(q_taken)
+        with torch.no_grad():
+            loss = loss_fn(q_all, torch.stack(q_targets))  # the mean of the updates' losses (equal batches)
         return {
-            "loss/td": torch.stack(losses).mean().item(),
-            "train/q_mean": torch.stack(q_means).mean().item(),
+            "loss/td": loss.item(),
+            "train/q_mean": q_all.mean().item(),
             "train/updates": float(self.updates),
         }
+
     @torch.no_grad()
-    def _manual_backward(self, obs, actions, target, loss_fn) -> tuple[torch.Tensor, torch.Tensor]:
+    def _manual_backward(self, obs, actions, target) -> torch.Tensor:
         """The TD loss's gradient written into ``flat_params.grad`` by hand (the MLP's
         ``backward_into_grad``): the kernels autograd would run, without its bookkeeping.
-        Returns (Q of the taken actions, the loss)."""
+        Returns Q of the taken actions."""
         out, inputs = self.q.forward_saving(obs)
         index = actions.unsqueeze(1)
         q = out.gather(1, index).squeeze(1)
-        loss = loss_fn(q, target)
         one = self._one
         if self.cfg.loss == "huber":
             grad_q = torch.ops.aten.smooth_l1_loss_backward(one, q, target, 1, 1.0)  # 1: mean reduction; beta 1
@@ -225,7 +232,7 @@ class DQN(Algorithm):
             grad_q = torch.ops.aten.mse_loss_backward(one, q, target, 1)
         grad_out = torch.zeros_like(out).scatter_add_(1, index, grad_q.unsqueeze(1))
         self.q.backward_into_grad(inputs, out, grad_out)
-        return q, loss
+        return q
 
     # ------------------------------------------------------------------ state
 

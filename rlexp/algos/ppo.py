@@ -29,6 +29,12 @@ def clipped_surrogate_loss(advantages: torch.Tensor, ratio: torch.Tensor, clip: 
     return torch.max(-advantages * ratio, -advantages * ratio.clamp(1 - clip, 1 + clip)).mean()
 
 
+@torch.no_grad()
+def approx_kl(ratio: torch.Tensor, logratio: torch.Tensor) -> float:
+    """KL(old || new) by the low-variance estimator mean((r - 1) - log r) (Schulman)."""
+    return ((ratio - 1) - logratio).mean().item()
+
+
 class PPO(OnPolicy):
     """On-policy actor-critic with the clipped surrogate objective."""
 
@@ -66,12 +72,20 @@ class PPO(OnPolicy):
         b_adv, b_returns = advantages.flatten(), returns.flatten()
         batch = b_logprobs.numel()
         minibatch = batch // c.num_minibatches
-        stats: dict[str, list[torch.Tensor]] = {k: [] for k in ("policy", "value", "entropy", "kl", "clipfrac")}
+        # per minibatch; the KL and clip fraction are computed once at the end, from the ratios
+        stats: dict[str, list[torch.Tensor]] = {k: [] for k in ("policy", "value", "entropy", "ratio", "logratio")}
+        whole = c.num_minibatches == 1  # one minibatch is the whole rollout: its mean needs no shuffle
+        if whole:
+            idx = slice(None)
+            whole_adv = normalize(b_adv) if c.norm_adv else b_adv
         for _ in range(c.update_epochs):
-            order = torch.randperm(batch, generator=self.generator).to(self.device)
+            order = None if whole else torch.randperm(batch, generator=self.generator).to(self.device)
             for start in range(0, minibatch * c.num_minibatches, minibatch):
-                idx = order[start : start + minibatch]
-                adv = normalize(b_adv[idx]) if c.norm_adv else b_adv[idx]
+                if whole:
+                    adv = whole_adv
+                else:
+                    idx = order[start : start + minibatch]
+                    adv = normalize(b_adv[idx]) if c.norm_adv else b_adv[idx]
                 if self.manual_grad:
                     policy_loss, value_loss, entropy, logratio, ratio = self._manual_backward(
                         b_obs[idx], b_actions[idx], b_logprobs[idx], adv, b_returns[idx], b_values[idx], clip)
@@ -90,17 +104,17 @@ class PPO(OnPolicy):
                         value_loss = 0.5 * F.mse_loss(value, b_returns[idx])
                     entropy = entropy.mean()
                     self.optimizer_step(policy_loss - c.ent_coef * entropy + c.vf_coef * value_loss)
-                with torch.no_grad():
-                    kl = ((ratio - 1) - logratio).mean()  # the low-variance estimator (Schulman)
-                    for key, v in (("policy", policy_loss), ("value", value_loss), ("entropy", entropy), ("kl", kl),
-                                   ("clipfrac", ((ratio - 1).abs() > clip).float().mean())):
-                        stats[key].append(v.detach())
-            if c.target_kl is not None and kl.item() > c.target_kl:
+                for key, v in (("policy", policy_loss), ("value", value_loss), ("entropy", entropy), ("ratio", ratio),
+                               ("logratio", logratio)):
+                    stats[key].append(v.detach())
+            if c.target_kl is not None and approx_kl(ratio, logratio) > c.target_kl:
                 break
-        mean = {k: torch.stack(v).mean().item() for k, v in stats.items()}
+        mean = {k: torch.stack(stats[k]).mean().item() for k in ("policy", "value", "entropy")}
+        ratios, logratios = torch.stack(stats["ratio"]), torch.stack(stats["logratio"])
         return {
             "loss/policy": mean["policy"], "loss/value": mean["value"], "loss/entropy": mean["entropy"],
-            "train/approx_kl": mean["kl"], "train/clipfrac": mean["clipfrac"],
+            "train/approx_kl": approx_kl(ratios, logratios),
+            "train/clipfrac": ((ratios - 1).abs() > clip).float().mean().item(),
             "train/explained_variance": explained_variance(b_values, b_returns),
             "train/updates": float(self.updates),
         }

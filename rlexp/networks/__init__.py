@@ -20,6 +20,7 @@ __all__ = [
 ]
 
 _ACTIVATION_FNS = {"relu": torch.relu, "tanh": torch.tanh, "elu": F.elu, "gelu": F.gelu, "silu": F.silu}
+_ACTIVATION_IN_PLACE = {"relu": torch.relu_, "tanh": torch.tanh_}
 # the kernels autograd runs for an activation's backward, given the gradient and the activated output
 _ACTIVATION_BACKWARD = {
     "relu": lambda grad, out: torch.ops.aten.threshold_backward(grad, out, 0),
@@ -76,7 +77,7 @@ class MLP(nn.Module):
             inputs.append(x)
             x = torch.addmm(layer.bias, x, layer.weight.t())  # what F.linear runs on a batch
             if i < last:
-                x = self._act(x)
+                x = _ACTIVATION_IN_PLACE[self.activation](x)  # no graph: no copy to keep
         return x, inputs
 
     @torch.no_grad()
