@@ -193,3 +193,20 @@ def test_an_algorithm_refuses_a_device_setting_it_would_ignore(tmp_path):
         with pytest.raises(ConfigError, match=f"^{message} .* does not apply to algo="):
             run(compose_train([*TINY[:4], *TINY[-2:], *overrides]), tmp_path / "run")
         assert not (tmp_path / "run").exists()
+
+
+def test_a_cpu_setting_that_slows_the_run_says_so(tmp_path, capsys):
+    """device.amp / device.compile on a CPU with an MLP: a note at the start with the measured effect."""
+    run(compose_train([*TINY, "total_steps=200", "device=cpu", "device.amp=true"]), tmp_path / "amp")
+    out = capsys.readouterr().out
+    assert "note: device.amp on a CPU slows the MLP networks down" in out and "device.compile" not in out
+    run(compose_train([*TINY, "total_steps=200", "device=cpu"]), tmp_path / "plain")
+    assert "note: device." not in capsys.readouterr().out
+
+
+def test_the_summary_splits_the_run_time_by_phase(tmp_path):
+    summary = run(compose_train([*TINY, "total_steps=600"]), tmp_path / "run")
+    split = summary["time_split_s"]
+    assert set(split) == {"acting", "env", "replay", "update", "other"}
+    assert all(seconds >= 0 for seconds in split.values()) and split["update"] > 0
+    assert sum(split.values()) <= summary["wall_s"]
