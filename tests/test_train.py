@@ -202,6 +202,8 @@ def test_a_cpu_setting_that_slows_the_run_says_so(tmp_path, capsys):
     assert "note: device.amp on a CPU slows the MLP networks down" in out and "device.compile" not in out
     run(compose_train([*TINY, "total_steps=200", "device=cpu"]), tmp_path / "plain")
     assert "note: device." not in capsys.readouterr().out
+    run(compose_train([*TINY, "total_steps=200", "device=cpu", "device.replay=device"]), tmp_path / "replay")
+    assert "note: device.replay=device changes nothing on a CPU run" in capsys.readouterr().out
 
 
 def test_the_summary_splits_the_run_time_by_phase(tmp_path):

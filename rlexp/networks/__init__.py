@@ -118,8 +118,17 @@ class NatureCNN(nn.Module):
         self.convs.to(memory_format=torch.channels_last)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = obs.to(dtype=torch.float32, memory_format=torch.channels_last).div_(255.0)  # one copy
-        return self.head(self.convs(x))
+        return self.head(self.convs(scale_frames(obs)))
+
+
+def scale_frames(obs: torch.Tensor) -> torch.Tensor:
+    """uint8 frames (N, C, H, W) as [0, 1] floats, channels-last, in one copy: in bfloat16 under
+    a bfloat16 autocast (``device.amp``), where the first convolution would cast them to it
+    anyway (the same values: every byte is exact in bfloat16, and the division rounds once
+    either way), else in float32."""
+    kind = obs.device.type
+    dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else torch.float32
+    return obs.to(dtype=dtype, memory_format=torch.channels_last).div_(255.0)
 
 
 def is_image_space(space: gym.Space) -> bool:
@@ -269,7 +278,7 @@ class ActorCritic(nn.Module):
 
     def _features(self, obs: torch.Tensor) -> torch.Tensor:
         if self.images:
-            x = obs.to(dtype=torch.float32, memory_format=torch.channels_last).div_(255.0)  # one copy
+            x = scale_frames(obs)
         else:
             x = obs.float()
             if self.obs_norm is not None:

@@ -90,6 +90,9 @@ class GymTrainer(Trainer):
         small = not is_image_space(self.envs.single_observation_space)  # an MLP, not the Atari CNN
         notes = [CPU_SETTING_NOTES[key] for key in CPU_SETTING_NOTES
                  if self.device.type == "cpu" and small and getattr(self.cfg.device, key)]
+        if self.device.type == "cpu" and self.cfg.device.replay != "auto":
+            notes.append(f"note: device.replay={self.cfg.device.replay} changes nothing on a CPU run: the replay is in "
+                         "host memory either way (it chooses between GPU and pinned host memory)")
         if self._saved_digest is not None:
             started = time.perf_counter()
             obs = self.actions.replay(self.envs, obs)

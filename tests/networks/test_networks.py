@@ -73,3 +73,15 @@ def test_frames_refuse_obs_normalization_and_q_networks_refuse_continuous_action
 def test_mlp_trunk_ends_in_an_activation():
     trunk = MLP(3, None, [8, 4], "relu")
     assert trunk.out_features == 4 and (trunk(torch.randn(20, 3)) >= 0).all()
+
+
+def test_frames_scale_to_the_same_values_under_a_bfloat16_autocast():
+    from rlexp.networks import scale_frames
+
+    frames = torch.arange(256, dtype=torch.uint8).repeat(2, 4, 8, 4)  # every byte value, (2, 4, 8, 128)
+    plain = scale_frames(frames)
+    assert plain.dtype == torch.float32 and plain.is_contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = scale_frames(frames)
+    assert low.dtype == torch.bfloat16
+    assert torch.equal(low, plain.to(torch.bfloat16))
