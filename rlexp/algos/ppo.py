@@ -70,22 +70,12 @@ class PPO(OnPolicy):
         b_obs, b_actions = r.obs.flatten(0, 1), r.actions.flatten(0, 1)
         b_logprobs, b_values = r.logprobs.flatten(), r.values.flatten()
         b_adv, b_returns = advantages.flatten(), returns.flatten()
-        batch = b_logprobs.numel()
-        minibatch = batch // c.num_minibatches
+        minibatch = b_logprobs.numel() // c.num_minibatches
         # per minibatch; the KL and clip fraction are computed once at the end, from the ratios
         stats: dict[str, list[torch.Tensor]] = {k: [] for k in ("policy", "value", "entropy", "ratio", "logratio")}
-        whole = c.num_minibatches == 1  # one minibatch is the whole rollout: its mean needs no shuffle
-        if whole:
-            idx = slice(None)
-            whole_adv = normalize(b_adv) if c.norm_adv else b_adv
+        whole_adv = (normalize(b_adv) if c.norm_adv else b_adv) if c.num_minibatches == 1 else None
         for _ in range(c.update_epochs):
-            order = None if whole else torch.randperm(batch, generator=self.generator).to(self.device)
-            for start in range(0, minibatch * c.num_minibatches, minibatch):
-                if whole:
-                    adv = whole_adv
-                else:
-                    idx = order[start : start + minibatch]
-                    adv = normalize(b_adv[idx]) if c.norm_adv else b_adv[idx]
+            for idx, adv in self._minibatches(b_adv, whole_adv, minibatch):
                 if self.manual_grad:
                     policy_loss, value_loss, entropy, logratio, ratio = self._manual_backward(
                         b_obs[idx], b_actions[idx], b_logprobs[idx], adv, b_returns[idx], b_values[idx], clip)
@@ -119,13 +109,25 @@ class PPO(OnPolicy):
             "train/updates": float(self.updates),
         }
 
+    def _minibatches(self, b_adv: torch.Tensor, whole_adv: torch.Tensor | None, size: int):
+        """One epoch's minibatches as (index, advantages) pairs. With one minibatch (``whole_adv``
+        given) it is the whole rollout in order: its mean does not depend on the order, so no
+        shuffle and no gather. Otherwise a fresh shuffle cut into ``size``-sample pieces."""
+        if whole_adv is not None:
+            yield slice(None), whole_adv
+            return
+        order = torch.randperm(b_adv.numel(), generator=self.generator).to(self.device)
+        for start in range(0, size * self.cfg.num_minibatches, size):
+            idx = order[start : start + size]
+            yield idx, normalize(b_adv[idx]) if self.cfg.norm_adv else b_adv[idx]
+
     @torch.no_grad()
     def _manual_backward(self, obs, actions, old_logprob, adv, returns, old_values, clip):
         """PPO's loss on a minibatch, its gradient written into ``flat_params.grad`` by hand
         (categorical policy, separate MLP actor and critic). Returns (policy loss, value loss,
         mean entropy, log-ratio, ratio), as the autograd path computes them."""
         c, net = self.cfg, self.net
-        x = net._features(obs)
+        x = net.features(obs)
         logits, actor_inputs = net.actor.forward_saving(x)
         value_out, critic_inputs = net.critic.forward_saving(x)
         value = value_out.squeeze(-1)

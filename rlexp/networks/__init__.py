@@ -276,7 +276,9 @@ class ActorCritic(nn.Module):
         _orthogonal(_last_linear(self.actor), 0.01)  # near-uniform (or mean-zero) initial policy
         _orthogonal(_last_linear(self.critic), 1.0)
 
-    def _features(self, obs: torch.Tensor) -> torch.Tensor:
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        """What the actor and the critic take: scaled frames, or the (normalized) vector
+        observation, through the shared trunk when there is one."""
         if self.images:
             x = scale_frames(obs)
         else:
@@ -287,11 +289,11 @@ class ActorCritic(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(actor outputs (N, head.num_outputs), value (N,))."""
-        x = self._features(obs)
+        x = self.features(obs)
         return self.actor(x), self.critic(x).squeeze(-1)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.critic(self._features(obs)).squeeze(-1)
+        return self.critic(self.features(obs)).squeeze(-1)
 
 
 def build_actor_critic(cfg: NetworkConfig, obs_space: gym.Space, action_space: gym.Space) -> ActorCritic:
