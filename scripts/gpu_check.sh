@@ -52,13 +52,13 @@ step() {
     rm -f "$part"
 }
 
-step cuda_tests 150 5 "$py" -m pytest -q -x tests/test_cuda.py
-step dqn_cartpole 90 6 "$py" scripts/bench_dqn_cartpole.py --device cuda --steps 20000
-step dqn_pong 120 4 "$py" scripts/bench_dqn_atari.py --device cuda --steps 6000
-step ppo_cartpole_pong 120 8 "$py" scripts/bench_ppo.py --device cuda --envs cartpole pong --steps 16384
-step alphazero 60 8 "$py" scripts/bench_alphazero.py --device cuda --openspiel-games 1
-step rlhf 90 16 "$py" scripts/bench_rlhf.py --device cuda --hidden 1024 --layers 12 --rollouts 8
-step "ppo_pong_${PONG_ENVS}envs" 90 3 "$py" -m rlexp train experiment=ppo_pong_schulman2017 device=cuda \
+step cuda_tests 120 5 "$py" -m pytest -q -x tests/test_cuda.py
+step dqn_cartpole 100 8 "$py" scripts/bench_dqn_cartpole.py --device cuda --steps 20000
+step dqn_pong 90 7 "$py" scripts/bench_dqn_atari.py --device cuda --steps 6000
+step ppo_cartpole_pong 130 18 "$py" scripts/bench_ppo.py --device cuda --envs cartpole pong --steps 16384
+step alphazero 50 8 "$py" scripts/bench_alphazero.py --device cuda --openspiel-games 1
+step rlhf 60 16 "$py" scripts/bench_rlhf.py --device cuda --hidden 1024 --layers 12 --rollouts 8
+step "ppo_pong_${PONG_ENVS}envs" 50 3 "$py" -m rlexp train experiment=ppo_pong_schulman2017 device=cuda \
     "env.num_envs=$PONG_ENVS" total_steps=65536 eval_interval_steps=0 eval_episodes=1 checkpoint_interval_steps=0 \
     logger=none logger.progress=lines "hydra.run.dir=$scratch/ppo_pong_run"
 
