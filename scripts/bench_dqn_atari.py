@@ -8,6 +8,7 @@ own subprocess, one after the other, so peak resident memory is measured per lib
     python scripts/bench_dqn_atari.py                       # CPU, 6,000 agent steps each
     python scripts/bench_dqn_atari.py --steps 20000
     python scripts/bench_dqn_atari.py --device cuda         # on a GPU machine
+    python scripts/bench_dqn_atari.py --variants amp        # rlexp with device.amp (bfloat16) too
 
 It also measures the floor (scripts/floors.py: the env alone plus the learner alone in a
 plain torch loop) and splits rlexp's time (acting, env, replay, update, other, setup).
@@ -41,7 +42,10 @@ SETTINGS = dict(
 )
 
 
-def rlexp_config(steps: int, device: str):
+VARIANTS = {"amp": ["device.amp=true"]}  # rlexp's device.* speed settings (bfloat16 autocast)
+
+
+def rlexp_config(steps: int, device: str, variant: str | None = None):
     from hydra import compose, initialize_config_module
 
     from rlexp.config import to_typed
@@ -56,15 +60,16 @@ def rlexp_config(steps: int, device: str):
         f"algo.target_update_interval_steps={s['target_update_interval']}", "algo.epsilon_start=1.0",
         f"algo.epsilon_end={s['exploration_final_eps']}", f"algo.epsilon_decay_steps={s['exploration_steps']}",
         "algo.max_grad_norm=10",  # SB3's default clip
+        *VARIANTS.get(variant, []),
     ]
     with initialize_config_module("rlexp.conf", version_base="1.3"):
         return to_typed(compose("train", overrides=overrides))
 
 
-def run_rlexp(steps: int, device: str) -> dict:
+def run_rlexp(steps: int, device: str, variant: str | None = None) -> dict:
     from rlexp.train import run
 
-    cfg = rlexp_config(steps, device)
+    cfg = rlexp_config(steps, device, variant)
     import tempfile
     from pathlib import Path
 
@@ -111,11 +116,11 @@ def run_sb3(steps: int, device: str) -> dict:
     return {"wall_s": time.perf_counter() - start}
 
 
-def child(name: str, steps: int, device: str) -> None:
+def child(name: str, steps: int, device: str, variant: str | None) -> None:
     if name == "floor":
         print("RESULT " + json.dumps(run_floor(steps, device)), flush=True)
         return
-    result = {"rlexp": run_rlexp, "sb3": run_sb3}[name](steps, device)
+    result = run_rlexp(steps, device, variant) if name == "rlexp" else run_sb3(steps, device)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result["sps"] = steps / result["wall_s"]
     print("RESULT " + json.dumps(result), flush=True)
@@ -125,10 +130,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=6_000, help="agent steps per library")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=[],
+                        help="also time rlexp with these device settings (amp: bfloat16 autocast)")
     parser.add_argument("--child", choices=["rlexp", "sb3", "floor"], help=argparse.SUPPRESS)
+    parser.add_argument("--variant", choices=list(VARIANTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.steps, args.device)
+        child(args.child, args.steps, args.device, args.variant)
         return
 
     import torch
@@ -138,9 +146,11 @@ def main() -> None:
           f"device {args.device}{gpu}")
     print(f"Pong, DQN, {args.steps} agent steps each, settings: {SETTINGS}")
     results = {}
-    for name in ("rlexp", "sb3", "floor"):
-        out = subprocess.run([sys.executable, __file__, "--child", name, "--steps", str(args.steps),
-                              "--device", args.device], capture_output=True, text=True, check=False)
+    for name in ("rlexp", *(f"rlexp+{v}" for v in args.variants), "sb3", "floor"):
+        library, _, variant = name.partition("+")
+        out = subprocess.run([sys.executable, __file__, "--child", library, "--steps", str(args.steps),
+                              "--device", args.device, *(["--variant", variant] if variant else [])],
+                             capture_output=True, text=True, check=False)
         lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
         if out.returncode != 0 or not lines:
             sys.exit(f"{name} failed:\n{out.stderr[-3000:]}")
@@ -150,13 +160,16 @@ def main() -> None:
             print("  " + floors.describe_floor(r["env_s"], r["learner_s"], updates(args.steps), args.steps,
                                                results["rlexp"]["sps"]))
             continue
-        print(f"  {name:<5}: {r['sps']:7.1f} agent steps/s (setup + training, no evaluation), "
+        print(f"  {name:<9}: {r['sps']:7.1f} agent steps/s (setup + training, no evaluation), "
               f"peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
-        if name == "rlexp":
-            print(f"         where rlexp's {r['whole_wall_s']:.1f} s went: "
+        if library == "rlexp":
+            print(f"             where {name}'s {r['whole_wall_s']:.1f} s went: "
                   f"{floors.describe_split(r['split'], r['whole_wall_s'])}", flush=True)
     print(f"ratio rlexp/sb3 steps/s: {results['rlexp']['sps'] / results['sb3']['sps']:.2f}x "
-          f"(targets: >= 1.5x on CPU, >= 3x on GPU)")
+          f"(targets: >= 1.5x on CPU, issue 16: >= 2x; >= 3x on GPU)")
+    for v in args.variants:
+        print(f"ratio rlexp+{v}/sb3 steps/s: {results[f'rlexp+{v}']['sps'] / results['sb3']['sps']:.2f}x "
+              f"(device.{v} changes the numerics: bfloat16)")
 
 
 if __name__ == "__main__":
