@@ -145,6 +145,7 @@ def run_sb3(env: str, steps: int, seed: int, device: str, library: str = "sb3") 
     from stable_baselines3.common.evaluation import evaluate_policy
 
     s = SETTINGS[env]
+    start = time.perf_counter()  # from the envs' construction, as rlexp's run() is timed
     if env == "pong":
         import ale_py
         from stable_baselines3.common.env_util import make_atari_env
@@ -174,7 +175,6 @@ def run_sb3(env: str, steps: int, seed: int, device: str, library: str = "sb3") 
             return True
 
     episodes = Episodes()
-    start = time.perf_counter()
     model = PPO(env=venv, n_steps=s["n_steps"], batch_size=s["batch_size"], gae_lambda=s["gae_lambda"],
                 gamma=s["gamma"], n_epochs=s["n_epochs"], ent_coef=s["ent_coef"],
                 learning_rate=(lambda f: lr * f) if s["lr_anneal"] else lr, clip_range=clip_schedule,
