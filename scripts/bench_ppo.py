@@ -102,8 +102,9 @@ def ppo_updates(cfg, steps: int) -> int:
 
 def run_floor(env: str, steps: int, seed: int, device: str) -> dict:
     cfg = rlexp_config(env, steps, seed, device)
-    return {"env_s": floors.env_alone_s(cfg, steps), "updates": ppo_updates(cfg, steps),
-            "learner_s": floors.ppo_learner_alone_s(cfg, ppo_updates(cfg, steps), device)}
+    updates = ppo_updates(cfg, steps)
+    return {"env_s": floors.env_alone_s(cfg, steps), "updates": updates,
+            "learner_s": floors.ppo_learner_alone_s(cfg, updates, device)}
 
 
 def run_rlexp(env: str, steps: int, seed: int, device: str, variant: str | None = None) -> dict:

@@ -36,6 +36,12 @@ class DeviceSettings:
             return contextlib.nullcontext()  # cheaper than a disabled autocast, on the per-step path
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
+    @property
+    def plain_passes(self) -> bool:
+        """Network passes run as written, in float32 and uncompiled: what a hand-written
+        gradient (``MLP.backward_into_grad``) needs."""
+        return not self.compute.amp and not self.compute.compile
+
     def compiled(self, module: torch.nn.Module) -> torch.nn.Module:
         """``module``, compiled by ``torch.compile`` when ``device.compile`` (it shares the
         module's parameters: state dicts and optimizers keep working on the module)."""

@@ -95,8 +95,7 @@ class DQN(Algorithm):
         self._compiled = (self.compiled(self.q), self.compiled(self.q_target)) if self.compute.compile else None
         # an MLP's gradient by hand (MLP.backward_into_grad): the same numbers as autograd, ~1.5x
         # faster updates on classic control; autocast and compiled passes go through autograd
-        self.manual_grad = (isinstance(self.q, MLP) and self.q.manual_grad and not self.compute.amp
-                            and not self.compute.compile)
+        self.manual_grad = isinstance(self.q, MLP) and self.q.manual_grad and self.plain_passes
         self._one = torch.ones((), device=device)  # d(loss)/d(loss)
         self.eval_rng = np.random.default_rng([seed, 1])
         self.updates = 0  # gradient updates made

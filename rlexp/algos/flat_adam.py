@@ -8,8 +8,8 @@ process on the 2-core VM), a fixed cost on every short run.
 
 :class:`FlatAdam` calls the kernel on the same state, so its numbers are torch's bit for
 bit, and its ``state_dict`` has torch's format: a checkpoint written by either loads into
-the other (``tests/algos/test_flat_adam.py`` checks both). Where the kernel is missing (a
-torch without it) it falls back to ``torch.optim.Adam(fused=True)``.
+the other (``tests/algos/test_flat_adam.py`` checks both). The kernel runs on CPU from torch
+2.4 (the floor in pyproject.toml) and on CUDA.
 """
 
 from __future__ import annotations
@@ -17,9 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-
-_HAS_KERNEL = hasattr(torch, "_fused_adam_")
-
 
 class FlatAdam:
     """Adam (Kingma & Ba 2015; torch's defaults: no weight decay, no amsgrad) on one tensor.
@@ -31,9 +28,6 @@ class FlatAdam:
     def __init__(self, param: torch.nn.Parameter, lr: float, eps: float = 1e-8, betas: tuple[float, float] = (0.9, 0.999)):
         self.param = param
         self.param_groups = [{"lr": lr, "betas": tuple(betas), "eps": eps}]
-        self._torch = None if _HAS_KERNEL else torch.optim.Adam([param], lr=lr, eps=eps, betas=betas, fused=True)
-        if self._torch is not None:
-            self.param_groups = self._torch.param_groups
         # torch's fused state: a float32 step count on the parameter's device, and the moments
         self.step_count = torch.zeros((), dtype=torch.float32, device=param.device)
         self.exp_avg = torch.zeros_like(param, memory_format=torch.preserve_format)
@@ -42,9 +36,6 @@ class FlatAdam:
     @torch.no_grad()
     def step(self) -> None:
         """One Adam step of ``param`` along ``param.grad``."""
-        if self._torch is not None:
-            self._torch.step()
-            return
         group = self.param_groups[0]
         beta1, beta2 = group["betas"]
         self.step_count.add_(1)
@@ -56,8 +47,6 @@ class FlatAdam:
 
     # torch.optim.Adam's state_dict layout, so checkpoints move between the two
     def state_dict(self) -> dict[str, Any]:
-        if self._torch is not None:
-            return self._torch.state_dict()
         group = self.param_groups[0]
         state = {0: {"step": self.step_count.clone(), "exp_avg": self.exp_avg.clone(),
                      "exp_avg_sq": self.exp_avg_sq.clone()}} if float(self.step_count) > 0 else {}
@@ -68,9 +57,6 @@ class FlatAdam:
         }]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if self._torch is not None:
-            self._torch.load_state_dict(state)
-            return
         (group,) = state["param_groups"]
         if group.get("weight_decay", 0) or group.get("amsgrad") or group.get("maximize"):
             raise ValueError("this optimizer state uses Adam options FlatAdam does not have "

@@ -55,9 +55,8 @@ class PPO(OnPolicy):
         # gradient up to float rounding (tests/algos/test_ppo.py); everything else, and
         # autocast or compiled passes, go through autograd
         net = self.net
-        self.manual_grad = (net.trunk is None and isinstance(net.head, CategoricalHead) and not self.compute.amp
-                            and not self.compute.compile and all(isinstance(m, MLP) and m.manual_grad
-                                                                 for m in (net.actor, net.critic)))
+        self.manual_grad = (net.trunk is None and isinstance(net.head, CategoricalHead) and self.plain_passes
+                            and all(isinstance(m, MLP) and m.manual_grad for m in (net.actor, net.critic)))
 
     def update(self, advantages: torch.Tensor, returns: torch.Tensor, step: int) -> dict[str, float]:
         """Epochs of minibatch updates on the full rollout."""
