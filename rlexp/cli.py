@@ -491,12 +491,16 @@ def _eval_language_model(run_dir: str, checkpoint: str, refused: list[str], samp
 def _print_side_by_side(run_path: Path, record: dict) -> None:
     sft, policy = record["sft"], record["policy"]
     typer.echo(f"checkpoint: {run_path / record['checkpoint']} (prompt {record['step']})")
-    typer.echo(f"prompts:    {record['prompts']} new ones, one sampled answer each, seed {record['seed']}")
-    typer.echo(f"{'':<12}{'reward':>8}{'gold':>8}{'KL':>8}{'length':>8}{'ended':>8}")
+    typer.echo(f"prompts:    {record['prompts']} new ones, one sampled answer each and the greedy one, "
+               f"seed {record['seed']}")
+    typer.echo(f"{'':<12}{'sampled:':<9}{'reward':>7}{'gold':>8}{'KL':>8}{'length':>8}{'ended':>8}   "
+               f"{'greedy:':<8}{'reward':>7}{'gold':>8}")
     for name, m in (("SFT", sft), ("policy", policy)):
-        typer.echo(f"{name:<12}{m['reward']:>8.3f}{m['gold']:>8.3f}{m['kl']:>8.3f}{m['response_length']:>8.2f}"
-                   f"{m['ended_rate']:>8.2f}")
-    typer.echo(f"gold gain:  {policy['gold'] - sft['gold']:+.3f} (KL to the SFT model {policy['kl']:.3f} nats per answer)")
+        typer.echo(f"{name:<12}{'':<9}{m['reward']:>7.3f}{m['gold']:>8.3f}{m['kl']:>8.3f}{m['response_length']:>8.2f}"
+                   f"{m['ended_rate']:>8.2f}   {'':<8}{m['reward_greedy']:>7.3f}{m['gold_greedy']:>8.3f}")
+    typer.echo(f"gold gain:  {policy['gold'] - sft['gold']:+.3f} sampled, "
+               f"{policy['gold_greedy'] - sft['gold_greedy']:+.3f} greedy "
+               f"(KL to the SFT model {policy['kl']:.3f} nats per answer)")
     if record["samples"]:
         typer.echo(f"\n{'prompt':<14}{'SFT answer':<18}{'reward':>7}{'gold':>6}   {'policy answer':<18}{'reward':>7}"
                    f"{'gold':>6}{'KL':>7}")
@@ -643,14 +647,17 @@ def _print_report(result: dict, roots: list[Path], last_evals: int) -> None:
             at.add_row(a["method"], ", ".join(a["games"]), str(a["runs"]), str(a["iqm"]), str(a["mean"]), str(a["median"]))
         console.print(at)
     if result["overoptimization"]:
-        ot = Table(title="RLHF: final KL to the SFT model, gold utility and reward-model score (means over runs; "
-                   "--out draws gold_vs_kl.png)", title_justify="left")
-        for column in ("group", "runs", "KL", "gold", "reward", "SFT gold", "gold gain [95% t-interval]"):
+        ot = Table(title="RLHF: final KL to the SFT model, reward-model score and gold utility of one sampled answer "
+                   "and of the greedy one (means over runs; --out draws gold_vs_kl.png)", title_justify="left")
+        for column in ("group", "runs", "KL", "reward", "gold sampled", "SFT", "gain [95% t-interval]",
+                       "gold greedy", "SFT", "gain [95% t-interval]"):
             ot.add_column(column, justify="left" if column == "group" else "right")
         for r in result["overoptimization"]:
-            low, high = r["gold_gain_ci95"]
-            ot.add_row(r["group"], str(r["runs"]), f"{r['kl']:.3f}", f"{r['gold']:.3f}", f"{r['reward']:.3f}",
-                       f"{r['sft_gold']:.3f}", f"{r['gold_gain']:+.3f} [{low:+.3f}, {high:+.3f}]")
+            (low, high), (low_g, high_g) = r["gold_gain_ci95"], r["gold_gain_greedy_ci95"]
+            ot.add_row(r["group"], str(r["runs"]), f"{r['kl']:.3f}", f"{r['reward']:.3f}", f"{r['gold']:.3f}",
+                       f"{r['sft_gold']:.3f}", f"{r['gold_gain']:+.3f} [{low:+.3f}, {high:+.3f}]",
+                       f"{r['gold_greedy']:.3f}", f"{r['sft_gold_greedy']:.3f}",
+                       f"{r['gold_gain_greedy']:+.3f} [{low_g:+.3f}, {high_g:+.3f}]")
         console.print(ot)
     if result["aggregate_comparison"]:
         games, estimate = result["aggregate_comparison"]

@@ -113,7 +113,7 @@ def _reward_fn(rm, tok, penalty: float, device: str):
     """One reward for both libraries: the reward model on <bos> prompt answer [<eos>]; -penalty if no <eos>."""
     import torch
 
-    from rlexp.lm.sampling import positions
+    from rlexp.lm.sampling import sequence_scores
 
     @torch.no_grad()
     def score(prompts: list[str], completion_ids: list[list[int]]) -> list[float]:
@@ -131,7 +131,7 @@ def _reward_fn(rm, tok, penalty: float, device: str):
             ids[i, width - len(row):] = torch.tensor(row)
             mask[i, width - len(row):] = 1
         ids, mask = ids.to(device), mask.to(device)
-        out = rm(input_ids=ids, attention_mask=mask, position_ids=positions(mask)).logits[:, 0].float().cpu()
+        out = sequence_scores(rm, ids, mask).cpu()  # the scores rlexp's RL stages give
         return [float(s) - (0.0 if ended else penalty) for s, (_, ended) in zip(out, rows)]
 
     return score

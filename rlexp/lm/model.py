@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from rlexp.errors import ConfigError
+from rlexp.lm.tokenizer import pad_left
 
 
 def quiet_transformers() -> None:
@@ -67,7 +68,22 @@ def load_pretrained(name_or_path: str, head: str = "lm") -> tuple[Any, Any]:
         raise ConfigError(f"model.name_or_path={name_or_path} is not a local directory and not in the local "
                           "Hugging Face cache; rlexp runs offline: download it once (huggingface-cli download "
                           f"{name_or_path}) or pass a directory") from None
+    pad_left(tokenizer)
+    name_special_tokens(model, tokenizer)
     return model, tokenizer
+
+
+def name_special_tokens(model: Any, tokenizer: Any) -> None:
+    """Write the tokenizer's pad token (and its end token, where the model names none) into the
+    model's config and generation config, so that what a stage exports batches correctly in
+    anyone's hands: ``model.generate`` pads and stops without being told, and a
+    sequence-classification head finds each sequence's last token."""
+    model.config.pad_token_id = tokenizer.pad_token_id
+    generation = getattr(model, "generation_config", None) if model.can_generate() else None
+    if generation is not None:
+        generation.pad_token_id = tokenizer.pad_token_id
+        if generation.eos_token_id is None:
+            generation.eos_token_id = tokenizer.eos_token_id
 
 
 def linear_module_names(model: Any) -> list[str]:

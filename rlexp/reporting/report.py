@@ -130,12 +130,14 @@ def overoptimization_rows(summaries: list[GroupSummary]) -> list[dict]:
         if not runs:
             continue
         final = [r.kl_points[-1] for r in runs]
-        gains = np.array([r.kl_points[-1]["gold"] - r.kl_points[0]["gold"] for r in runs])  # paired: same prompts
-        rows.append({"group": g.name, "runs": len(runs),
-                     **{k: float(np.mean([f[k] for f in final])) for k in ("kl", "gold", "reward")},
-                     "sft_gold": float(np.mean([r.kl_points[0]["gold"] for r in runs])),
-                     "gold_gain": float(gains.mean()), "gold_gain_ci95": _t_interval(gains),
-                     "points": [r.kl_points for r in runs]})
+        row = {"group": g.name, "runs": len(runs),
+               **{k: float(np.mean([f[k] for f in final])) for k in ("kl", "gold", "gold_greedy", "reward")},
+               "points": [r.kl_points for r in runs]}
+        for mode in ("", "_greedy"):  # one sampled answer per prompt; the greedy answer
+            gains = np.array([r.kl_points[-1]["gold" + mode] - r.kl_points[0]["gold" + mode] for r in runs])  # paired: same prompts
+            row.update({f"sft_gold{mode}": float(np.mean([r.kl_points[0]["gold" + mode] for r in runs])),
+                        f"gold_gain{mode}": float(gains.mean()), f"gold_gain{mode}_ci95": _t_interval(gains)})
+        rows.append(row)
     return rows
 
 
@@ -325,13 +327,17 @@ def markdown(report: dict) -> str:
     if report["overoptimization"]:
         lines += ["", "RLHF: the final evaluation's KL to the SFT model, gold utility (the hidden labeler's) and "
                   "reward-model score, means over runs; the gold gain over the SFT model on the same prompts, with "
-                  "its 95% Student-t interval over runs (gold_vs_kl.png draws every evaluation).", "",
-                  "| group | runs | KL (nats per answer) | gold | reward | SFT gold | gold gain [95% t-interval] |",
-                  "|---|---|---|---|---|---|---|"]
+                  "its 95% Student-t interval over runs (gold_vs_kl.png draws every evaluation). Sampled: one answer "
+                  "per prompt at the run's temperature; greedy: the most likely answer.", "",
+                  "| group | runs | KL (nats per answer) | reward | gold sampled | SFT gold sampled | gain sampled "
+                  "[95% t-interval] | gold greedy | SFT gold greedy | gain greedy [95% t-interval] |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for r in report["overoptimization"]:
-            low, high = r["gold_gain_ci95"]
-            lines.append(f"| {r['group']} | {r['runs']} | {r['kl']:.3f} | {r['gold']:.3f} | {r['reward']:.3f} | "
-                         f"{r['sft_gold']:.3f} | {r['gold_gain']:+.3f} [{low:+.3f}, {high:+.3f}] |")
+            (low, high), (low_g, high_g) = r["gold_gain_ci95"], r["gold_gain_greedy_ci95"]
+            lines.append(f"| {r['group']} | {r['runs']} | {r['kl']:.3f} | {r['reward']:.3f} | {r['gold']:.3f} | "
+                         f"{r['sft_gold']:.3f} | {r['gold_gain']:+.3f} [{low:+.3f}, {high:+.3f}] | "
+                         f"{r['gold_greedy']:.3f} | {r['sft_gold_greedy']:.3f} | "
+                         f"{r['gold_gain_greedy']:+.3f} [{low_g:+.3f}, {high_g:+.3f}] |")
     if report["problems"]:
         lines += ["", "Skipped or partial runs:"] + [f"- {path}: {p}" for path, p in report["problems"]]
     return "\n".join(lines) + "\n"

@@ -27,9 +27,9 @@ from rlexp.errors import ConfigError
 from rlexp.lm.model import add_lora, load_pretrained, parameter_counts, quiet_transformers, tiny_llama
 from rlexp.lm.parallel import DataParallel
 from rlexp.lm.rlhf import bradley_terry_loss
-from rlexp.lm.sampling import positions
+from rlexp.lm.sampling import Answers, encode_prompts, generate, positions, sequence_scores
 from rlexp.lm.task import best_accuracy
-from rlexp.lm.tokenizer import char_tokenizer
+from rlexp.lm.tokenizer import char_tokenizer, pad_left
 from rlexp.trainers.base import Evaluation, Schedule, Trainer, Unit, refuse_step_settings
 
 STARTS_FROM = {"pretrain": ("pretrain",), "sft": ("pretrain", "sft"),  # stage -> stages whose model it may load
@@ -102,18 +102,37 @@ def stage_model(cfg: TrainConfig, head: str = "lm") -> tuple[Any, Any, str]:
     return model, tokenizer, "a new model (random init)"
 
 
+def seed_from(*key: int) -> int:
+    """A 63-bit seed from a tuple of non-negative ints (NumPy's SeedSequence mixes them)."""
+    return int(np.random.SeedSequence(list(key)).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def answer_prompts(model: Any, tokenizer: Any, prompts: list[str], max_tokens: int, device: torch.device, *,
+                   generator: torch.Generator | None = None, temperature: float = 1.0) -> Answers:
+    """One answer to each prompt: sampled with ``generator`` at ``temperature``, or greedy without one."""
+    ids, mask = encode_prompts(tokenizer, prompts, device)
+    return generate(model, ids, mask, max_tokens=max_tokens, eos_id=tokenizer.eos_token_id,
+                    pad_id=tokenizer.pad_token_id, greedy=generator is None, temperature=temperature,
+                    generator=generator)
+
+
 def model_exports(model: Any, tokenizer: Any, lora: bool) -> dict[str, Any]:
     """A stage's exports: ``model/`` (adapters merged, with the tokenizer) and, with LoRA,
-    ``adapter/`` (peft's format)."""
+    ``adapter/`` (peft's format, with the tokenizer); both tokenizers pad on the left."""
 
     def save_model(path: Path) -> None:
         merged = copy.deepcopy(model).merge_and_unload() if lora else model
         merged.save_pretrained(path)
-        tokenizer.save_pretrained(path)
+        pad_left(tokenizer).save_pretrained(path)  # a loader's batched prompts must end in the last column
+
+    def save_adapter(path: Path) -> None:
+        model.save_pretrained(path)
+        pad_left(tokenizer).save_pretrained(path)
 
     out = {"model": ("the trained model (adapters merged) and tokenizer: model.from_run loads it", save_model)}
     if lora:
-        out["adapter"] = ("the LoRA adapters in peft's format (PeftModel.from_pretrained)", model.save_pretrained)
+        out["adapter"] = ("the LoRA adapters in peft's format (PeftModel.from_pretrained) and the tokenizer",
+                          save_adapter)
     return out
 
 
@@ -299,35 +318,32 @@ class LanguageModelTrainer(TextStageTrainer):
         losses = [float(self.model(**self._encode(self.heldout[i:i + 64])).loss) for i in range(0, len(self.heldout), 64)]
         return float(np.mean(losses))
 
-    @torch.no_grad()
-    def answers(self, prompts: list[str], max_tokens: int) -> tuple[list[str], list[bool]]:
-        """Greedy answers to ``prompts`` and whether each ended (its end-of-sequence token came)."""
-        tok = self.tokenizer
-        self.model.eval()
-        enc = tok(prompts, return_tensors="pt", padding=True).to(self.device)
-        out = self.model.generate(**enc, max_new_tokens=max_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
-                                  eos_token_id=tok.eos_token_id)
-        texts, ended = [], []
-        for row in out[:, enc["input_ids"].shape[1]:].tolist():
-            stop = row.index(tok.eos_token_id) if tok.eos_token_id in row else len(row)
-            texts.append(tok.decode(row[:stop], skip_special_tokens=True))
-            ended.append(stop < len(row))
-        return texts, ended
-
     def evaluate(self, index: int) -> Evaluation:
         loss = self.heldout_loss()
         metrics = {"eval/loss": loss}
         if self.cfg.algo.name == "pretrain":
             return Evaluation(-loss, 0.0, metrics, f"eval held-out loss {loss:.4f} per token")
         prompts = [p for p, _ in self.heldout]
-        answers, ended = self.answers(prompts, self.cfg.algo.max_answer_tokens)
-        gold = np.array([self.task.utility(p, a) for p, a in zip(prompts, answers)])
-        correct = np.mean([self.task.utility(p, a.strip().split(" ")[0]) == 1.0 for p, a in zip(prompts, answers)])
-        metrics.update({"eval/gold": float(gold.mean()), "eval/correct_rate": float(correct),
-                        "eval/ended_rate": float(np.mean(ended))})
-        text = (f"eval gold {gold.mean():.3f} +/- {gold.std():.3f} over {len(prompts)} prompts "
-                f"({correct:.0%} right, held-out loss {loss:.4f})")
-        return Evaluation(float(gold.mean()), float(gold.std()), metrics, text)
+        self.model.eval()
+        max_tokens = self.cfg.algo.max_answer_tokens
+        greedy, spread = self._judge(prompts, answer_prompts(self.model, self.tokenizer, prompts, max_tokens, self.device))
+        sampler = torch.Generator(device=self.device).manual_seed(seed_from(self.cfg.seed, 5, index))
+        sampled, _ = self._judge(prompts, answer_prompts(self.model, self.tokenizer, prompts, max_tokens, self.device,
+                                                         generator=sampler))
+        metrics.update({f"eval/{k}": v for k, v in sampled.items()})
+        metrics.update({f"eval/{k}_greedy": v for k, v in greedy.items()})
+        text = (f"eval gold {greedy['gold']:.3f} greedy, {sampled['gold']:.3f} sampled over {len(prompts)} prompts "
+                f"({greedy['correct_rate']:.0%} right greedy, held-out loss {loss:.4f})")
+        return Evaluation(greedy["gold"], spread, metrics, text)
+
+    def _judge(self, prompts: list[str], answers: Answers) -> tuple[dict[str, float], float]:
+        """The task's gold utility of the answers (the mean, the share that start with the right
+        number, the share that ended), and the gold's spread over the prompts."""
+        texts = answers.texts(self.tokenizer)
+        gold = np.array([self.task.utility(p, a) for p, a in zip(prompts, texts)])
+        correct = np.mean([self.task.utility(p, a.strip().split(" ")[0]) == 1.0 for p, a in zip(prompts, texts)])
+        return {"gold": float(gold.mean()), "correct_rate": float(correct),
+                "ended_rate": float(answers.ended.float().mean())}, float(gold.std())
 
 
 class RewardModelTrainer(TextStageTrainer):
@@ -349,8 +365,7 @@ class RewardModelTrainer(TextStageTrainer):
     def rewards(self, pairs: list) -> tuple[torch.Tensor, torch.Tensor, int]:
         """(r_chosen, r_rejected, tokens read) for a batch of pairs."""
         batch = self._encode([(p.prompt, p.chosen) for p in pairs] + [(p.prompt, p.rejected) for p in pairs])
-        batch.pop("labels")
-        scores = self.model(**batch).logits.squeeze(-1)
+        scores = sequence_scores(self.model, batch["input_ids"], batch["attention_mask"])  # the RL stages score so too
         return scores[:len(pairs)], scores[len(pairs):], int(batch["attention_mask"].sum())
 
     def _loss(self, items: list) -> tuple[torch.Tensor, int]:

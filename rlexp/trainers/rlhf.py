@@ -3,7 +3,7 @@ model by a per-token KL penalty. ``rlhf_ppo`` (PPO with a value head, Ziegler et
 Ouyang et al. 2022) and ``grpo`` (group-relative advantages, no critic; Shao et al. 2024).
 
 One rollout: ``algo.batch_prompts`` prompts of the task, each answered
-``algo.samples_per_prompt`` times by sampling the policy (:func:`sample_answers`); the
+``algo.samples_per_prompt`` times by sampling the policy (:func:`rlexp.lm.sampling.generate`); the
 reward model scores each answer (less ``algo.missing_eos_penalty`` when it never ended);
 the policy, the reference and (PPO) the value head read every answer once more to give the
 old log-probabilities, the reference's and the values. Then ``algo.update_epochs`` passes
@@ -18,7 +18,10 @@ At the first update the policy is the reference, so the KL is exactly 0.
 Because the task's labeler is known, each evaluation reports the gold utility of the
 policy's answers beside the reward model's score and the KL to the SFT model, and the SFT
 model's gold on the same prompts (``eval/sft_gold``): over-optimization is visible as gold
-falling while the reward rises.
+falling while the reward rises. Each is measured twice: on one sampled answer per prompt
+(what the policy does, at ``algo.temperature``) and on the greedy answer (``*_greedy``: what
+it knows). A policy whose sampled gold rises towards its SFT model's greedy gold may only
+have sharpened its distribution; greedy gold above the SFT model's is learning.
 """
 
 from __future__ import annotations
@@ -40,9 +43,9 @@ from rlexp.errors import ConfigError
 from rlexp.lm.model import add_lora, load_pretrained, parameter_counts
 from rlexp.lm.parallel import DataParallel
 from rlexp.lm.rlhf import AdaptiveKLController, group_advantages, kl_per_token, token_advantages, token_rewards
-from rlexp.lm.sampling import entropy, positions, sample_answers, token_logprobs
+from rlexp.lm.sampling import Answers, entropy, positions, sequence_scores, token_logprobs
 from rlexp.trainers.base import Evaluation, Schedule, Trainer, Unit
-from rlexp.trainers.lm import check_lm_run, model_exports, stage_model
+from rlexp.trainers.lm import answer_prompts, check_lm_run, model_exports, seed_from, stage_model
 
 SAMPLES_FILE = "samples.jsonl"  # the evaluations' sample answers, one JSON object per line
 
@@ -133,12 +136,12 @@ class PolicyOptimizationTrainer(Trainer):
                            if a.kl_target is not None else None)
         self.heldout = self.task.prompts(a.eval_prompts, np.random.default_rng([cfg.seed, 1]))
         self.rng = np.random.default_rng([cfg.seed, 2])  # the training prompts
-        self.sampler = torch.Generator(device=device).manual_seed(_seed(cfg.seed, 3))  # the answers
-        self.shuffler = torch.Generator().manual_seed(_seed(cfg.seed, 4))  # minibatch order
+        self.sampler = torch.Generator(device=device).manual_seed(seed_from(cfg.seed, 3))  # the answers
+        self.shuffler = torch.Generator().manual_seed(seed_from(cfg.seed, 4))  # minibatch order
         self.progress = 0
         self.stats: dict[str, list[float]] = defaultdict(list)
         self.sft_eval: dict[str, float] | None = None  # the SFT model on the evaluation prompts (measured once)
-        self.sft_answers: dict[str, Any] | None = None  # ...and its answers (measured again after a resume: same draws)
+        self.sft_answers: tuple[dict, dict] | None = None  # ...its sampled and greedy answers (measured again after a resume: same draws)
         self.last_eval: dict[str, float] = {}
         self.sample_lines: list[str] = []  # samples.jsonl so far
         self.tokens, self.busy_s = 0, 0.0
@@ -148,10 +151,6 @@ class PolicyOptimizationTrainer(Trainer):
     @property
     def kl_coef(self) -> float:
         return self.kl_control.coef if self.kl_control is not None else self.cfg.algo.kl_coef
-
-    def _encode_prompts(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        enc = self.tokenizer(prompts, return_tensors="pt", padding=True)
-        return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
 
     def _reference_context(self):
         """While active, ``self.model`` is the reference (LoRA: adapters off)."""
@@ -177,37 +176,51 @@ class PolicyOptimizationTrainer(Trainer):
     @torch.no_grad()
     def _score(self, seq: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The reward model's score of each prompt + answer (the scalar on its last token)."""
-        return self.reward_model(input_ids=seq, attention_mask=mask, position_ids=positions(mask)).logits[:, 0].float()
+        return sequence_scores(self.reward_model, seq, mask)
 
-    def _texts(self, answer: torch.Tensor, mask: torch.Tensor) -> list[str]:
-        return [self.tokenizer.decode(row[:n], skip_special_tokens=True)
-                for row, n in zip(answer.tolist(), mask.sum(1).tolist())]
+    def _sampler(self, reference: bool) -> tuple[Any, Any]:
+        """(the model that answers, the context to answer in): the policy, or the reference
+        (a frozen copy, or the policy with its LoRA adapters off)."""
+        if reference and self.reference is not None:
+            return self.reference, contextlib.nullcontext()
+        return self.model, self._reference_context() if reference else contextlib.nullcontext()
 
     @torch.no_grad()
     def _answer(self, prompts: list[str], generator: torch.Generator, reference: bool = False) -> dict[str, Any]:
         """Sampled answers to ``prompts`` (by the reference when asked) with everything the
         update and the metrics need."""
         a = self.cfg.algo
-        ids, prompt_mask = self._encode_prompts(prompts)
-        sampler = self.reference if reference and self.reference is not None else self.model
+        model, context = self._sampler(reference)
         self.model.eval()
-        context = self._reference_context() if reference and self.reference is None else contextlib.nullcontext()
         with context:
-            answer, mask, ended = sample_answers(sampler, ids, prompt_mask, max_tokens=a.max_answer_tokens,
-                                                 temperature=a.temperature, eos_id=self.tokenizer.eos_token_id,
-                                                 pad_id=self.tokenizer.pad_token_id, generator=generator)
-        seq, full_mask = torch.cat([ids, answer], 1), torch.cat([prompt_mask, mask], 1)
-        logits, values = self._forward(seq, full_mask, ids.shape[1], reference=reference)
-        logprobs = token_logprobs(logits, answer)
-        ref_logprobs = logprobs if reference else token_logprobs(self._forward(seq, full_mask, ids.shape[1], True)[0],
-                                                                  answer)
-        texts = self._texts(answer, mask)
-        fmask = mask.float()
-        return {"seq": seq, "mask": full_mask, "answer": answer, "answer_mask": fmask, "prompt_len": ids.shape[1],
-                "ended": ended, "logprobs": logprobs, "ref_logprobs": ref_logprobs, "values": values,
+            answers = answer_prompts(model, self.tokenizer, prompts, a.max_answer_tokens, self.device,
+                                     generator=generator, temperature=a.temperature)
+        seq, full_mask = answers.sequences
+        prompt_len = answers.prompt_ids.shape[1]
+        logits, values = self._forward(seq, full_mask, prompt_len, reference=reference)
+        logprobs = token_logprobs(logits, answers.ids)
+        ref_logprobs = logprobs if reference else token_logprobs(self._forward(seq, full_mask, prompt_len, True)[0],
+                                                                  answers.ids)
+        texts = answers.texts(self.tokenizer)
+        fmask = answers.mask.float()
+        return {"seq": seq, "mask": full_mask, "answer": answers.ids, "answer_mask": fmask, "prompt_len": prompt_len,
+                "ended": answers.ended, "logprobs": logprobs, "ref_logprobs": ref_logprobs, "values": values,
                 "entropy": (entropy(logits) * fmask).sum() / fmask.sum(), "reward": self._score(seq, full_mask),
                 "gold": torch.tensor([self.task.utility(p, t) for p, t in zip(prompts, texts)]),
                 "kl": (kl_per_token(logprobs, ref_logprobs, "k1") * fmask).sum(1), "texts": texts}
+
+    @torch.no_grad()
+    def _answer_greedily(self, prompts: list[str], reference: bool = False) -> dict[str, Any]:
+        """The most likely answer to each prompt (by the reference when asked): its gold and reward."""
+        model, context = self._sampler(reference)
+        self.model.eval()
+        with context:
+            answers: Answers = answer_prompts(model, self.tokenizer, prompts, self.cfg.algo.max_answer_tokens,
+                                              self.device)
+        texts = answers.texts(self.tokenizer)
+        return {"texts": texts, "reward": self._score(*answers.sequences), "ended": answers.ended,
+                "answer_mask": answers.mask.float(),
+                "gold": torch.tensor([self.task.utility(p, t) for p, t in zip(prompts, texts)])}
 
     # ------------------------------------------------------------------ the work
 
@@ -299,62 +312,72 @@ class PolicyOptimizationTrainer(Trainer):
 
     # ------------------------------------------------------------------ evaluation
 
-    def _measure(self, generator: torch.Generator, reference: bool) -> tuple[dict[str, float], dict[str, Any]]:
-        """Means over the held-out prompts (one sampled answer each), and the raw answers."""
-        r = self._answer(self.heldout, generator, reference=reference)
+    def _measure(self, prompts: list[str], generator: torch.Generator,
+                 reference: bool) -> tuple[dict[str, float], dict[str, Any], dict[str, Any]]:
+        """Means over ``prompts`` of one sampled answer each (gold, reward, KL, length, ended)
+        and of the greedy answer (``*_greedy``: gold, reward, length, ended; no KL: a greedy
+        answer is not a draw from the policy), and both sets of raw answers."""
+        r = self._answer(prompts, generator, reference=reference)
+        g = self._answer_greedily(prompts, reference=reference)
         means = {"gold": float(r["gold"].mean()), "reward": float(r["reward"].mean()), "kl": float(r["kl"].mean()),
                  "response_length": float(r["answer_mask"].sum(1).mean()),
-                 "ended_rate": float(r["ended"].float().mean())}
-        return means, r
+                 "ended_rate": float(r["ended"].float().mean()),
+                 "gold_greedy": float(g["gold"].mean()), "reward_greedy": float(g["reward"].mean()),
+                 "response_length_greedy": float(g["answer_mask"].sum(1).mean()),
+                 "ended_rate_greedy": float(g["ended"].float().mean())}
+        return means, r, g
 
     def _generator(self, *key: int) -> torch.Generator:
-        return torch.Generator(device=self.device).manual_seed(_seed(self.cfg.seed, *key))
+        return torch.Generator(device=self.device).manual_seed(seed_from(self.cfg.seed, *key))
 
     def evaluate(self, index: int) -> Evaluation:
         if self.sft_answers is None:
-            self.sft_eval, self.sft_answers = self._measure(self._generator(5), reference=True)
-        means, r = self._measure(self._generator(6, index), reference=False)
-        sft = self.sft_eval
+            self.sft_eval, sampled, greedy = self._measure(self.heldout, self._generator(5), reference=True)
+            self.sft_answers = sampled, greedy
+        means, r, g = self._measure(self.heldout, self._generator(6, index), reference=False)
+        sft, (sft_r, sft_g) = self.sft_eval, self.sft_answers
         metrics = {f"eval/{k}": v for k, v in means.items()}
         metrics.update({"eval/sft_gold": sft["gold"], "eval/sft_reward": sft["reward"],
-                        "eval/gold_gain": means["gold"] - sft["gold"]})
-        self.last_eval = {"gold": means["gold"], "reward": means["reward"], "kl": means["kl"],
-                          "sft_gold": sft["gold"], "sft_reward": sft["reward"]}
+                        "eval/sft_gold_greedy": sft["gold_greedy"], "eval/sft_reward_greedy": sft["reward_greedy"],
+                        "eval/gold_gain": means["gold"] - sft["gold"],
+                        "eval/gold_gain_greedy": means["gold_greedy"] - sft["gold_greedy"]})
+        self.last_eval = {"gold": means["gold"], "gold_greedy": means["gold_greedy"], "reward": means["reward"],
+                          "kl": means["kl"], "sft_gold": sft["gold"], "sft_gold_greedy": sft["gold_greedy"],
+                          "sft_reward": sft["reward"]}
         rows = []
         for k in range(min(self.cfg.algo.samples_logged, len(self.heldout))):
             rows.append({"prompts": self.progress, "eval": index, "prompt": self.heldout[k],
-                         "answer": r["texts"][k], "sft_answer": self.sft_answers["texts"][k],
+                         "answer": r["texts"][k], "answer_greedy": g["texts"][k], "sft_answer": sft_r["texts"][k],
+                         "sft_answer_greedy": sft_g["texts"][k],
                          "reward": round(float(r["reward"][k]), 4), "gold": round(float(r["gold"][k]), 4),
-                         "kl": round(float(r["kl"][k]), 4), "sft_gold": round(float(self.sft_answers["gold"][k]), 4)})
+                         "kl": round(float(r["kl"][k]), 4), "sft_gold": round(float(sft_r["gold"][k]), 4)})
         self.sample_lines += [json.dumps(row) for row in rows]
         gold = r["gold"].numpy()
-        text = (f"eval gold {means['gold']:.3f} +/- {gold.std():.3f} (SFT {sft['gold']:.3f}), reward "
-                f"{means['reward']:.3f} (SFT {sft['reward']:.3f}), KL {means['kl']:.3f} nats over "
-                f"{len(self.heldout)} prompts")
+        text = (f"eval gold {means['gold']:.3f} sampled, {means['gold_greedy']:.3f} greedy (SFT {sft['gold']:.3f}, "
+                f"{sft['gold_greedy']:.3f}), reward {means['reward']:.3f} (SFT {sft['reward']:.3f}), "
+                f"KL {means['kl']:.3f} nats over {len(self.heldout)} prompts")
         return Evaluation(means["gold"], float(gold.std()), metrics, text,
                           records={SAMPLES_FILE: "\n".join(self.sample_lines) + "\n"}, tables={"eval/samples": rows})
 
     def side_by_side(self, prompts: int, samples: int, seed: int) -> dict[str, Any]:
         """The SFT model and the policy on ``prompts`` new prompts (one sampled answer each,
-        drawn with ``seed``): their mean reward, gold and (the policy's) KL, and the first
-        ``samples`` answers of each side by side (``rlexp eval RUN --samples N``)."""
-        saved = self.heldout
-        self.heldout = self.task.prompts(prompts, np.random.default_rng([seed, 9]))
-        try:
-            sft, sft_r = self._measure(self._generator(seed, 10), reference=True)
-            policy, r = self._measure(self._generator(seed, 11), reference=False)
-        finally:
-            prompt_list, self.heldout = self.heldout, saved
+        drawn with ``seed``, and the greedy answer): their mean reward, gold and (the policy's)
+        KL, and the first ``samples`` sampled answers of each side by side
+        (``rlexp eval RUN --samples N``)."""
+        prompt_list = self.task.prompts(prompts, np.random.default_rng([seed, 9]))
+        sft, sft_r, _ = self._measure(prompt_list, self._generator(seed, 10), reference=True)
+        policy, r, _ = self._measure(prompt_list, self._generator(seed, 11), reference=False)
         rows = [{"prompt": prompt_list[k], "sft_answer": sft_r["texts"][k], "sft_reward": float(sft_r["reward"][k]),
                  "sft_gold": float(sft_r["gold"][k]), "answer": r["texts"][k], "reward": float(r["reward"][k]),
                  "gold": float(r["gold"][k]), "kl": float(r["kl"][k])} for k in range(min(samples, prompts))]
         return {"prompts": prompts, "seed": seed, "sft": sft, "policy": policy, "samples": rows}
 
     def summary(self) -> dict[str, Any]:
-        e = self.last_eval
+        e, nan = self.last_eval, float("nan")
         return {"task": self.cfg.env.id, "trainable_parameters": self.trainable, "parameters": self.total_params,
                 "lora": self.lora, "reward_run": self.cfg.reward.from_run, **{f"final_{k}": v for k, v in e.items()},
-                "gold_gain": e.get("gold", float("nan")) - e.get("sft_gold", float("nan"))}
+                "gold_gain": e.get("gold", nan) - e.get("sft_gold", nan),
+                "gold_gain_greedy": e.get("gold_greedy", nan) - e.get("sft_gold_greedy", nan)}
 
     # ------------------------------------------------------------------ exports and state
 
@@ -393,7 +416,3 @@ class PolicyOptimizationTrainer(Trainer):
                 return f"parameter {name}"
         return ""
 
-
-def _seed(*key: int) -> int:
-    """A 63-bit seed from a tuple of non-negative ints (NumPy's SeedSequence mixes them)."""
-    return int(np.random.SeedSequence(list(key)).generate_state(2, np.uint64)[0] >> np.uint64(1))

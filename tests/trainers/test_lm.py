@@ -52,13 +52,63 @@ def test_sft_trains_few_parameters_and_its_adapter_loads_with_peft(stages):
     assert sft["lora"] and sft["trainable_parameters"] / sft["parameters"] < 0.05
     rows = read_metrics(root / "sft" / "metrics.jsonl")
     final = [r for r in rows if "eval/gold" in r][-1]
-    assert final["eval/gold"] == sft["eval_score_mean"] and 0 <= final["eval/correct_rate"] <= 1
+    assert final["eval/gold_greedy"] == sft["eval_score_mean"] and 0 <= final["eval/correct_rate_greedy"] <= 1
+    assert 0 <= final["eval/gold"] <= 1 and 0 <= final["eval/ended_rate"] <= 1  # one sampled answer per prompt
     base = AutoModelForCausalLM.from_pretrained(root / "pretrain" / "model")
     adapted = PeftModel.from_pretrained(base, root / "sft" / "adapter").eval()
     merged = AutoModelForCausalLM.from_pretrained(root / "sft" / "model").eval()
     ids = torch.tensor([[1, 10, 11, 12, 13]])
     with torch.no_grad():
         assert (adapted(ids).logits - merged(ids).logits).abs().max() < 1e-5
+
+
+EXPORT_CHECK = """
+import json, sys
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+model_dir, adapter_dir, prompts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+tok = AutoTokenizer.from_pretrained(model_dir)
+model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+gen = GenerationConfig.from_pretrained(model_dir)
+
+def answer(batch):
+    enc = tok(batch, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        out = model.generate(**enc, max_new_tokens=12, do_sample=False)
+    return tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+
+print(json.dumps({"padding_side": tok.padding_side, "adapter_padding_side": AutoTokenizer.from_pretrained(adapter_dir).padding_side,
+                  "pad": [gen.pad_token_id, tok.pad_token_id], "eos": [gen.eos_token_id, tok.eos_token_id],
+                  "batched": answer(prompts), "single": [answer([p])[0] for p in prompts]}))
+"""
+
+
+def test_an_exported_model_answers_a_batch_as_it_answers_one_prompt_at_a_time(stages):
+    """What a user does with an export, in a fresh process: ``AutoTokenizer`` pads on the left,
+    ``generate`` needs no pad or end token given, batched answers equal one-at-a-time answers,
+    and their gold is the SFT stage's own greedy evaluation (the same prompts)."""
+    import json
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from rlexp.lm.task import ArithmeticTask
+
+    root = stages[0]
+    task = ArithmeticTask()
+    prompts = [p for p, _ in task.demonstrations(64, np.random.default_rng([1, 1]))]  # the SFT run's held-out prompts
+    out = subprocess.run([sys.executable, "-c", EXPORT_CHECK, str(root / "sft" / "model"), str(root / "sft" / "adapter"),
+                          json.dumps(prompts)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["padding_side"] == got["adapter_padding_side"] == "left"
+    assert got["pad"][0] == got["pad"][1] and got["eos"][0] == got["eos"][1]
+    assert got["batched"] == got["single"]
+    gold = np.mean([task.utility(p, a) for p, a in zip(prompts, got["batched"])])
+    final = [r for r in read_metrics(root / "sft" / "metrics.jsonl") if "eval/gold_greedy" in r][-1]
+    assert abs(gold - final["eval/gold_greedy"]) < 0.02, (gold, final["eval/gold_greedy"])  # merged weights: rounding
 
 
 def test_the_reward_model_ranks_held_out_pairs_better_than_chance(stages):
@@ -136,8 +186,17 @@ def test_the_rl_stage_starts_at_kl_zero_raises_the_reward_and_logs_samples(stage
     evals = [r for r in rows if "eval/gold" in r]
     assert len(evals) == 2 and evals[-1]["eval/reward"] > evals[-1]["eval/sft_reward"]  # it learns the proxy
     assert summary["final_sft_gold"] == evals[-1]["eval/sft_gold"] and summary["prompts"] == 384
+    for mode in ("", "_greedy"):  # one sampled answer per prompt, and the greedy answer, for both models
+        assert evals[-1][f"eval/gold_gain{mode}"] == evals[-1][f"eval/gold{mode}"] - evals[-1][f"eval/sft_gold{mode}"]
+        assert summary[f"gold_gain{mode}"] == summary[f"final_gold{mode}"] - summary[f"final_sft_gold{mode}"]
+    # The SFT model's greedy gold, measured by the RL stage on the same 64 prompts its own run
+    # evaluated, is the SFT run's figure: one generation routine (the export's merged weights
+    # round differently from the adapters, hence the tolerance of one answer).
+    sft_final = [r for r in read_metrics(stages[0] / "sft" / "metrics.jsonl") if "eval/gold_greedy" in r][-1]
+    assert abs(evals[-1]["eval/sft_gold_greedy"] - sft_final["eval/gold_greedy"]) <= 1 / 64 + 1e-9
     samples = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
-    assert len(samples) == 8 and {"prompt", "answer", "sft_answer", "reward", "gold", "kl"} <= set(samples[0])
+    assert len(samples) == 8 and {"prompt", "answer", "sft_answer", "reward", "gold", "kl", "answer_greedy",
+                                  "sft_answer_greedy"} <= set(samples[0])
     assert (run_dir / "model" / "config.json").exists() and (run_dir / "adapter").exists() == ("lora.enabled=false" not in extra)
 
 
@@ -254,7 +313,9 @@ def test_eval_shows_the_policy_beside_the_sft_model_and_the_report_draws_gold_ag
     assert "gold gain:" in out and "SFT answer" in out and "policy answer" in out and out.count("Q: ") == 3
     record = json.loads((run_dir / "evals.jsonl").read_text().splitlines()[-1])
     assert record["prompts"] == 32 and len(record["samples"]) == 3 and record["policy"]["kl"] >= 0
-    assert set(record["sft"]) == {"gold", "reward", "kl", "response_length", "ended_rate"} and record["sft"]["kl"] == 0
+    sampled = {"gold", "reward", "kl", "response_length", "ended_rate"}
+    assert set(record["sft"]) == sampled | {f"{k}_greedy" for k in sampled - {"kl"}} and record["sft"]["kl"] == 0
+    assert "greedy:" in out and "greedy (KL to the SFT model" in out
     code, _, err = cli(["eval", str(root / "sft"), "--samples", "3"])
     assert code == 2 and "valid: runs of algo=rlhf_ppo or grpo" in err
     code, _, err = cli(["eval", str(run_dir), "--episodes", "3"])
@@ -265,13 +326,29 @@ def test_eval_shows_the_policy_beside_the_sft_model_and_the_report_draws_gold_ag
     table = (tmp_path / "report" / "report.md").read_text()
     line = next(x for x in table.splitlines() if x.startswith("| rlhf_ppo"))
     assert "| 2 |" in line and "model.from_run" not in line  # the seeds' runs form one group
+    assert "gain greedy [95% t-interval]" in table and "nan" not in line  # greedy gold beside sampled gold
 
 
 def test_name_or_path_takes_a_directory_a_stage_saved(stages, tmp_path):
+    """A local model works the same whatever side its tokenizer pads on; its exports pad on the left."""
+    import json
+    import shutil
+
     root = stages[0]
-    summary = run(compose_train([*SFT, "algo.total_examples=128", f"model.name_or_path={root / 'pretrain' / 'model'}"]),
-                  tmp_path / "sft")
-    assert summary["examples"] == 128 and summary["lora"]
+    right = tmp_path / "right_padding"
+    shutil.copytree(root / "pretrain" / "model", right)
+    config = json.loads((right / "tokenizer_config.json").read_text())
+    (right / "tokenizer_config.json").write_text(json.dumps({**config, "padding_side": "right"}))
+    finals = []
+    for name, source in (("sft", root / "pretrain" / "model"), ("sft_right", right)):
+        args = [*SFT, "algo.total_examples=128", "algo.eval_interval_examples=0", f"model.name_or_path={source}"]
+        summary = run(compose_train(args), tmp_path / name)
+        assert summary["examples"] == 128 and summary["lora"]
+        final = [r for r in read_metrics(tmp_path / name / "metrics.jsonl") if "eval/gold" in r][-1]
+        finals.append({k: v for k, v in final.items() if k.startswith("eval/")})
+        exported = json.loads((tmp_path / name / "model" / "tokenizer_config.json").read_text())
+        assert exported["padding_side"] == "left"
+    assert finals[0] == finals[1] and "eval/gold_greedy" in finals[0]  # the same evaluations, number for number
     assert "the model of" not in (tmp_path / "sft" / "config.yaml").read_text()
     code, _, err = cli(["train", *SFT, f"model.name_or_path={tmp_path}", f"hydra.run.dir={tmp_path / 'bad'}"])
     assert code == 2 and f"model.name_or_path={tmp_path}: no causal LM and tokenizer there" in err
