@@ -112,6 +112,15 @@ def registered(name: str) -> Algo:
     return ALGOS[name]
 
 
+def trainer_class(name: str) -> type["Trainer"]:
+    """The trainer class (the family) that drives algorithm ``name``.
+
+    Raises:
+        ConfigError: no such algorithm (one line with the valid choices).
+    """
+    return load_target(registered(name).trainer)
+
+
 def check_device_settings(cfg: TrainConfig, honoured: tuple[str, ...]) -> None:
     """Refuse a ``device.*`` setting the algorithm would not honour (one line), rather than
     ignore it silently."""
@@ -129,9 +138,8 @@ def build_trainer(cfg: TrainConfig) -> "Trainer":
     Raises:
         ConfigError: the config cannot run here (one line); nothing has been written.
     """
-    entry = registered(cfg.algo.name)
-    device = resolve_device(cfg.device)
-    return load_target(entry.trainer)(cfg, device)
+    cls = trainer_class(cfg.algo.name)
+    return cls(cfg, resolve_device(cfg.device))
 
 
 def algorithm_class(cfg: TrainConfig) -> Any:

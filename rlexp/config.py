@@ -842,7 +842,7 @@ class Algo:
     """
 
     schema: type  # the dataclass of conf/algo/<name>.yaml
-    target: str  # the algorithm class; "" where the trainer family is the algorithm (the language-model stages)
+    target: str  # the algorithm class; "" where the trainer is the algorithm (the supervised language-model stages)
     trainer: str = "rlexp.trainers.gym:GymTrainer"  # the trainer family that drives it (steps a gymnasium env)
 
 
@@ -857,11 +857,11 @@ ALGOS: dict[str, Algo] = {
     "sarsa": Algo(SarsaConfig, "rlexp.algos.sarsa:Sarsa"),
     "value_iteration": Algo(ValueIterationConfig, "rlexp.algos.value_iteration:ValueIteration"),
     "alphazero": Algo(AlphaZeroConfig, "rlexp.algos.alphazero:AlphaZero", trainer="rlexp.trainers.selfplay:SelfPlayTrainer"),
-    "pretrain": Algo(LanguageModelingConfig, "", trainer="rlexp.trainers.lm:LanguageModelTrainer"),
-    "sft": Algo(LanguageModelingConfig, "", trainer="rlexp.trainers.lm:LanguageModelTrainer"),
+    "pretrain": Algo(LanguageModelingConfig, "", trainer="rlexp.trainers.lm:PretrainTrainer"),
+    "sft": Algo(LanguageModelingConfig, "", trainer="rlexp.trainers.lm:SFTTrainer"),
     "reward_model": Algo(RewardModelConfig, "", trainer="rlexp.trainers.lm:RewardModelTrainer"),
-    "rlhf_ppo": Algo(RLHFPPOConfig, "", trainer="rlexp.trainers.rlhf:PolicyOptimizationTrainer"),
-    "grpo": Algo(GRPOConfig, "", trainer="rlexp.trainers.rlhf:PolicyOptimizationTrainer"),
+    "rlhf_ppo": Algo(RLHFPPOConfig, "rlexp.algos.rlhf_ppo:RLHFPPO", trainer="rlexp.trainers.rlhf:PolicyOptimizationTrainer"),
+    "grpo": Algo(GRPOConfig, "rlexp.algos.grpo:GRPO", trainer="rlexp.trainers.rlhf:PolicyOptimizationTrainer"),
 }
 
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {

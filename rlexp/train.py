@@ -25,7 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from rlexp.build import build_trainer, process_settings, seed_everything
+from rlexp.build import build_trainer, process_settings, seed_everything, trainer_class
 from rlexp.config import ALGOS, TrainConfig, to_typed
 from rlexp.checkpoint import write_json_atomic
 from rlexp.errors import ConfigError, TrainingError, check_writable_dir, first_line
@@ -51,11 +51,11 @@ def run(cfg: TrainConfig, run_dir: Path, info: RunInfo | None = None) -> dict[st
 
     run_dir = Path(run_dir)
     rank, world = launched_world()
-    if world > 1:  # accelerate launch / torchrun: data parallel, for the language-model stages
-        if ALGOS[cfg.algo.name].trainer not in DATA_PARALLEL_TRAINERS:
-            raise ConfigError(f"launched as {world} processes: data parallelism is for the language-model stages "
-                              f"(algo={', '.join(n for n, a in ALGOS.items() if a.trainer in DATA_PARALLEL_TRAINERS)}); "
-                              f"run algo={cfg.algo.name} as one process")
+    if world > 1:  # accelerate launch / torchrun: data parallel, for the trainers that shard their batches
+        if not trainer_class(cfg.algo.name).data_parallel:
+            parallel = [n for n in ALGOS if trainer_class(n).data_parallel]
+            raise ConfigError(f"launched as {world} processes: algo={cfg.algo.name} runs as one process; data "
+                              f"parallelism is for algo={', '.join(parallel)}")
         if rank != 0:  # process 0 writes the run; the others do the same work into a scratch directory
             import tempfile
 
@@ -72,10 +72,6 @@ def run(cfg: TrainConfig, run_dir: Path, info: RunInfo | None = None) -> dict[st
     return _build_and_run(cfg, run_dir, info or RunInfo(), resuming=False)
 
 
-DATA_PARALLEL_TRAINERS = ("rlexp.trainers.lm:LanguageModelTrainer", "rlexp.trainers.lm:RewardModelTrainer",
-                          "rlexp.trainers.rlhf:PolicyOptimizationTrainer")  # the trainers that shard their batches
-
-
 def resume(run_dir: Path | str, total_steps: int | None = None, trust: bool = False,
            budget: int | None = None) -> dict[str, Any]:
     """Continue the run in ``run_dir`` from its newest good checkpoint, in place.
@@ -88,14 +84,12 @@ def resume(run_dir: Path | str, total_steps: int | None = None, trust: bool = Fa
         ConfigError: not a run directory, a config or checkpoint that does not fit, a run that
             already reached its budget; the run directory is left as it was.
     """
-    from rlexp.build import load_target
-    from rlexp.config import ALGOS
     from rlexp.runs import check_run_dir, load_run_config
 
     run_dir = check_run_dir(run_dir)
     check_writable_dir(run_dir, "run directory")
     cfg = load_run_config(run_dir, trust=trust)
-    trainer_cls = load_target(ALGOS[cfg.algo.name].trainer)
+    trainer_cls = trainer_class(cfg.algo.name)
     key, unit = trainer_cls.budget_key, trainer_cls.unit
     if total_steps is not None:
         if key != "total_steps":
@@ -198,20 +192,21 @@ def run_pipeline(cfg: TrainConfig, run_dir: Path, info: RunInfo) -> dict[str, An
     if not cfg.pipeline:
         return run(cfg, run_dir, info)
     from rlexp.lm.parallel import barrier, launched_world
-    from rlexp.trainers.lm import STARTS_FROM, pipeline_links
+    from rlexp.trainers.base import pipeline_links
 
     names = [*cfg.pipeline, cfg.algo.name]
-    unknown = [n for n in cfg.pipeline if n not in STARTS_FROM]
+    unknown = [n for n in names if n not in ALGOS or not trainer_class(n).starts_from]
     if unknown:
-        raise ConfigError(f"pipeline stage {unknown[0]!r} is not a language-model stage; valid stages: "
-                          f"{', '.join(STARTS_FROM)}")
+        valid = [n for n in ALGOS if trainer_class(n).starts_from]
+        raise ConfigError(f"pipeline stage {unknown[0]!r} is not a stage a pipeline can run; valid stages: "
+                          f"{', '.join(valid)}")
     check_writable_dir(run_dir, "run directory")
     if (run_dir / "pipeline.json").exists():
         raise ConfigError(f"run directory {run_dir} already holds a pipeline; choose another hydra.run.dir")
     plan: list[tuple[str, Path]] = [(name, run_dir / f"{k}_{name}") for k, name in enumerate(names, start=1)]
     stages = []  # every stage's config, composed (and range-checked) before the first one trains
     for k, (name, stage_dir) in enumerate(plan):
-        links = pipeline_links(name, plan[:k])
+        links = pipeline_links(trainer_class(name), plan[:k])
         if k == len(plan) - 1:  # the command's own config, its earlier stages linked; its command reruns it alone
             choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
             kept = [o for o in info.overrides if _kept_in_last_stage(o)]

@@ -26,7 +26,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import torch
 
@@ -82,6 +82,9 @@ class Trainer(ABC):
     schedule: Schedule
     progress: int = 0  # work done so far, in ``unit``
     pictures_due: str | None = None  # set by advance() when pictures should be drawn now: a file-name suffix
+    data_parallel: ClassVar[bool] = False  # under `accelerate launch`: shards each batch over the processes
+    starts_from: ClassVar[tuple[str, ...]] = ()  # a pipeline stage: the algorithms whose exported model it may start from (model.from_run)
+    scored_by: ClassVar[str | None] = None  # a pipeline stage: the algorithm whose exported model scores its answers (reward.from_run)
 
     @abstractmethod
     def start(self, resumed: bool) -> list[str]:
@@ -150,6 +153,20 @@ class Trainer(ABC):
 
     def close(self) -> None:
         """Release envs, processes and files; called once, also after a failure."""
+
+
+def pipeline_links(trainer: type[Trainer], earlier: list[tuple[str, Path]]) -> dict[str, str]:
+    """A pipeline stage's links to the stages before it (``earlier``: (algorithm, run dir) in
+    order): ``model.from_run``, the latest one it may start from, and ``reward.from_run``, the
+    latest one that scores it."""
+    links = {}
+    model = next((d for n, d in reversed(earlier) if n in trainer.starts_from), None)
+    if model is not None:
+        links["model.from_run"] = str(model)
+    reward = next((d for n, d in reversed(earlier) if n == trainer.scored_by), None)
+    if reward is not None:
+        links["reward.from_run"] = str(reward)
+    return links
 
 
 def refuse_step_settings(cfg: Any, unit: str, keys: dict[str, str]) -> None:

@@ -32,27 +32,6 @@ from rlexp.lm.task import best_accuracy
 from rlexp.lm.tokenizer import char_tokenizer, pad_left
 from rlexp.trainers.base import Evaluation, Schedule, Trainer, Unit, refuse_step_settings
 
-STARTS_FROM = {"pretrain": ("pretrain",), "sft": ("pretrain", "sft"),  # stage -> stages whose model it may load
-               "reward_model": ("pretrain", "sft"), "rlhf_ppo": ("sft", "pretrain"), "grpo": ("sft", "pretrain")}
-
-
-REWARD_FROM = {"rlhf_ppo": "reward_model", "grpo": "reward_model"}  # RL stage -> the stage whose model scores it
-
-
-def pipeline_links(name: str, earlier: list[tuple[str, Path]]) -> dict[str, str]:
-    """A pipeline stage's links to the stages before it (``earlier``: (algo, run dir) in
-    order): ``model.from_run``, the latest one it may start from that trains a language
-    model, and ``reward.from_run``, the latest reward model, for the RL stages."""
-    links = {}
-    model = next((d for n, d in reversed(earlier) if n in STARTS_FROM[name] and n not in REWARD_FROM.values()), None)
-    if model is not None:
-        links["model.from_run"] = str(model)
-    reward = next((d for n, d in reversed(earlier) if n == REWARD_FROM.get(name)), None)
-    if reward is not None:
-        links["reward.from_run"] = str(reward)
-    return links
-
-
 def check_lm_run(cfg: TrainConfig, unit: str, step_settings: dict[str, str]) -> None:
     """Refuse an env that is not a language task, gym step settings, and device settings the
     language-model stages do not use.
@@ -71,16 +50,15 @@ def check_lm_run(cfg: TrainConfig, unit: str, step_settings: dict[str, str]) -> 
                               f"drop device.{key}")
 
 
-def stage_model(cfg: TrainConfig, head: str = "lm") -> tuple[Any, Any, str]:
-    """(model, tokenizer, where it came from) for a stage: ``model.from_run``, ``model.name_or_path``
-    or a new model of ``model.*``'s sizes (its weights drawn from torch's global generator);
-    ``head="score"``: as a reward model."""
+def stage_model(cfg: TrainConfig, allowed: tuple[str, ...], head: str = "lm") -> tuple[Any, Any, str]:
+    """(model, tokenizer, where it came from) for a stage: ``model.from_run`` (a run of one of
+    the ``allowed`` algorithms), ``model.name_or_path`` or a new model of ``model.*``'s sizes (its
+    weights drawn from torch's global generator); ``head="score"``: as a reward model."""
     m = cfg.model
     if m.from_run:
         from rlexp.runs import load_run_config
 
         source = load_run_config(m.from_run)
-        allowed = STARTS_FROM[cfg.algo.name]
         if source.algo.name not in allowed:
             raise ConfigError(f"model.from_run={m.from_run} is a run of algo={source.algo.name}; "
                               f"algo={cfg.algo.name} starts from a run of algo={' or '.join(allowed)}")
@@ -143,6 +121,7 @@ class TextStageTrainer(Trainer):
     implements ``_dataset``, ``_loss`` and ``evaluate``."""
 
     score_name = "eval_score"
+    data_parallel = True
     head = "lm"  # the model's output: lm (next-token logits) or score (one scalar: a reward model)
     loss_metric = "loss/lm"
     keys: dict[str, str]  # the algo config's keys: total, log, eval, checkpoint, dataset, heldout
@@ -159,7 +138,7 @@ class TextStageTrainer(Trainer):
         self.schedule = Schedule(getattr(a, k["total"]), getattr(a, k["log"]), getattr(a, k["eval"]),
                                  getattr(a, k["checkpoint"]))
         self.task = cfg.env.task()
-        model, self.tokenizer, self.source = stage_model(cfg, self.head)
+        model, self.tokenizer, self.source = stage_model(cfg, self.starts_from, self.head)
         self.lora = cfg.lora is not None and cfg.lora.enabled
         if self.lora:
             lo = cfg.lora
@@ -293,20 +272,14 @@ class TextStageTrainer(Trainer):
 
 
 class LanguageModelTrainer(TextStageTrainer):
-    """``pretrain`` and ``sft``: next-token loss (on every token of a corpus line; on the
-    answer of a demonstration)."""
+    """Next-token loss on (prompt, answer) pairs, on the answer's tokens, counted in examples;
+    evaluated by the loss on held-out pairs."""
 
     unit = Unit(key="examples", one="example", many="examples")
     rate_metric = "perf/examples_per_s"
     budget_key = "algo.total_examples"
     keys = {"total": "total_examples", "log": "log_interval_examples", "eval": "eval_interval_examples",
             "checkpoint": "checkpoint_interval_examples", "dataset": "dataset_examples", "heldout": "eval_prompts"}
-
-    def _dataset(self, count: int, rng: np.random.Generator) -> list[tuple[str, str]]:
-        """(prompt, answer) pairs; pretrain's are corpus lines with no prompt (every token learned)."""
-        if self.cfg.algo.name == "pretrain":
-            return [("", line) for line in self.task.corpus(count, rng)]
-        return self.task.demonstrations(count, rng)
 
     def _loss(self, items: list) -> tuple[torch.Tensor, int]:
         batch = self._encode(items)
@@ -320,9 +293,31 @@ class LanguageModelTrainer(TextStageTrainer):
 
     def evaluate(self, index: int) -> Evaluation:
         loss = self.heldout_loss()
+        return Evaluation(-loss, 0.0, {"eval/loss": loss}, f"eval held-out loss {loss:.4f} per token")
+
+
+class PretrainTrainer(LanguageModelTrainer):
+    """``pretrain``: a base model from the task's corpus, every token learned."""
+
+    starts_from = ("pretrain",)
+
+    def _dataset(self, count: int, rng: np.random.Generator) -> list[tuple[str, str]]:
+        return [("", line) for line in self.task.corpus(count, rng)]
+
+
+class SFTTrainer(LanguageModelTrainer):
+    """``sft``: supervised fine-tuning on the task's demonstrations, the answer's tokens learned;
+    evaluated by the gold utility of its answers to the held-out prompts, greedy (its score)
+    and one sampled at temperature 1, beside the held-out loss."""
+
+    starts_from = ("pretrain", "sft")
+
+    def _dataset(self, count: int, rng: np.random.Generator) -> list[tuple[str, str]]:
+        return self.task.demonstrations(count, rng)
+
+    def evaluate(self, index: int) -> Evaluation:
+        loss = self.heldout_loss()
         metrics = {"eval/loss": loss}
-        if self.cfg.algo.name == "pretrain":
-            return Evaluation(-loss, 0.0, metrics, f"eval held-out loss {loss:.4f} per token")
         prompts = [p for p, _ in self.heldout]
         self.model.eval()
         max_tokens = self.cfg.algo.max_answer_tokens
@@ -352,6 +347,7 @@ class RewardModelTrainer(TextStageTrainer):
     against the labels, beside the best accuracy those noisy labels allow."""
 
     unit = Unit(key="pairs", one="pair", many="pairs")
+    starts_from = ("pretrain", "sft")
     rate_metric = "perf/pairs_per_s"
     budget_key = "algo.total_pairs"
     head = "score"

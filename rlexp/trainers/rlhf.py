@@ -1,15 +1,16 @@
 """RLHF's last stage: the policy learns from the reward model's scores, held near the SFT
-model by a per-token KL penalty. ``rlhf_ppo`` (PPO with a value head, Ziegler et al. 2019;
-Ouyang et al. 2022) and ``grpo`` (group-relative advantages, no critic; Shao et al. 2024).
+model by a per-token KL to it. The trainer owns what every such algorithm needs; the
+algorithm (``algo.name``: a class of :mod:`rlexp.algos.lm_rl`'s contract, e.g. ``rlhf_ppo``
+with a value head, Ziegler et al. 2019; Ouyang et al. 2022, or ``grpo``, group-relative
+advantages and no critic, Shao et al. 2024) owns its advantages and its loss.
 
 One rollout: ``algo.batch_prompts`` prompts of the task, each answered
-``algo.samples_per_prompt`` times by sampling the policy (:func:`rlexp.lm.sampling.generate`); the
-reward model scores each answer (less ``algo.missing_eos_penalty`` when it never ended);
-the policy, the reference and (PPO) the value head read every answer once more to give the
-old log-probabilities, the reference's and the values. Then ``algo.update_epochs`` passes
-of minibatches with PPO's clipped surrogate (:func:`rlexp.algos.ppo.clipped_surrogate_loss`,
-the function gym PPO uses), the advantages from :mod:`rlexp.lm.rlhf` (GAE through
-:func:`rlexp.algos.onpolicy.compute_gae` for PPO, group-relative for GRPO).
+``algo.samples_per_prompt`` times by sampling the policy (:func:`rlexp.lm.sampling.generate`);
+the reward model scores each answer (less ``algo.missing_eos_penalty`` when it never ended);
+the policy, the reference and (for an algorithm with one) the value head read every answer
+once more to give the old log-probabilities, the reference's and the values. The algorithm
+turns them into advantages; then ``algo.update_epochs`` passes of minibatches, each a step
+of AdamW on the algorithm's loss.
 
 The reference is the SFT model: with LoRA it is the policy with its adapters disabled
 (``peft``'s ``disable_adapter()``), no second copy; with full fine-tuning, a frozen copy.
@@ -37,12 +38,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlexp.algos.ppo import clipped_surrogate_loss
-from rlexp.config import RLHFPPOConfig, TrainConfig
+from rlexp.algos.lm_rl import Minibatch, Rollout
+from rlexp.build import algorithm_class
+from rlexp.config import TrainConfig
 from rlexp.errors import ConfigError
 from rlexp.lm.model import add_lora, load_pretrained, parameter_counts
 from rlexp.lm.parallel import DataParallel
-from rlexp.lm.rlhf import AdaptiveKLController, group_advantages, kl_per_token, token_advantages, token_rewards
+from rlexp.lm.rlhf import AdaptiveKLController, kl_per_token
 from rlexp.lm.sampling import Answers, entropy, positions, sequence_scores, token_logprobs
 from rlexp.trainers.base import Evaluation, Schedule, Trainer, Unit
 from rlexp.trainers.lm import answer_prompts, check_lm_run, model_exports, seed_from, stage_model
@@ -50,9 +52,9 @@ from rlexp.trainers.lm import answer_prompts, check_lm_run, model_exports, seed_
 SAMPLES_FILE = "samples.jsonl"  # the evaluations' sample answers, one JSON object per line
 
 
-def load_reward_model(run_dir: str, policy_tokenizer: Any) -> Any:
-    """The reward model a ``reward_model`` run saved, frozen; refused when its tokenizer is
-    not the policy's (its scores would read other tokens than the policy wrote).
+def load_reward_model(run_dir: str, policy_tokenizer: Any, algo: str) -> Any:
+    """The reward model a run of ``algo`` saved, frozen; refused when its tokenizer is not the
+    policy's (its scores would read other tokens than the policy wrote).
 
     Raises:
         ConfigError: one line: not a reward-model run, not finished, or another tokenizer.
@@ -60,9 +62,9 @@ def load_reward_model(run_dir: str, policy_tokenizer: Any) -> Any:
     from rlexp.runs import load_run_config
 
     source = load_run_config(run_dir)
-    if source.algo.name != "reward_model":
+    if source.algo.name != algo:
         raise ConfigError(f"reward.from_run={run_dir} is a run of algo={source.algo.name}; it must be a run of "
-                          "algo=reward_model")
+                          f"algo={algo}")
     directory = Path(run_dir) / "model"
     if not (directory / "config.json").is_file():
         raise ConfigError(f"reward.from_run={run_dir} has no model/ directory: the run did not finish; resume it "
@@ -81,6 +83,9 @@ class PolicyOptimizationTrainer(Trainer):
     """``rlhf_ppo`` and ``grpo`` on the language task; progress counts prompts."""
 
     unit = Unit(key="prompts", one="prompt", many="prompts")
+    data_parallel = True
+    starts_from = ("sft", "pretrain")
+    scored_by = "reward_model"
     rate_metric = "perf/prompts_per_s"
     budget_key = "algo.total_prompts"
     score_name = "eval_gold"
@@ -93,7 +98,7 @@ class PolicyOptimizationTrainer(Trainer):
             "logger.log_interval_steps": "algo.log_interval_prompts"})
         if cfg.reward is None or not cfg.reward.from_run:
             raise ConfigError(f"algo={a.name} learns from a reward model: set reward.from_run=RM_RUN (a run of "
-                              "algo=reward_model), or run every stage with experiment=rlhf_arithmetic")
+                              f"algo={self.scored_by}), or run every stage with experiment=rlhf_arithmetic")
         if a.samples_per_prompt > 1 and a.batch_prompts * a.samples_per_prompt % a.minibatch_answers:
             raise ConfigError(f"algo.minibatch_answers={a.minibatch_answers} must divide the rollout's "
                               f"{a.batch_prompts * a.samples_per_prompt} answers")
@@ -105,12 +110,11 @@ class PolicyOptimizationTrainer(Trainer):
                               f"algo.total_prompts ({a.total_prompts}) a multiple of algo.batch_prompts")
         self.cfg, self.device = cfg, self.parallel.device
         device = self.device
-        self.ppo = isinstance(a, RLHFPPOConfig)
         self.schedule = Schedule(a.total_prompts, a.log_interval_prompts, a.eval_interval_prompts,
                                  a.checkpoint_interval_prompts)
         self.task = cfg.env.task()
-        policy, self.tokenizer, self.source = stage_model(cfg, "lm")
-        self.reward_model = load_reward_model(cfg.reward.from_run, self.tokenizer).to(device)
+        policy, self.tokenizer, self.source = stage_model(cfg, self.starts_from, "lm")
+        self.reward_model = load_reward_model(cfg.reward.from_run, self.tokenizer, self.scored_by).to(device)
         self.lora = cfg.lora is not None and cfg.lora.enabled
         self.reference = None
         if self.lora:
@@ -122,15 +126,11 @@ class PolicyOptimizationTrainer(Trainer):
         self.model = policy.to(device)
         base = policy.get_base_model() if self.lora else policy
         self.decoder, self.lm_head = base.get_decoder(), base.get_output_embeddings()
-        hidden = base.config.get_text_config().hidden_size
-        self.value_head = torch.nn.Linear(hidden, 1).to(device) if self.ppo else None
-        if self.value_head is not None:
-            torch.nn.init.zeros_(self.value_head.weight)
-            torch.nn.init.zeros_(self.value_head.bias)
+        self.algo = algorithm_class(cfg)(a, base.config.get_text_config().hidden_size, device)
+        self.value_head = self.algo.value_head  # run on the policy's last hidden state, for an algorithm with one
         self.trainable, self.total_params = parameter_counts(self.model)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        params += list(self.value_head.parameters()) if self.value_head is not None else []
-        self.params = params
+        self.params = [p for p in self.model.parameters() if p.requires_grad] + self.algo.parameters()
+        params = self.params
         self.optimizer = torch.optim.AdamW(params, lr=a.lr, weight_decay=a.weight_decay)
         self.kl_control = (AdaptiveKLController(a.kl_coef, a.kl_target, a.kl_horizon_answers)
                            if a.kl_target is not None else None)
@@ -239,12 +239,8 @@ class PolicyOptimizationTrainer(Trainer):
         r = self._answer(rows, self.sampler)
         mask = r["answer_mask"]
         score = r["reward"] - a.missing_eos_penalty * (~r["ended"]).float()
-        if self.ppo:
-            kl = kl_per_token(r["logprobs"], r["ref_logprobs"], a.kl_estimator)
-            rewards = token_rewards(score, kl, mask, self.kl_coef)
-            advantages, returns = token_advantages(rewards, r["values"] * mask, mask, a.gamma, a.gae_lambda)
-        else:
-            advantages, returns = group_advantages(score, a.samples_per_prompt)[:, None] * mask, None
+        advantages, returns = self.algo.advantages(Rollout(mask, r["logprobs"], r["ref_logprobs"], r["values"], score),
+                                                   self.kl_coef)
         update = self._update(r, advantages, returns)
         kl_answer = float(r["kl"].mean())
         for key, value in (("reward", r["reward"].mean()), ("gold", r["gold"].mean()), ("kl", kl_answer),
@@ -271,37 +267,24 @@ class PolicyOptimizationTrainer(Trainer):
                 m = r["answer_mask"][i].bool()
                 logits, values = self._forward(r["seq"][i], r["mask"][i], r["prompt_len"])
                 logprobs = token_logprobs(logits, r["answer"][i])
-                log_ratio = logprobs - r["logprobs"][i]
-                ratio = log_ratio.exp()
-                policy = clipped_surrogate_loss(advantages[i][m], ratio[m], a.clip_coef)
-                loss = policy
-                if self.ppo:
-                    value = self._value_loss(values[m], r["values"][i][m], returns[i][m])
-                    loss = loss + a.vf_coef * value
-                    out["loss/value"].append(float(value.detach()))
-                else:
-                    kl = kl_per_token(logprobs, r["ref_logprobs"][i], a.kl_estimator)[m].mean()
-                    loss = loss + self.kl_coef * kl
-                    out["loss/kl"].append(float(kl.detach()))
+                old = None if values is None else r["values"][i]
+                loss, parts = self.algo.loss(Minibatch(m, logprobs, r["logprobs"][i], r["ref_logprobs"][i], values, old,
+                                                       advantages[i], None if returns is None else returns[i]),
+                                             self.kl_coef)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.parallel.average_gradients(self.params)
                 if a.max_grad_norm is not None:
                     torch.nn.utils.clip_grad_norm_(self.params, a.max_grad_norm)
                 self.optimizer.step()
-                out["loss/policy"].append(float(policy.detach()))
+                for key, value in parts.items():
+                    out[key].append(float(value.detach()))
                 with torch.no_grad():
+                    log_ratio = logprobs.detach() - r["logprobs"][i]
+                    ratio = log_ratio.exp()
                     out["rlhf/clipfrac"].append(float(((ratio[m] - 1).abs() > a.clip_coef).float().mean()))
                     out["rlhf/approx_kl"].append(float(((ratio[m] - 1) - log_ratio[m]).mean()))
         return {k: self.parallel.mean(float(np.mean(v))) for k, v in out.items()}
-
-    def _value_loss(self, values: torch.Tensor, old: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
-        clip = self.cfg.algo.value_clip
-        loss = (values - returns) ** 2
-        if clip is not None:
-            clipped = old + (values - old).clamp(-clip, clip)
-            loss = torch.max(loss, (clipped - returns) ** 2)
-        return 0.5 * loss.mean()
 
     def log_metrics(self) -> dict[str, float]:
         metrics = {k: float(np.mean(v)) for k, v in self.stats.items()}
@@ -386,7 +369,7 @@ class PolicyOptimizationTrainer(Trainer):
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(),
-                "value_head": self.value_head.state_dict() if self.value_head is not None else {},
+                "value_head": self.algo.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "rng": self.rng.bit_generator.state,
                 "sampler": self.sampler.get_state(), "shuffler": self.shuffler.get_state(),
                 "progress": self.progress, "stats": dict(self.stats), "tokens": self.tokens,
@@ -395,8 +378,7 @@ class PolicyOptimizationTrainer(Trainer):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
-        if self.value_head is not None:
-            self.value_head.load_state_dict(state["value_head"])
+        self.algo.load_state_dict(state["value_head"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.rng.bit_generator.state = state["rng"]
         self.sampler.set_state(state["sampler"])
