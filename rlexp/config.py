@@ -721,10 +721,12 @@ class DeviceConfig:
     amp: bool = False  # mixed precision: bfloat16 autocast for network passes (a GPU speed-up; losses stay fp32)
     compile: bool = False  # torch.compile the networks (pays off on GPUs for long runs; compiling takes ~1 min)
     replay: str = "auto"  # replay storage: auto (on the GPU when it fits in free memory, else pinned host), device or host
+    fast_path: str = "auto"  # auto: DQN's and PPO's hand-written MLP gradient where it applies (autograd's numbers, faster on CPU); off: autograd always
 
     def __post_init__(self) -> None:
         _non_negative("device", torch_threads=self.torch_threads)
         _one_of("device", "replay", self.replay, ("auto", "device", "host"))
+        _one_of("device", "fast_path", self.fast_path, ("auto", "off"))
         if self.type not in ("auto", "cpu", "cuda", "mps") and not self.type.startswith("cuda:"):
             raise ConfigError(f"device.type={self.type!r} is not valid; choose one of: auto, cpu, cuda, cuda:N, mps")
 

@@ -42,6 +42,12 @@ class DeviceSettings:
         gradient (``MLP.backward_into_grad``) needs."""
         return not self.compute.amp and not self.compute.compile
 
+    @property
+    def fast_path_allowed(self) -> bool:
+        """Whether a hand-written gradient may replace autograd's: ``device.fast_path=auto`` and
+        plain passes. A learner with one still decides whether its networks fit it."""
+        return self.compute.fast_path == "auto" and self.plain_passes
+
     def compiled(self, module: torch.nn.Module) -> torch.nn.Module:
         """``module``, compiled by ``torch.compile`` when ``device.compile`` (it shares the
         module's parameters: state dicts and optimizers keep working on the module)."""
@@ -51,6 +57,13 @@ class DeviceSettings:
 class Algorithm(DeviceSettings, ABC):
     """Base class of the gym-stepping algorithms: ``act`` while training, ``predict`` for
     evaluation, ``observe`` to learn."""
+
+    manual_grad: bool = False  # the updates write their gradient by hand (the fast path) instead of autograd
+
+    @property
+    def update_path(self) -> str:
+        """How the updates compute their gradient, for summary.json: "hand-written" or "autograd"."""
+        return "hand-written" if self.manual_grad else "autograd"
 
     def __init__(
         self,

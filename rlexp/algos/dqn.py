@@ -23,6 +23,11 @@ from rlexp.errors import ConfigError
 from rlexp.networks import MLP, build_q_network, flatten_parameters, is_image_space
 
 
+def td_loss(q: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    """The TD loss (mean over the batch): ``huber`` (smooth L1, beta 1) or ``mse``."""
+    return F.smooth_l1_loss(q, target) if kind == "huber" else F.mse_loss(q, target)
+
+
 def td_targets(rewards: torch.Tensor, terminated: torch.Tensor, next_q: torch.Tensor, gamma: float) -> torch.Tensor:
     """Bellman targets ``r + gamma * (1 - terminated) * next_q``.
 
@@ -93,9 +98,9 @@ class DQN(Algorithm):
         )
         # compiled forward passes when asked (they share the modules' parameters)
         self._compiled = (self.compiled(self.q), self.compiled(self.q_target)) if self.compute.compile else None
-        # an MLP's gradient by hand (MLP.backward_into_grad): the same numbers as autograd, ~1.5x
-        # faster updates on classic control; autocast and compiled passes go through autograd
-        self.manual_grad = isinstance(self.q, MLP) and self.q.manual_grad and self.plain_passes
+        # the fast path: an MLP's gradient by hand (MLP.backward_into_grad), autograd's numbers in
+        # fewer operations; device.fast_path=off, autocast and compiled passes go through autograd
+        self.manual_grad = isinstance(self.q, MLP) and self.q.manual_grad and self.fast_path_allowed
         self._one = torch.ones((), device=device)  # d(loss)/d(loss)
         self.eval_rng = np.random.default_rng([seed, 1])
         self.updates = 0  # gradient updates made
@@ -180,7 +185,6 @@ class DQN(Algorithm):
                 else:
                     next_q = self.q_target_fn(next_obs).float().amax(dim=1)
                 targets = td_targets(batch.rewards, batch.terminated, next_q.view(num_updates, c.batch_size), c.gamma)
-        loss_fn = F.smooth_l1_loss if c.loss == "huber" else F.mse_loss
         flat = self.flat_params
         q_taken, q_targets = [], []  # per update; the logged loss is computed once at the end
         for i in range(num_updates):
@@ -195,12 +199,11 @@ class DQN(Algorithm):
                 target = targets[i]
             if self.manual_grad:
                 q = self._manual_backward(obs, actions, target)
-            else:
+            else:  # the reference
                 with self.autocast():
                     q = self.q_fn(obs).float().gather(1, actions.unsqueeze(1)).squeeze(1)
-                loss = loss_fn(q, target)
                 flat.grad.zero_()  # the layers' .grad are views of it: never set it to None
-                loss.backward()
+                td_loss(q, target, c.loss).backward()
             if c.max_grad_norm is not None:
                 clip_grad_norm_(flat.grad, c.max_grad_norm)
             self.optimizer.step()
@@ -209,7 +212,7 @@ class DQN(Algorithm):
         self.updates += num_updates
         q_all = torch.stack(q_taken)
         with torch.no_grad():
-            loss = loss_fn(q_all, torch.stack(q_targets))  # the mean of the updates' losses (equal batches)
+            loss = td_loss(q_all, torch.stack(q_targets), c.loss)  # the mean of the updates' losses (equal batches)
         return {
             "loss/td": loss.item(),
             "train/q_mean": q_all.mean().item(),
@@ -218,9 +221,10 @@ class DQN(Algorithm):
 
     @torch.no_grad()
     def _manual_backward(self, obs, actions, target) -> torch.Tensor:
-        """The TD loss's gradient written into ``flat_params.grad`` by hand (the MLP's
-        ``backward_into_grad``): the kernels autograd would run, without its bookkeeping.
-        Returns Q of the taken actions."""
+        """The fast path: :func:`td_loss`'s gradient written into ``flat_params.grad`` by hand
+        (the loss's own backward kernel, then the MLP's ``backward_into_grad``): the kernels
+        autograd would run, without its bookkeeping. Returns Q of the taken actions.
+        ``tests/algos/test_dqn.py`` holds it to autograd's numbers over random settings."""
         out, inputs = self.q.forward_saving(obs)
         index = actions.unsqueeze(1)
         q = out.gather(1, index).squeeze(1)

@@ -29,6 +29,23 @@ def clipped_surrogate_loss(advantages: torch.Tensor, ratio: torch.Tensor, clip: 
     return torch.max(-advantages * ratio, -advantages * ratio.clamp(1 - clip, 1 + clip)).mean()
 
 
+def ppo_losses(new_logprob: torch.Tensor, entropy: torch.Tensor, value: torch.Tensor, old_logprob: torch.Tensor,
+               adv: torch.Tensor, returns: torch.Tensor, old_values: torch.Tensor, clip: float,
+               clip_value_loss: bool) -> tuple[torch.Tensor, ...]:
+    """PPO's loss terms on a minibatch, from the policy's log-probability of the taken actions,
+    its entropies and the values: (policy loss, value loss, mean entropy, log-ratio, ratio).
+    The reference: the hand-written gradient (``PPO._manual_backward``) is held to these."""
+    logratio = new_logprob - old_logprob
+    ratio = logratio.exp()
+    policy_loss = clipped_surrogate_loss(adv, ratio, clip)
+    if clip_value_loss:  # as PPO2: the value moves at most `clip` from the rollout's, pessimistically
+        clipped = old_values + (value - old_values).clamp(-clip, clip)
+        value_loss = 0.5 * torch.max((value - returns) ** 2, (clipped - returns) ** 2).mean()
+    else:
+        value_loss = 0.5 * F.mse_loss(value, returns)
+    return policy_loss, value_loss, entropy.mean(), logratio, ratio
+
+
 @torch.no_grad()
 def approx_kl(ratio: torch.Tensor, logratio: torch.Tensor) -> float:
     """KL(old || new) by the low-variance estimator mean((r - 1) - log r) (Schulman)."""
@@ -50,12 +67,12 @@ class PPO(OnPolicy):
         super().__init__(cfg, obs_space, action_space, network, device, seed, num_envs, compute, total_steps, env_model)
         self.optimizer = FlatAdam(self.flat_params, lr=cfg.lr, eps=cfg.optimizer_eps)
         self.generator = torch.Generator().manual_seed(seed)  # minibatch shuffles
-        # the loss's gradient by hand on separate MLP actor and critic with discrete actions
-        # (the classic-control default): ~1.6x faster updates than autograd, the same
-        # gradient up to float rounding (tests/algos/test_ppo.py); everything else, and
-        # autocast or compiled passes, go through autograd
+        # the fast path: the loss's gradient by hand on separate MLP actor and critic with
+        # discrete actions (the classic-control default), autograd's gradient up to float
+        # rounding in fewer operations; device.fast_path=off, everything else, and autocast or
+        # compiled passes go through autograd
         net = self.net
-        self.manual_grad = (net.trunk is None and isinstance(net.head, CategoricalHead) and self.plain_passes
+        self.manual_grad = (net.trunk is None and isinstance(net.head, CategoricalHead) and self.fast_path_allowed
                             and all(isinstance(m, MLP) and m.manual_grad for m in (net.actor, net.critic)))
 
     def update(self, advantages: torch.Tensor, returns: torch.Tensor, step: int) -> dict[str, float]:
@@ -79,19 +96,12 @@ class PPO(OnPolicy):
                     policy_loss, value_loss, entropy, logratio, ratio = self._manual_backward(
                         b_obs[idx], b_actions[idx], b_logprobs[idx], adv, b_returns[idx], b_values[idx], clip)
                     self.apply_gradient()
-                else:
+                else:  # the reference
                     out, value = self.forward(b_obs[idx])
-                    new_logprob, entropy = self.net.head.log_prob_entropy(out, b_actions[idx])
-                    logratio = new_logprob - b_logprobs[idx]
-                    ratio = logratio.exp()
-                    policy_loss = clipped_surrogate_loss(adv, ratio, clip)
-                    if c.clip_value_loss:
-                        clipped = b_values[idx] + (value - b_values[idx]).clamp(-clip, clip)
-                        value_loss = 0.5 * torch.max((value - b_returns[idx]) ** 2,
-                                                     (clipped - b_returns[idx]) ** 2).mean()
-                    else:
-                        value_loss = 0.5 * F.mse_loss(value, b_returns[idx])
-                    entropy = entropy.mean()
+                    new_logprob, entropies = self.net.head.log_prob_entropy(out, b_actions[idx])
+                    policy_loss, value_loss, entropy, logratio, ratio = ppo_losses(
+                        new_logprob, entropies, value, b_logprobs[idx], adv, b_returns[idx], b_values[idx], clip,
+                        c.clip_value_loss)
                     self.optimizer_step(policy_loss - c.ent_coef * entropy + c.vf_coef * value_loss)
                 for key, v in (("policy", policy_loss), ("value", value_loss), ("entropy", entropy), ("ratio", ratio),
                                ("logratio", logratio)):
@@ -122,9 +132,10 @@ class PPO(OnPolicy):
 
     @torch.no_grad()
     def _manual_backward(self, obs, actions, old_logprob, adv, returns, old_values, clip):
-        """PPO's loss on a minibatch, its gradient written into ``flat_params.grad`` by hand
-        (categorical policy, separate MLP actor and critic). Returns (policy loss, value loss,
-        mean entropy, log-ratio, ratio), as the autograd path computes them."""
+        """The fast path: :func:`ppo_losses` on a minibatch, its gradient written into
+        ``flat_params.grad`` by hand (categorical policy, separate MLP actor and critic).
+        Returns what :func:`ppo_losses` returns. ``tests/algos/test_ppo.py`` holds it to
+        autograd's numbers over random settings."""
         c, net = self.cfg, self.net
         x = net.features(obs)
         logits, actor_inputs = net.actor.forward_saving(x)
@@ -135,10 +146,10 @@ class PPO(OnPolicy):
         probs = log_probs.exp()
         entropy_each = -(probs * log_probs).sum(dim=-1)
         index = actions.unsqueeze(-1)
-        logratio = log_probs.gather(-1, index).squeeze(-1) - old_logprob
-        ratio = logratio.exp()
+        losses = ppo_losses(log_probs.gather(-1, index).squeeze(-1), entropy_each, value, old_logprob, adv, returns,
+                            old_values, clip, c.clip_value_loss)
+        ratio = losses[-1]
         unclipped, clipped = -adv * ratio, -adv * ratio.clamp(1 - clip, 1 + clip)
-        policy_loss = torch.max(unclipped, clipped).mean()
         # d(policy loss)/d(ratio) is the unclipped term's slope where that term is the larger, or
         # where the ratio is inside the clip range (both terms equal); zero elsewhere
         live = (unclipped > clipped) | ((ratio >= 1 - clip) & (ratio <= 1 + clip))
@@ -151,17 +162,15 @@ class PPO(OnPolicy):
         if c.clip_value_loss:
             clipped_err = old_values + (value - old_values).clamp(-clip, clip) - returns
             sq, clipped_sq = err.square(), clipped_err.square()
-            value_loss = 0.5 * torch.max(sq, clipped_sq).mean()
             tie = 0.5 * (sq == clipped_sq)  # torch.max splits the gradient evenly on ties
             inside = ((value - old_values).abs() <= clip)
             grad_value = (c.vf_coef / n) * (((sq > clipped_sq) + tie) * err
                                             + ((clipped_sq > sq) + tie) * inside * clipped_err)
         else:
-            value_loss = 0.5 * err.square().mean()
             grad_value = (c.vf_coef / n) * err
         net.actor.backward_into_grad(actor_inputs, logits, grad_logits)
         net.critic.backward_into_grad(critic_inputs, value_out, grad_value.unsqueeze(-1))
-        return policy_loss, value_loss, entropy_each.mean(), logratio, ratio
+        return losses
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "generator": self.generator.get_state()}

@@ -203,7 +203,8 @@ class GymTrainer(Trainer):
         protocol = getattr(self.cfg.env, "protocol", None)  # every Atari score carries its evaluation protocol
         split = {phase: round(seconds, 3) for phase, seconds in self.algo.clock.seconds.items()}
         return {"episodes": self.episodes, **({"protocol": protocol} if protocol is not None else {}),
-                "time_split_s": split}  # this session's seconds per phase (rlexp.timing)
+                "time_split_s": split,  # this session's seconds per phase (rlexp.timing)
+                "update_path": self.algo.update_path}  # the gradient's path: hand-written (device.fast_path) or autograd
 
     # ------------------------------------------------------------------ state
 

@@ -264,3 +264,67 @@ def test_amp_and_compile_train(tmp_path):
         metrics = algo.train(3)
         assert np.isfinite(metrics["loss/td"]) and algo.updates == 3
         assert algo.predict(obs[:4]).shape == (4,)
+
+
+# ------------------------------------------------------------------ the fast path against the reference
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from rlexp.algos.dqn import td_loss  # noqa: E402
+from rlexp.config import DeviceConfig  # noqa: E402
+
+
+def _dqn_pair(**settings_):
+    """Two identical DQNs (same seed, same weights), the first on the fast path, the second not."""
+    network = NetworkConfig(hidden_sizes=settings_.pop("hidden"), activation=settings_.pop("activation"))
+    cfg = DQNConfig(**{"learning_starts_steps": 0, "batch_size": 8, **settings_})
+    pair = []
+    for mode in ("auto", "off"):
+        torch.manual_seed(0)  # the networks' initial weights
+        pair.append(DQN(cfg, OBS, ACTIONS, network, torch.device("cpu"), seed=3, num_envs=2,
+                        compute=DeviceConfig(fast_path=mode)))
+    fast, reference = pair
+    assert fast.manual_grad and not reference.manual_grad
+    assert (fast.update_path, reference.update_path) == ("hand-written", "autograd")
+    assert torch.equal(fast.flat_params, reference.flat_params)
+    return fast, reference
+
+
+SETTINGS = dict(loss=st.sampled_from(["huber", "mse"]), activation=st.sampled_from(["relu", "tanh"]),
+                hidden=st.lists(st.integers(1, 24), min_size=1, max_size=3), seed=st.integers(0, 2**16))
+
+
+@given(batch=st.integers(1, 40), scale=st.sampled_from([0.1, 1.0, 10.0]), **SETTINGS)
+@settings(max_examples=25, deadline=None)
+def test_the_hand_written_td_gradient_is_autograds(batch, scale, loss, activation, hidden, seed):
+    """Over random batches, losses and MLPs, with TD errors on both sides of the Huber kink."""
+    fast, reference = _dqn_pair(loss=loss, activation=activation, hidden=hidden)
+    g = torch.Generator().manual_seed(seed)
+    obs = torch.randn(batch, 4, generator=g)
+    actions = torch.randint(0, 3, (batch,), generator=g)
+    target = scale * torch.randn(batch, generator=g)
+    q = reference.q_fn(obs).gather(1, actions.unsqueeze(1)).squeeze(1)
+    reference.flat_params.grad.zero_()
+    td_loss(q, target, loss).backward()
+    fast.flat_params.grad.fill_(3.0)  # every entry must be written, not accumulated
+    q_fast = fast._manual_backward(obs, actions, target)
+    assert torch.equal(q_fast, q.detach())
+    assert torch.allclose(fast.flat_params.grad, reference.flat_params.grad, rtol=1e-5, atol=1e-7)
+
+
+@given(double=st.booleans(), clip=st.sampled_from([None, 0.05, 10.0]), updates=st.integers(1, 3), **SETTINGS)
+@settings(max_examples=12, deadline=None)
+def test_training_on_the_fast_path_learns_what_autograd_learns(double, clip, updates, loss, activation, hidden, seed):
+    """Whole training phases (targets, clipping, Adam) on the same experience end at the same weights."""
+    fast, reference = _dqn_pair(loss=loss, activation=activation, hidden=hidden, double_dqn=double,
+                                max_grad_norm=clip, updates_per_train=updates, train_interval_steps=1)
+    rng = np.random.default_rng(seed)
+    for k in range(12):
+        obs, nxt = rng.standard_normal((2, 4), np.float32), rng.standard_normal((2, 4), np.float32)
+        step = (rng.integers(0, 3, 2), rng.standard_normal(2).astype(np.float32), nxt, rng.random(2) < 0.2,
+                np.zeros(2, bool), 2 * k)
+        for algo in (fast, reference):
+            algo.observe(obs, *step)
+    assert fast.updates == reference.updates > 0
+    assert torch.allclose(fast.flat_params, reference.flat_params, rtol=1e-5, atol=1e-6)
