@@ -13,7 +13,7 @@ import re
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -647,18 +647,7 @@ def _print_report(result: dict, roots: list[Path], last_evals: int) -> None:
             at.add_row(a["method"], ", ".join(a["games"]), str(a["runs"]), str(a["iqm"]), str(a["mean"]), str(a["median"]))
         console.print(at)
     if result["overoptimization"]:
-        ot = Table(title="RLHF: final KL to the SFT model, reward-model score and gold utility of one sampled answer "
-                   "and of the greedy one (means over runs; --out draws gold_vs_kl.png)", title_justify="left")
-        for column in ("group", "runs", "KL", "reward", "gold sampled", "SFT", "gain [95% t-interval]",
-                       "gold greedy", "SFT", "gain [95% t-interval]"):
-            ot.add_column(column, justify="left" if column == "group" else "right")
-        for r in result["overoptimization"]:
-            (low, high), (low_g, high_g) = r["gold_gain_ci95"], r["gold_gain_greedy_ci95"]
-            ot.add_row(r["group"], str(r["runs"]), f"{r['kl']:.3f}", f"{r['reward']:.3f}", f"{r['gold']:.3f}",
-                       f"{r['sft_gold']:.3f}", f"{r['gold_gain']:+.3f} [{low:+.3f}, {high:+.3f}]",
-                       f"{r['gold_greedy']:.3f}", f"{r['sft_gold_greedy']:.3f}",
-                       f"{r['gold_gain_greedy']:+.3f} [{low_g:+.3f}, {high_g:+.3f}]")
-        console.print(ot)
+        console.print(_overoptimization_table(result["overoptimization"]))
     if result["aggregate_comparison"]:
         games, estimate = result["aggregate_comparison"]
         console.print(f"probability of improvement over {len(games)} games, mean over games of P(A > B): {estimate}")
@@ -676,3 +665,21 @@ def _print_report(result: dict, roots: list[Path], last_evals: int) -> None:
         console.print(jt)
     for path, problem in result["problems"]:
         console.print(f"note: {path}: {problem}")
+
+
+def _overoptimization_table(rows: list[dict]) -> Any:
+    """The RLHF groups' final KL, reward and gold (sampled and greedy) beside their SFT model's."""
+    from rich.table import Table
+
+    ot = Table(title="RLHF: final KL to the SFT model, reward-model score and gold utility of one sampled answer "
+               "and of the greedy one (means over runs; --out draws gold_vs_kl.png)", title_justify="left")
+    for column in ("group", "runs", "KL", "reward", "gold sampled", "SFT", "gain [95% t-interval]",
+                   "gold greedy", "SFT", "gain [95% t-interval]"):
+        ot.add_column(column, justify="left" if column == "group" else "right")
+    for r in rows:
+        (low, high), (low_g, high_g) = r["gold_gain_ci95"], r["gold_gain_greedy_ci95"]
+        ot.add_row(r["group"], str(r["runs"]), f"{r['kl']:.3f}", f"{r['reward']:.3f}", f"{r['gold']:.3f}",
+                   f"{r['sft_gold']:.3f}", f"{r['gold_gain']:+.3f} [{low:+.3f}, {high:+.3f}]",
+                   f"{r['gold_greedy']:.3f}", f"{r['sft_gold_greedy']:.3f}",
+                   f"{r['gold_gain_greedy']:+.3f} [{low_g:+.3f}, {high_g:+.3f}]")
+    return ot

@@ -1,6 +1,5 @@
 import json
 
-import pytest
 import yaml
 
 from rlexp.reporting.collect import collect, group_runs
