@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install -q -c constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-fast lint bench clean
 
 # (Re)install when the dependency files change. constraints.txt pins the tested versions;
 # torch==2.13.0 resolves to the CPU build where a local wheel is provided, CUDA elsewhere.
@@ -20,8 +20,15 @@ demo: $(STAMP)
 	$(BIN)/rlexp train
 	@echo "Curves: metrics.jsonl above (or 'wandb sync' the offline run). Next: '$(BIN)/rlexp --help'."
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check rlexp tests scripts
+
+test: lint
 	$(BIN)/python -m pytest -q
+
+# The edit loop: everything but the tests marked slow (learning, subprocesses, whole pipelines).
+test-fast: lint
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(PIP) -e '.[test,bench]'

@@ -64,7 +64,7 @@ def _flush_denormal_on() -> bool:
 
 
 def _set_deterministic(on: bool) -> None:
-    # only when it changes: the first call costs ~1.4 s (torch imports its compiler stack)
+    # only when it changes: the first call is slow (torch imports its compiler stack)
     if torch.are_deterministic_algorithms_enabled() != on:
         torch.use_deterministic_algorithms(on, warn_only=True)
 

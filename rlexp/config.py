@@ -74,7 +74,7 @@ def _one_of(owner: str, name: str, value: Any, choices: tuple) -> None:
 class DQNConfig:
     """Deep Q-Network (Mnih et al. 2015) with the usual modern switches."""
 
-    name: str = "dqn"  # registry key in rlexp.algos.ALGOS
+    name: str = "dqn"  # registry key in rlexp.config.ALGOS
     optimizer: str = "adam"  # adam, or rmsprop (centered, as the DQN Nature paper)
     lr: float = 1e-4  # learning rate
     optimizer_eps: float = 1e-8  # Adam/RMSProp epsilon (numerical floor of the second-moment estimate)
@@ -120,7 +120,7 @@ class DQNConfig:
 class PPOConfig:
     """Proximal Policy Optimization (Schulman et al. 2017), clipped surrogate, GAE."""
 
-    name: str = "ppo"  # registry key in rlexp.algos.ALGOS
+    name: str = "ppo"  # registry key in rlexp.config.ALGOS
     lr: float = 2.5e-4  # Adam learning rate (at the start, when annealed)
     anneal_lr: bool = True  # decay the learning rate linearly to 0 over total_steps
     optimizer_eps: float = 1e-5  # Adam epsilon (1e-5 as in the PPO reference implementations)
@@ -155,7 +155,7 @@ class PPOConfig:
 class ReinforceConfig:
     """REINFORCE (Williams 1992): Monte-Carlo policy gradient on complete episodes."""
 
-    name: str = "reinforce"  # registry key in rlexp.algos.ALGOS
+    name: str = "reinforce"  # registry key in rlexp.config.ALGOS
     lr: float = 1e-3  # Adam learning rate
     optimizer_eps: float = 1e-8  # Adam epsilon
     gamma: float = 0.99  # discount of the Monte-Carlo returns
@@ -180,7 +180,7 @@ class ReinforceConfig:
 class A2CConfig:
     """Synchronous advantage actor-critic (Mnih et al. 2016, A2C): one gradient step per rollout."""
 
-    name: str = "a2c"  # registry key in rlexp.algos.ALGOS
+    name: str = "a2c"  # registry key in rlexp.config.ALGOS
     optimizer: str = "rmsprop"  # rmsprop (the paper's) or adam
     lr: float = 7e-4  # learning rate
     anneal_lr: bool = False  # decay the learning rate linearly to 0 over total_steps
@@ -209,7 +209,7 @@ class A2CConfig:
 class TabularConfig:
     """A Q-table learned by temporal differences, acting epsilon-greedy (Q-learning, SARSA)."""
 
-    name: str = MISSING  # registry key in rlexp.algos.ALGOS
+    name: str = MISSING  # registry key in rlexp.config.ALGOS
     gamma: float = 0.99  # discount factor (1.0: undiscounted, values count the steps to the goal)
     alpha: float = 0.5  # step size of the TD update at the start
     alpha_end: float = 0.5  # step size after the decay (alpha_schedule=linear) or its floor (visits)
@@ -218,7 +218,7 @@ class TabularConfig:
     epsilon_start: float = 1.0  # exploration epsilon at step 0
     epsilon_end: float = 0.05  # exploration epsilon after the decay
     epsilon_decay_steps: int = 10_000  # agent steps of linear decay from start to end
-    q_init: float = 0.0  # initial value of every Q(s, a) (the lecture: zeros; above the returns = optimism)
+    q_init: float = 0.0  # initial value of every Q(s, a) (zeros, as in Sutton & Barto; above the returns: optimistic exploration)
 
     def __post_init__(self) -> None:
         o = "algo"
@@ -236,21 +236,21 @@ class TabularConfig:
 class QLearningConfig(TabularConfig):
     """Tabular Q-learning (Watkins 1989): off-policy TD control, target r + gamma max_a' Q(s', a')."""
 
-    name: str = "q_learning"  # registry key in rlexp.algos.ALGOS
+    name: str = "q_learning"  # registry key in rlexp.config.ALGOS
 
 
 @dataclass
 class SarsaConfig(TabularConfig):
     """Tabular SARSA (Rummery & Niranjan 1994): on-policy TD control, target r + gamma Q(s', a')."""
 
-    name: str = "sarsa"  # registry key in rlexp.algos.ALGOS
+    name: str = "sarsa"  # registry key in rlexp.config.ALGOS
 
 
 @dataclass
 class ValueIterationConfig:
     """Value iteration: plans with the env's transition model (known) or one estimated from counts (learned)."""
 
-    name: str = "value_iteration"  # registry key in rlexp.algos.ALGOS
+    name: str = "value_iteration"  # registry key in rlexp.config.ALGOS
     gamma: float = 0.99  # discount factor
     model: str = "known"  # known: the env's exact model (P); learned: visit-count estimates, replanned as data comes
     theta: float = 1e-8  # planning stops when no state value changes by more than this
@@ -665,7 +665,7 @@ class MazeEnvConfig:
     layout: str = MISSING  # rows of text: # wall, S start, G goal, space or . free
     num_envs: int = 1  # parallel copies; agent steps count every env's step
     slip_prob: float = 0.0  # probability that a move goes sideways instead (half to each side); 0 = deterministic
-    step_reward: float = -1.0  # reward of every step (the lecture's -1 per time step until the goal)
+    step_reward: float = -1.0  # reward of every step (-1 per time step until the goal: values count the steps)
     max_episode_steps: int = 200  # episode step cap (truncation)
     clip_rewards: bool = False  # learn from rewards clipped to [-1, 1]
 
@@ -717,7 +717,7 @@ class DeviceConfig:
     type: str = "auto"  # auto (CUDA when present, else CPU), cpu, cuda or cuda:N
     torch_threads: int = 0  # torch intra-op CPU threads; 0 keeps torch's default (one per core)
     deterministic: bool = False  # ask torch for deterministic kernels (slower on GPU)
-    flush_denormal: bool = True  # CPU: treat denormal floats as zero (Adam's tiny moments otherwise run ~5x slower)
+    flush_denormal: bool = True  # CPU: treat denormal floats as zero (Adam's tiny moments otherwise run several times slower)
     amp: bool = False  # mixed precision: bfloat16 autocast for network passes (a GPU speed-up; losses stay fp32)
     compile: bool = False  # torch.compile the networks (pays off on GPUs for long runs; compiling takes ~1 min)
     replay: str = "auto"  # replay storage: auto (on the GPU when it fits in free memory, else pinned host), device or host

@@ -1,4 +1,4 @@
-"""The pictures the lecture draws, from a run's data: the greedy policy as arrows on the
+"""The pictures an RL course draws, from a run's data: the greedy policy as arrows on the
 grid, the state values as a heat map with numbers, the learned model (visit counts and the
 most likely next cell of each action), and the learning curve.
 

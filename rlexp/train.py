@@ -26,8 +26,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from rlexp.build import build_trainer, process_settings, seed_everything, trainer_class
-from rlexp.config import ALGOS, TrainConfig, to_typed
 from rlexp.checkpoint import write_json_atomic
+from rlexp.config import ALGOS, TrainConfig, to_typed
 from rlexp.errors import ConfigError, TrainingError, check_writable_dir, first_line
 from rlexp.lifecycle import Lifecycle, RunInfo
 from rlexp.sweeps import JOB_LOG, make_optuna_resumable, write_job_summary

@@ -21,10 +21,9 @@ from __future__ import annotations
 import argparse
 import time
 
+import machine  # scripts/machine.py: the CPU model (and GPU) for every figure
 import numpy as np
 import torch
-
-import machine  # scripts/machine.py: the CPU model (and GPU) for every figure
 
 
 def make_learner(game_name: str, network: list[str], device: str):

@@ -32,11 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
 import floors  # scripts/floors.py: the floor and rlexp's time split
 import machine  # scripts/machine.py: the CPU model (and GPU) for every figure
+import numpy as np
+import torch
 
 # RL Zoo, hyperparams/dqn.yml, CartPole-v1
 ZOO = dict(

@@ -36,11 +36,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import floors  # scripts/floors.py: the floor and rlexp's time split
 import machine  # scripts/machine.py: the CPU model (and GPU) for every figure
-from pathlib import Path
-
 import numpy as np
 
 # SB3 names; the matching rlexp values come from the preset named in "rlexp" (checked in main()).

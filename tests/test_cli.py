@@ -27,6 +27,7 @@ def test_list(tmp_path):
         assert line in out.stdout
 
 
+@pytest.mark.slow
 def test_cfg_job_prints_the_config_and_runs_nothing(tmp_path):
     out = run_cli(["train", "--cfg", "job", "algo=dqn", "algo.lr=5e-4"], tmp_path)
     assert out.returncode == 0, out.stderr
@@ -34,6 +35,7 @@ def test_cfg_job_prints_the_config_and_runs_nothing(tmp_path):
     assert _files(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_train_single_run(tmp_path):
     out = run_cli(["train", "algo=dqn", "env=cartpole", "seed=3", "algo.lr=5e-4", *TINY], tmp_path)
     assert out.returncode == 0, out.stderr
@@ -48,6 +50,7 @@ def test_train_single_run(tmp_path):
     assert (run_dir / "checkpoints" / "latest.pt").exists()
 
 
+@pytest.mark.slow
 def test_multirun_two_jobs_one_sweep_dir(tmp_path):
     out = run_cli(["train", "-m", "seed=1,2", *TINY, "logger=wandb", "logger.progress=none"], tmp_path)
     assert out.returncode == 0, out.stderr
@@ -105,6 +108,7 @@ def test_bad_input_one_line_nonzero_nothing_written(tmp_path, monkeypatch, args,
     assert _files(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_cuda_without_cuda_is_one_line(tmp_path):
     import torch
 
@@ -118,6 +122,7 @@ def test_cuda_without_cuda_is_one_line(tmp_path):
     assert _files(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_bad_input_in_a_multirun_leaves_no_job_dir(tmp_path):
     out = run_cli(["train", "-m", "env.id=CartPol-v1", "logger=none"], tmp_path)
     assert out.returncode != 0
@@ -125,6 +130,7 @@ def test_bad_input_in_a_multirun_leaves_no_job_dir(tmp_path):
     assert not list(tmp_path.rglob("config.yaml"))
 
 
+@pytest.mark.slow
 def test_train_pong_through_the_cli(tmp_path):
     out = run_cli(["train", "algo=dqn", "env=pong", "total_steps=600", "eval_episodes=1", "eval_interval_steps=0",
                    "checkpoint_interval_steps=300", "algo.learning_starts_steps=200", "algo.train_interval_steps=4",
@@ -141,6 +147,7 @@ def test_train_pong_through_the_cli(tmp_path):
     assert "protocol nature" in out.stdout
 
 
+@pytest.mark.slow
 def test_tabular_maze_run_draws_its_pictures_and_renders_a_video(tmp_path):
     out = run_cli(["train", "algo=q_learning", "env=maze", "total_steps=4000", "eval_interval_steps=2000",
                    "logger.figure_interval_episodes=20", "logger.progress=none"], tmp_path)
@@ -159,6 +166,7 @@ def test_tabular_maze_run_draws_its_pictures_and_renders_a_video(tmp_path):
     assert video.stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_a_maze_drawn_on_the_command_line(tmp_path):
     out = run_cli(["train", "algo=value_iteration", "env=maze", "env.layout='#####\\n#S  #\\n## G#\\n#####'",
                    "algo.gamma=1.0", "total_steps=50", "eval_episodes=1", "logger=none", "logger.progress=none"],

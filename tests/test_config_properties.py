@@ -313,6 +313,7 @@ def _check_outcome(outcome, expected: dict[str, tuple[Any, Range]], algo: str = 
             assert _typed_value(outcome, key) == value, key
 
 
+@pytest.mark.slow
 @FAST
 @given(algo_overrides())
 def test_algo_numeric_fields_are_accepted_iff_in_range(case):
@@ -411,6 +412,7 @@ def test_a_value_of_the_wrong_type_is_refused_by_hydra_naming_the_key(data):
     st.sampled_from(sorted(OTHER_FIELDS)).flatmap(
         lambda key: OTHER_FIELDS[key].draw_any().map(lambda v: ((), [f"{key}={fmt(v)}"]))),
 ))
+@pytest.mark.slow
 def test_fast_composition_agrees_with_compose_train(case):
     """compose_fast is compose_train (a full Hydra composition, as `rlexp train` does) only faster."""
     groups, overrides = case

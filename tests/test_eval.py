@@ -13,9 +13,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from rlexp.build import EVAL_SEED_OFFSET
 from rlexp.config import AtariEnvConfig, ConfigError, DQNConfig, EnvConfig
 from rlexp.runs import CHECKPOINT_NAMES, load_run_config, resolve_checkpoint
-from rlexp.build import EVAL_SEED_OFFSET
 from rlexp.train import run
 from rlexp.video import record_episode
 from tests.conftest import TINY, compose_train, run_cli
@@ -205,6 +205,7 @@ def test_help_lists_eval(tmp_path):
         assert option in out.stdout
 
 
+@pytest.mark.slow
 def test_eval_prints_and_records(trained, tmp_path):
     _, run_dir = trained
     before = len(_rows(run_dir))
@@ -228,6 +229,7 @@ def test_eval_prints_and_records(trained, tmp_path):
     assert row["checkpoint"] == "checkpoints/best.pt" and row["seed"] == 7 and len(row["returns"]) == 3
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAS_PYGAME, reason="CartPole renders with pygame (gymnasium[classic-control]), not installed")
 def test_eval_video_cartpole(trained, tmp_path):
     _, run_dir = trained
@@ -253,6 +255,7 @@ def test_eval_video_without_a_renderer_is_one_line(run_copy, tmp_path):
     assert _tree(run_copy) == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["missing", "no_config", "no_checkpoint", "truncated"])
 def test_eval_bad_input_is_one_line_and_writes_nothing(case, run_copy, tmp_path):
     args, expect = {
@@ -278,6 +281,7 @@ def test_eval_bad_input_is_one_line_and_writes_nothing(case, run_copy, tmp_path)
     assert not (tmp_path / "nosuch").exists()
 
 
+@pytest.mark.slow
 def test_eval_of_a_damaged_latest_uses_the_previous_checkpoint(run_copy, tmp_path):
     from rlexp.checkpoint import CheckpointStore, load_checkpoint
 
@@ -291,6 +295,7 @@ def test_eval_of_a_damaged_latest_uses_the_previous_checkpoint(run_copy, tmp_pat
     assert _rows(run_copy)[-1]["checkpoint"] == "checkpoints/step_0000001000.pt"
 
 
+@pytest.mark.slow
 def test_pong_video_from_an_untrained_run(tmp_path):
     """Atari end to end: a freshly initialised DQN on Pong, its eval under the nature protocol, a video."""
     cfg = compose_train([

@@ -7,8 +7,9 @@ from rlexp.loggers.jsonl import read_metrics
 from rlexp.train import run
 from tests.conftest import compose_train
 
+pytestmark = pytest.mark.slow  # learning, subprocesses or whole pipelines: left out of make test-fast
 
-@pytest.mark.slow
+
 def test_dqn_solves_cartpole(tmp_path):
     cfg = compose_train(["seed=1", "logger=none", "logger.progress=none"])  # the demo's config
     summary = run(cfg, tmp_path / "run")
@@ -20,7 +21,6 @@ def test_dqn_solves_cartpole(tmp_path):
     assert summary["best_eval_return"] >= 475 and (tmp_path / "run" / "checkpoints" / "best.pt").exists()
 
 
-@pytest.mark.slow
 def test_ppo_solves_cartpole_within_100k_steps(tmp_path):
     cfg = compose_train(["algo=ppo", "seed=1", "logger=none", "logger.progress=none"])  # RL Zoo's tuned values
     assert cfg.total_steps == 100_000 and cfg.env.num_envs == 8
@@ -28,7 +28,6 @@ def test_ppo_solves_cartpole_within_100k_steps(tmp_path):
     assert summary["eval_return_mean"] >= 475, summary
 
 
-@pytest.mark.slow
 def test_a2c_solves_cartpole(tmp_path):
     cfg = compose_train(["algo=a2c", "seed=1", "logger=none", "logger.progress=none"])  # conf/tuned/a2c_cartpole
     assert cfg.total_steps == 200_000 and cfg.env.num_envs == 8
@@ -36,7 +35,6 @@ def test_a2c_solves_cartpole(tmp_path):
     assert summary["eval_return_mean"] >= 475, summary
 
 
-@pytest.mark.slow
 def test_reinforce_solves_cartpole(tmp_path):
     cfg = compose_train(["algo=reinforce", "seed=1", "logger=none", "logger.progress=none"])  # conf/tuned
     assert cfg.total_steps == 150_000
@@ -44,7 +42,6 @@ def test_reinforce_solves_cartpole(tmp_path):
     assert summary["eval_return_mean"] >= 475, summary
 
 
-@pytest.mark.slow
 def test_ppo_balances_pendulum_within_200k_steps(tmp_path):
     # continuous actions: the Gaussian head; conf/tuned/ppo_pendulum (RL Zoo's values without gSDE)
     cfg = compose_train(["experiment=ppo_pendulum", "seed=1", "logger=none", "logger.progress=none"])

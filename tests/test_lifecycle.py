@@ -17,10 +17,10 @@ import pytest
 import torch
 
 from rlexp import config
-from rlexp.loggers.jsonl import read_metrics
-from rlexp.trainers.base import Evaluation, Schedule, Trainer, Unit
-from rlexp.train import _build_and_run, run
 from rlexp.lifecycle import RunInfo
+from rlexp.loggers.jsonl import read_metrics
+from rlexp.train import _build_and_run, run
+from rlexp.trainers.base import Evaluation, Schedule, Trainer, Unit
 from tests.conftest import TINY, compose_train
 
 RLEXP = Path(__file__).resolve().parents[1] / "rlexp"

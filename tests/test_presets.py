@@ -8,6 +8,8 @@ from rlexp.config import AtariEnvConfig, DQNConfig
 from rlexp.train import run
 from tests.conftest import compose_train
 
+pytestmark = pytest.mark.slow  # learning, subprocesses or whole pipelines: left out of make test-fast
+
 PRESETS = sorted(f.name[: -len(".yaml")] for f in resources.files("rlexp.conf").joinpath("experiment").iterdir()
                  if f.name.endswith(".yaml"))
 ATARI_DQN = [p for p in PRESETS if p.startswith("dqn_") and p.endswith("_mnih2015") and p != "dqn_atari_mnih2015"]

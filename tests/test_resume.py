@@ -15,6 +15,8 @@ from rlexp.state import GracefulStop
 from rlexp.train import TrainingError, resume, run
 from tests.conftest import RLEXP, cli, compose_train
 
+pytestmark = pytest.mark.slow  # learning, subprocesses or whole pipelines: left out of make test-fast
+
 # small budgets, deterministic CPU settings, a checkpoint every 256 agent steps
 SINKS = ["logger=none", "logger.progress=none", "logger.figures=false", "device.torch_threads=1"]
 COMMON = ["total_steps=2048", "checkpoint_interval_steps=256", "eval_interval_steps=1024", "eval_episodes=2",

@@ -14,6 +14,8 @@ from rlexp import sweeps
 from rlexp.loggers.jsonl import read_metrics
 from tests.conftest import RLEXP, run_cli, wandb_run_bytes
 
+pytestmark = pytest.mark.slow  # learning, subprocesses or whole pipelines: left out of make test-fast
+
 REPO = Path(__file__).resolve().parents[1]
 QUICK = ["algo=q_learning", "env=maze", "total_steps=3000", "eval_interval_steps=0", "logger.progress=none"]
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from rlexp.algos.dqn import DQN
 from rlexp import config
+from rlexp.algos.dqn import DQN
+from rlexp.build import resolve_device
 from rlexp.checkpoint import load_checkpoint
 from rlexp.config import ConfigError, DeviceConfig
 from rlexp.loggers.jsonl import read_metrics
-from rlexp.build import resolve_device
 from rlexp.train import RunInfo, run
 from tests.conftest import TINY, compose_train
 

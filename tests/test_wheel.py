@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # learning, subprocesses or whole pipelines: left out of make test-fast
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
 def test_wheel_installs_and_trains(tmp_path):
     # build from a copy: setuptools' in-tree build/ folder could carry stale files
     src = tmp_path / "src"

@@ -14,13 +14,13 @@ import torch
 import torch.nn.functional as F
 
 from rlexp.algos.base import Algorithm
-from rlexp.algos.flat_adam import FlatAdam
 from rlexp.algos.common import clip_grad_norm_, epsilon_greedy
-from rlexp.schedules import crossed, linear_schedule
+from rlexp.algos.flat_adam import FlatAdam
 from rlexp.buffers import FrameReplayBuffer, ReplayBatch, ReplayBuffer
 from rlexp.config import DQNConfig
 from rlexp.errors import ConfigError
 from rlexp.networks import MLP, build_q_network, flatten_parameters, is_image_space
+from rlexp.schedules import crossed, linear_schedule
 
 
 def td_loss(q: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:

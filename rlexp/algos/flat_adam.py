@@ -1,10 +1,10 @@
 """Adam on one flat parameter (``networks.flatten_parameters``): one fused kernel per step.
 
 ``torch.optim.Adam(fused=True)`` runs the same kernel (``torch._fused_adam_``), but around it
-its ``step()`` spends about 90 us of Python per call on CPU (hooks, tensor grouping,
-profiler scopes): more than the kernel itself on a classic-control network, and 15-25% of a
-DQN or PPO update there. Its constructor also imports ``torch._dynamo`` (about 1.4 s per
-process on the 2-core VM), a fixed cost on every short run.
+its ``step()`` runs Python on every call on CPU (hooks, tensor grouping, profiler scopes):
+more than the kernel itself costs on a classic-control network. Its constructor also imports
+``torch._dynamo``, a fixed cost of a second or more on every short run. (The README's
+performance section has the measured figures.)
 
 :class:`FlatAdam` calls the kernel on the same state, so its numbers are torch's bit for
 bit, and its ``state_dict`` has torch's format: a checkpoint written by either loads into
@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
 
 class FlatAdam:
     """Adam (Kingma & Ba 2015; torch's defaults: no weight decay, no amsgrad) on one tensor.

@@ -1,4 +1,4 @@
-"""The lecture's gridworld maze: walls ``#``, start ``S``, goal ``G``, -1 per step until the goal.
+"""A gridworld maze as RL courses draw it: walls ``#``, start ``S``, goal ``G``, -1 per step until the goal.
 
 A state is a free cell (numbered row by row, walls excluded), an action one of up, right,
 down, left (gymnasium's CliffWalking order). Moving into a wall leaves the agent in place.

@@ -84,10 +84,9 @@ def evaluate_games(run_dir: Path | str, opponent: str, games: int, mcts_simulati
         ConfigError: bad input; nothing has been written.
     """
     from rlexp.checkpoint import atomic_write
+    from rlexp.errors import check_writable_dir
     from rlexp.games.players import make_opponent, play_match
     from rlexp.runs import EVALS_FILE, run_relative
-
-    from rlexp.errors import check_writable_dir
 
     if games < 1:
         raise ConfigError(f"--games must be >= 1, got {games}")

@@ -9,7 +9,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from rlexp.loggers.base import Sink
 
-
 # what the progress shows when a log event has it: (metric, label, format)
 STATS = (
     ("perf/sps", "sps", "{:.0f}"),

@@ -18,23 +18,23 @@ import torch
 
 from rlexp.build import MAX_EVAL_ENVS, build_algorithm, eval_seed
 from rlexp.config import GameEnvConfig, TaskEnvConfig, TrainConfig
-from rlexp.errors import ConfigError
 from rlexp.envs import ActionLog, failing_env_index, make_env, make_vector_env, obs_digest
-from rlexp.networks import is_image_space
+from rlexp.errors import ConfigError
 from rlexp.evaluation import evaluate
+from rlexp.networks import is_image_space
 from rlexp.trainers.base import Evaluation, Schedule, Trainer, TrainerFault, Unit
 from rlexp.video import record_episode, render_env_for_video
 
 # device.* settings that slow the MLP (classic-control) runs on a CPU, said at the start instead of
-# silently costing time; measured on the 2-core Xeon VM with scripts/bench_dqn_cartpole.py and
-# scripts/bench_ppo.py --variants amp compile (the README's Performance section). On the Atari CNN
-# device.amp speeds a CPU with bfloat16 units (AMX) up: no note there.
+# silently costing time; scripts/bench_dqn_cartpole.py and scripts/bench_ppo.py --variants amp
+# compile measure it (the README has the figures). On the Atari CNN device.amp speeds a CPU with
+# bfloat16 units (AMX) up: no note there.
 CPU_SETTING_NOTES = {
-    "amp": "note: device.amp on a CPU slows the MLP networks down (DQN CartPole 0.55x, PPO CartPole "
-           "0.45x measured): bfloat16 has no gain on their small matrices, and it turns off the hand-written "
+    "amp": "note: device.amp on a CPU slows the MLP networks down (the README's performance section has the "
+           "measured ratios): bfloat16 has no gain on their small matrices, and it turns off the hand-written "
            "MLP gradient; it pays on a GPU, and on a CPU for the Atari CNN",
-    "compile": "note: device.compile on a CPU slows the MLP runs down (DQN CartPole 0.43x, PPO CartPole "
-               "0.36x measured): compiling costs more than it saves on small networks, and it turns off "
+    "compile": "note: device.compile on a CPU slows the MLP runs down (the README's performance section has the "
+               "measured ratios): compiling costs more than it saves on small networks, and it turns off "
                "the hand-written MLP gradient; it pays on a GPU for long runs",
 }
 

@@ -32,6 +32,7 @@ from rlexp.lm.task import best_accuracy
 from rlexp.lm.tokenizer import char_tokenizer, pad_left
 from rlexp.trainers.base import Evaluation, Schedule, Trainer, Unit, refuse_step_settings
 
+
 def check_lm_run(cfg: TrainConfig, unit: str, step_settings: dict[str, str]) -> None:
     """Refuse an env that is not a language task, gym step settings, and device settings the
     language-model stages do not use.

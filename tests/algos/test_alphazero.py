@@ -61,6 +61,7 @@ def test_training_fits_the_targets_and_the_state_round_trips():
     assert learner.non_finite() == ""
 
 
+@pytest.mark.slow
 def test_amp_and_compile_serve_the_search_and_train():
     for compute in (DeviceConfig(amp=True), DeviceConfig(compile=True)):
         cfg = AlphaZeroConfig(batch_size=8, replay_window_positions=100)

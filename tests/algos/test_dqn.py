@@ -2,11 +2,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
+from rlexp.algos.dqn import DQN, td_loss, td_targets
+from rlexp.config import DeviceConfig, DQNConfig, NetworkConfig
 from rlexp.schedules import crossed, linear_schedule
-from rlexp.algos.dqn import DQN, td_targets
-from rlexp.config import DQNConfig, NetworkConfig
 
 OBS = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
 ACTIONS = gym.spaces.Discrete(3)
@@ -267,13 +269,6 @@ def test_amp_and_compile_train(tmp_path):
 
 
 # ------------------------------------------------------------------ the fast path against the reference
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from rlexp.algos.dqn import td_loss  # noqa: E402
-from rlexp.config import DeviceConfig  # noqa: E402
-
 
 def _dqn_pair(**settings_):
     """Two identical DQNs (same seed, same weights), the first on the fast path, the second not."""

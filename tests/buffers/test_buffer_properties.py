@@ -100,6 +100,7 @@ class ReplayFeed:
             assert (reward, term) == (ref_reward, ref_term)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(replay_cases())
 def test_replay_holds_and_samples_the_newest_capacity_transitions(case):
@@ -248,6 +249,7 @@ def _rows(flags: list[bool], num_envs: int, t: int) -> list[bool]:
     return flags[t * num_envs : (t + 1) * num_envs]
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(frame_cases())
 def test_frames_hold_exactly_the_documented_transitions_and_rebuild_their_stacks(case):
@@ -267,6 +269,7 @@ def test_frames_hold_exactly_the_documented_transitions_and_rebuild_their_stacks
         env.assert_sampled_from(buf.sample(5, num_batches=2), held)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(frame_cases())
 def test_frames_state_dict_round_trip_samples_and_continues_identically(case):

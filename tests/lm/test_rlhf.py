@@ -6,8 +6,14 @@ import math
 import pytest
 import torch
 
-from rlexp.lm.rlhf import (AdaptiveKLController, bradley_terry_loss, group_advantages, kl_per_token,
-                           token_advantages, token_rewards)
+from rlexp.lm.rlhf import (
+    AdaptiveKLController,
+    bradley_terry_loss,
+    group_advantages,
+    kl_per_token,
+    token_advantages,
+    token_rewards,
+)
 
 
 def test_bradley_terry_loss_and_accuracy():

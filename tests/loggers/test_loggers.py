@@ -2,6 +2,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from rlexp.loggers import ConsoleLogger, JsonlLogger
@@ -50,6 +51,7 @@ def test_console_bar_on_a_terminal():
     assert "dqn test" in text and "100/100" in text and "sps 999" in text and "eps 0.100" in text
 
 
+@pytest.mark.slow
 def test_wandb_offline_stays_in_the_run_dir(tmp_path):
     from rlexp.config import WandbConfig
     from rlexp.loggers import WandbLogger

@@ -45,6 +45,7 @@ def test_empty_folder_is_one_clear_error(tmp_path):
     assert out.returncode == 2 and out.stderr.strip().startswith("error: no run directories")
 
 
+@pytest.mark.slow
 def test_cli_writes_report_files(tmp_path):
     _runs(tmp_path)
     write_run(tmp_path / "fast" / "killed", 9, 1e-3, [(1000, 5.0)], finished=False, half_line=True)
@@ -134,6 +135,7 @@ def test_cartpole_rows_cite_rl_zoo(tmp_path):
     assert all(not r["comparable"] for r in rows)  # the budget is not known to match
 
 
+@pytest.mark.slow
 def test_report_to_wandb_offline(tmp_path):
     _runs(tmp_path)
     out = run_cli(["report", str(tmp_path / "fast"), "--out", "rep", "--wandb", "offline"], tmp_path)
@@ -146,6 +148,7 @@ def test_report_to_wandb_offline(tmp_path):
     assert bad.returncode == 2 and "needs --out" in bad.stderr
 
 
+@pytest.mark.slow
 def test_cli_vs_takes_several_paths_on_each_side(tmp_path):
     _runs(tmp_path)
     a = [str(tmp_path / "fast" / f"s{k}") for k in (1, 2, 3, 4)]

@@ -12,6 +12,8 @@ from rlexp.loggers.jsonl import read_metrics
 from rlexp.train import run
 from tests.conftest import cli, compose_train
 
+pytestmark = pytest.mark.slow  # learning, subprocesses or whole pipelines: left out of make test-fast
+
 QUIET = ["logger=none", "logger.progress=none", "device.torch_threads=1"]
 PRETRAIN = ["algo=pretrain", "env=arithmetic", "algo.total_examples=2560", "algo.batch_size=64",
             "algo.log_interval_examples=640", "algo.eval_interval_examples=1280", "algo.eval_prompts=64", *QUIET]
