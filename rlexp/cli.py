@@ -271,10 +271,24 @@ def _absent_section(args: list[str]) -> str:
         key = arg.split("=", 1)[0].lstrip("+~")
         if "." in key and key.split(".", 1)[0] in optional:
             section = key.split(".", 1)[0]
-            return (f"{key}: this run's config has no {section} section ({section}.* is for the language-model "
-                    f"stages that use one: model.* for algo=pretrain, sft, reward_model, rlhf_ppo and grpo, lora.* "
-                    "for all but pretrain, reward.* for rlhf_ppo and grpo)")
+            users = ", ".join(_algos_with_section(section)) or "no algorithm"
+            return f"{key}: this run's config has no {section} section ({section}.* is for algo={users})"
     return "an override sets a key under a section this run's config does not have"
+
+
+def _algos_with_section(section: str) -> list[str]:
+    """The algorithms whose config (``conf/algo/<name>.yaml``) has the optional ``section``."""
+    from importlib.resources import files
+
+    from omegaconf import OmegaConf
+
+    users = []
+    for path in sorted(files("rlexp.conf").joinpath("algo").iterdir(), key=lambda p: p.name):
+        if path.name.endswith(".yaml"):
+            defaults = OmegaConf.create(path.read_text()).get("defaults") or []
+            if any(isinstance(d, str) and d.startswith(f"/schema/{section}/") for d in defaults):
+                users.append(path.name[:-5])
+    return users
 
 
 # --------------------------------------------------------------------------- commands
@@ -386,17 +400,20 @@ def list_options() -> None:
             typer.echo(f"  {name:<{width}}  {doc}")
 
 
-def _fmt(value: float) -> str:
-    """2 decimals, trailing zeros dropped: 21.0 -> 21, 9.6667 -> 9.67."""
-    return f"{value:.2f}".rstrip("0").rstrip(".")
+EVAL_OPTIONS = {  # rlexp eval's family options: parameter -> its flag (each family's trainer names the ones it takes)
+    "episodes": "--episodes", "video": "--video", "video_episodes": "--video-episodes", "opponent": "--opponent",
+    "games": "--games", "mcts_simulations": "--mcts-simulations", "simulations": "--simulations",
+    "samples": "--samples", "prompts": "--prompts"}
 
 
 @app.command(
     "eval",
-    short_help="Evaluate a trained run's checkpoint: episodes (--video records mp4s), or board-game matches.",
+    short_help="Evaluate a trained run's checkpoint: episodes (--video records mp4s), board-game matches, or an RL "
+    "language model beside its SFT model.",
     help="Evaluate a run's checkpoint, appended to RUN_DIR/evals.jsonl. Gym runs: returns over N episodes, optionally "
     "mp4 videos in RUN_DIR/videos/ (`rlexp eval RUN --episodes 20 --video`). Board-game runs: win/draw/loss with 95% "
-    "intervals against an opponent, half the games as each colour (`rlexp eval RUN --opponent mcts --games 200`).",
+    "intervals against an opponent, half the games as each colour (`rlexp eval RUN --opponent mcts --games 200`). "
+    "Language-model RL runs: the policy beside its SFT model on new prompts (`rlexp eval RUN --samples 8`).",
 )
 def eval_run(
     run_dir: str = typer.Argument(..., metavar="RUN_DIR",
@@ -406,10 +423,12 @@ def eval_run(
     episodes: Optional[int] = typer.Option(None, "--episodes", "-n", metavar="N",
                                            help="gym runs: episodes to evaluate  [default: the run's eval_episodes]"),
     video: bool = typer.Option(False, "--video", help="gym runs: also record episodes as mp4 files in RUN_DIR/videos/"),
-    video_episodes: int = typer.Option(1, "--video-episodes", metavar="K", help="episodes to record with --video"),
+    video_episodes: Optional[int] = typer.Option(None, "--video-episodes", metavar="K",
+                                                 help="gym runs: episodes to record with --video  [default: 1]"),
     opponent: Optional[str] = typer.Option(None, "--opponent", metavar="random|mcts|perfect|untrained",
                                            help="board-game runs: the opponent  [default: random]"),
-    games: int = typer.Option(100, "--games", metavar="N", help="board-game runs: games, half as each colour"),
+    games: Optional[int] = typer.Option(None, "--games", metavar="N",
+                                        help="board-game runs: games, half as each colour  [default: 100]"),
     mcts_simulations: Optional[int] = typer.Option(None, "--mcts-simulations", metavar="N",
                                                    help="board-game runs: the mcts opponent's simulations per move  "
                                                    "[default: the run's algo.mcts_opponent_simulations]"),
@@ -418,110 +437,40 @@ def eval_run(
     seed: Optional[int] = typer.Option(None, "--seed", metavar="S",
                                        help="env seed  [default: the seed of the run's first in-training eval]"),
     samples: Optional[int] = typer.Option(None, "--samples", metavar="N",
-                                          help="RLHF runs (rlhf_ppo, grpo): answers shown side by side with the SFT "
+                                          help="language-model RL runs: answers shown side by side with the SFT "
                                           "model's  [default: 8]"),
-    prompts: int = typer.Option(256, "--prompts", metavar="N",
-                                help="RLHF runs: new prompts the means are taken over"),
+    prompts: Optional[int] = typer.Option(None, "--prompts", metavar="N",
+                                          help="language-model RL runs: new prompts the means are taken over  "
+                                          "[default: 256]"),
     device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto, cpu, cuda or cuda:N"),
     trust: bool = typer.Option(False, "--trust", help=TRUST_HELP),
 ) -> None:
+    from rlexp.build import trainer_class
+    from rlexp.config import ALGOS
     from rlexp.errors import ConfigError
-    from rlexp.games.agent import evaluate_games, is_game_run
-    from rlexp.runs import evaluate_run, load_run_config
+    from rlexp.runs import load_run_config
 
+    given = {name: value for name, value in (
+        ("episodes", episodes), ("video", video or None), ("video_episodes", video_episodes), ("opponent", opponent),
+        ("games", games), ("mcts_simulations", mcts_simulations), ("simulations", simulations),
+        ("samples", samples), ("prompts", prompts)) if value is not None}
     try:
-        cfg = load_run_config(run_dir, trust=trust)
-        if cfg.model is not None or samples is not None:
-            gym_or_game = [f for f, v in (("--episodes", episodes), ("--opponent", opponent), ("--video", video)) if v]
-            _eval_language_model(run_dir, checkpoint, gym_or_game, samples, prompts, seed, device, trust)
-            return
-        if is_game_run(cfg):
-            if episodes is not None or video:
-                raise ConfigError("--episodes and --video are for gym runs; this is a board-game run: use --opponent "
-                                  "and --games")
-            record = evaluate_games(run_dir, opponent or "random", games, mcts_simulations, checkpoint, simulations,
-                                    seed, device, trust)
-            _print_match(Path(run_dir), record)
-            return
-        given = [flag for flag, value in (("--opponent", opponent), ("--mcts-simulations", mcts_simulations),
-                                          ("--simulations", simulations)) if value is not None]
-        if given:
-            raise ConfigError(f"{given[0]} is for board-game runs (algo=alphazero); this run steps a gym env: use "
-                              "--episodes")
-        record = evaluate_run(
-            run_dir, checkpoint=checkpoint, episodes=episodes, seed=seed,
-            video_episodes=video_episodes if video else 0, device=device, trust=trust,
-        )
+        name = load_run_config(run_dir, trust=trust).algo.name
+        family = trainer_class(name)
+        if not family.eval_options:
+            valid = [n for n in ALGOS if trainer_class(n).eval_options]
+            raise ConfigError(f"{run_dir} is a run of algo={name}, which rlexp eval does not evaluate again (its "
+                              f"evaluations are in metrics.jsonl); valid: runs of algo={', '.join(valid)}")
+        wrong = [key for key in given if key not in family.eval_options]
+        if wrong:
+            flags = ", ".join(EVAL_OPTIONS[k] for k in family.eval_options)
+            raise ConfigError(f"{EVAL_OPTIONS[wrong[0]]} is not for runs of algo={name}; their options: {flags}")
+        _, lines = family.evaluate_saved(run_dir, checkpoint, seed, device, trust, **given)
     except ConfigError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2)
-    _print_episodes(Path(run_dir), record)
-
-
-def _print_episodes(run_path: Path, record: dict) -> None:
-    step = record["step"] if record["step"] is not None else "?"
-    typer.echo(f"checkpoint: {run_path / record['checkpoint']} (step {step})")
-    eps = record.get("epsilon_eval")
-    typer.echo(f"env:        {record['env']}, {record['episodes']} episodes, seed {record['seed']}"
-               + (f", epsilon_eval {eps:g}" if eps is not None else ""))
-    protocol = record.get("protocol")
-    if protocol:
-        details = ", ".join(f"{k}={v}" for k, v in protocol.items() if k != "name")
-        typer.echo(f"protocol:   {protocol['name']}" + (f" ({details})" if details else ""))
-    typer.echo(f"return:     mean {_fmt(record['mean'])}, std {_fmt(record['std'])} over {record['episodes']} episodes")
-    typer.echo(f"returns:    {' '.join(_fmt(r) for r in record['returns'])}")
-    typer.echo(f"lengths:    {' '.join(str(n) for n in record['lengths'])}")
-    for v in record.get("videos", []):
-        typer.echo(f"video:      {run_path / v['path']} (return {_fmt(v['return'])}, {v['frames']} frames)")
-    typer.echo(f"recorded in {run_path / 'evals.jsonl'}")
-
-
-def _eval_language_model(run_dir: str, checkpoint: str, refused: list[str], samples: Optional[int], prompts: int,
-                         seed: Optional[int], device: str, trust: bool) -> None:
-    """``rlexp eval`` of an RLHF run: the policy beside its SFT model (``refused``: gym or game flags given)."""
-    from rlexp.errors import ConfigError
-    from rlexp.runs import evaluate_rlhf_run
-
-    if refused:
-        raise ConfigError(f"{refused[0]} is not for language-model runs: use --samples and --prompts")
-    record = evaluate_rlhf_run(run_dir, checkpoint, prompts, 8 if samples is None else samples, seed or 0, device, trust)
-    _print_side_by_side(Path(run_dir), record)
-
-
-def _print_side_by_side(run_path: Path, record: dict) -> None:
-    sft, policy = record["sft"], record["policy"]
-    typer.echo(f"checkpoint: {run_path / record['checkpoint']} (prompt {record['step']})")
-    typer.echo(f"prompts:    {record['prompts']} new ones, one sampled answer each and the greedy one, "
-               f"seed {record['seed']}")
-    typer.echo(f"{'':<12}{'sampled:':<9}{'reward':>7}{'gold':>8}{'KL':>8}{'length':>8}{'ended':>8}   "
-               f"{'greedy:':<8}{'reward':>7}{'gold':>8}")
-    for name, m in (("SFT", sft), ("policy", policy)):
-        typer.echo(f"{name:<12}{'':<9}{m['reward']:>7.3f}{m['gold']:>8.3f}{m['kl']:>8.3f}{m['response_length']:>8.2f}"
-                   f"{m['ended_rate']:>8.2f}   {'':<8}{m['reward_greedy']:>7.3f}{m['gold_greedy']:>8.3f}")
-    typer.echo(f"gold gain:  {policy['gold'] - sft['gold']:+.3f} sampled, "
-               f"{policy['gold_greedy'] - sft['gold_greedy']:+.3f} greedy "
-               f"(KL to the SFT model {policy['kl']:.3f} nats per answer)")
-    if record["samples"]:
-        typer.echo(f"\n{'prompt':<14}{'SFT answer':<18}{'reward':>7}{'gold':>6}   {'policy answer':<18}{'reward':>7}"
-                   f"{'gold':>6}{'KL':>7}")
-        for s in record["samples"]:
-            typer.echo(f"{s['prompt']:<14}{s['sft_answer'][:17]!s:<18}{s['sft_reward']:>7.2f}{s['sft_gold']:>6.2f}   "
-                       f"{s['answer'][:17]!s:<18}{s['reward']:>7.2f}{s['gold']:>6.2f}{s['kl']:>7.2f}")
-    typer.echo(f"recorded in {run_path / 'evals.jsonl'}")
-
-
-def _print_match(run_path: Path, record: dict) -> None:
-    step = record["step"] if record["step"] is not None else "?"
-    typer.echo(f"checkpoint: {run_path / record['checkpoint']} (game {step})")
-    against = record["opponent"] + (f" ({record['mcts_simulations']} simulations)" if "mcts_simulations" in record else "")
-    typer.echo(f"match:      {record['game']}, {record['games']} games vs {against}, half as each colour, "
-               f"agent {record['agent_simulations']} simulations per move, seed {record['seed']}")
-    for key in ("win", "draw", "loss"):
-        low, high = record[f"{key}_ci95"]
-        typer.echo(f"{key + ':':<11} {record[f'{key}_rate']:.3f} [{low:.3f}, {high:.3f}] (95% Wilson)   as first "
-                   f"{record[f'{key}_rate_first']:.3f}, as second {record[f'{key}_rate_second']:.3f}")
-    typer.echo(f"score:      {record['score']:.3f} (win + draw / 2)")
-    typer.echo(f"recorded in {run_path / 'evals.jsonl'}; the games in {run_path / record['games_file']}")
+    for line in lines:
+        typer.echo(line)
 
 
 @app.command(

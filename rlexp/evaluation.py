@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import gymnasium as gym
@@ -60,3 +61,27 @@ def episode_states(policy: Callable[[np.ndarray], np.ndarray], env: gym.Env, see
         if terminated or truncated:
             break
     return states, total
+
+
+def _fmt(value: float) -> str:
+    """2 decimals, trailing zeros dropped: 21.0 -> 21, 9.6667 -> 9.67."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def describe_episodes(run_path: Path, record: dict) -> list[str]:
+    """``rlexp eval``'s lines for an episodes record (``rlexp.runs.evaluate_run``)."""
+    step = record["step"] if record["step"] is not None else "?"
+    eps = record.get("epsilon_eval")
+    lines = [f"checkpoint: {run_path / record['checkpoint']} (step {step})",
+             f"env:        {record['env']}, {record['episodes']} episodes, seed {record['seed']}"
+             + (f", epsilon_eval {eps:g}" if eps is not None else "")]
+    protocol = record.get("protocol")
+    if protocol:
+        details = ", ".join(f"{k}={v}" for k, v in protocol.items() if k != "name")
+        lines.append(f"protocol:   {protocol['name']}" + (f" ({details})" if details else ""))
+    lines += [f"return:     mean {_fmt(record['mean'])}, std {_fmt(record['std'])} over {record['episodes']} episodes",
+              f"returns:    {' '.join(_fmt(r) for r in record['returns'])}",
+              f"lengths:    {' '.join(str(n) for n in record['lengths'])}"]
+    lines += [f"video:      {run_path / v['path']} (return {_fmt(v['return'])}, {v['frames']} frames)"
+              for v in record.get("videos", [])]
+    return lines + [f"recorded in {run_path / 'evals.jsonl'}"]

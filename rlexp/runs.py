@@ -12,7 +12,6 @@ problem and the valid choices, raised before anything is written.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import json
 import os
@@ -43,7 +42,6 @@ VIDEO_DIR = "videos"
 # rlexp.checkpoint's BEST (not imported here: importing torch takes seconds, and bad input
 # should get its answer at once)
 CHECKPOINT_NAMES = {"latest": "latest.pt", "best": "best.pt"}
-EVAL_BUFFER_CAPACITY = 1_024  # evaluation never fills a replay buffer: do not allocate the training one
 
 
 # --------------------------------------------------------------------------- the run directory
@@ -284,7 +282,7 @@ def load_run(run_dir: Path | str, checkpoint: str = "latest", device: str = "aut
     Raises:
         ConfigError: any problem with the run directory, its config, the checkpoint or the device.
     """
-    from rlexp.build import build_algorithm, registered, resolve_device
+    from rlexp.build import algorithm_class, build_algorithm, registered, resolve_device
     from rlexp.envs import make_vector_env
 
     run_dir = check_run_dir(run_dir)
@@ -293,11 +291,7 @@ def load_run(run_dir: Path | str, checkpoint: str = "latest", device: str = "aut
     path = latest_good_checkpoint(run_dir, checkpoint)
     torch_device = resolve_device(DeviceConfig(type=device))
     ckpt = load_run_checkpoint(path)
-    algo_cfg = cfg.algo
-    capacity = getattr(algo_cfg, "buffer_capacity_transitions", None)
-    if capacity is not None:  # evaluation never fills a replay buffer: do not allocate the training one
-        algo_cfg = dataclasses.replace(algo_cfg, buffer_capacity_transitions=min(
-            capacity, max(EVAL_BUFFER_CAPACITY, algo_cfg.batch_size)))
+    algo_cfg = algorithm_class(cfg).evaluation_config(cfg.algo)
     own_envs = envs is None
     envs = make_vector_env(cfg.env, num_envs=1) if own_envs else envs  # the spaces of one copy, as in training
     try:
@@ -455,43 +449,4 @@ def _eval_record(run: LoadedRun, returns: np.ndarray, lengths: np.ndarray, seed:
         record["protocol"] = protocol
     if videos:
         record["videos"] = videos
-    return record
-
-
-def evaluate_rlhf_run(run_dir: Path | str, checkpoint: str = "latest", prompts: int = 256, samples: int = 8,
-                      seed: int = 0, device: str = "auto", trust: bool = False) -> dict[str, Any]:
-    """An RL stage's policy beside its SFT model (the reference) on new prompts: mean reward,
-    gold utility and KL, and ``samples`` answers side by side; appended to ``RUN_DIR/evals.jsonl``.
-
-    Raises:
-        ConfigError: not an RL-stage run (algo=rlhf_ppo or grpo), bad counts, or a run whose
-            SFT or reward-model run has gone; nothing has been written.
-    """
-    from rlexp.build import build_trainer, process_settings, seed_everything
-    from rlexp.checkpoint import load_checkpoint
-
-    cfg = load_run_config(run_dir, trust=trust)
-    if cfg.algo.name not in ("rlhf_ppo", "grpo"):
-        raise ConfigError(f"--samples compares an RL stage's policy with its SFT model; {run_dir} is a run of "
-                          f"algo={cfg.algo.name} (its evaluations are in metrics.jsonl: eval/gold, eval/loss, "
-                          "eval/rm_accuracy); valid: runs of algo=rlhf_ppo or grpo")
-    if prompts < 1 or samples < 0:
-        raise ConfigError(f"--prompts must be >= 1 and --samples >= 0, got {prompts} and {samples}")
-    if seed < 0:
-        raise ConfigError(f"--seed must be >= 0, got {seed}")
-    path = resolve_checkpoint(run_dir, checkpoint)
-    evals_file = Path(run_dir) / EVALS_FILE
-    if not os.access(run_dir, os.W_OK):
-        raise ConfigError(f"cannot write {evals_file} (permission denied); copy the run directory somewhere writable")
-    cfg = dataclasses.replace(cfg, device=dataclasses.replace(cfg.device, type=device))
-    with process_settings(cfg.device):
-        seed_everything(cfg.seed)
-        trainer = build_trainer(cfg)
-        state = load_checkpoint(path)
-        trainer.load_state_dict(state["trainer"])
-        result = trainer.side_by_side(prompts, samples, seed)
-    record = {"kind": "rlhf_side_by_side", "checkpoint": run_relative(path, run_dir), "step": state.get("step"),
-              **result}
-    with open(evals_file, "a") as f:
-        f.write(json.dumps(record) + "\n")
     return record

@@ -59,8 +59,8 @@ def positions(game, count: int, rng: np.random.Generator) -> list:
 
 
 def bench_rlexp(game, spec, learner, cfg, states: list, simulations: int) -> dict:
+    from rlexp.games.agent import search_config
     from rlexp.games.search import BatchedSearch
-    from rlexp.trainers.selfplay import search_config
 
     search = BatchedSearch(spec, learner.evaluate, search_config(cfg.algo))
     search.run(states[:2], None, 4)  # warm-up

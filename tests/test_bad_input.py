@@ -108,7 +108,11 @@ CORPUS = {
                                  "error: algo.eval_opponents='minimax' is not valid; choose one of: random, mcts, perfect, untrained"),
     "rlexp play on a gym run": (["play", "runs/old"], "error: runs/old is a run of algo=q_learning on maze, not a "
                                 "board-game run"),
-    "--opponent on a gym run": (["eval", "runs/old", "--opponent", "mcts"], "error: --opponent is for board-game runs"),
+    "--opponent on a gym run": (["eval", "runs/old", "--opponent", "mcts"],
+                                "error: --opponent is not for runs of algo=q_learning; their options: --episodes, "
+                                "--video, --video-episodes"),
+    "--video-episodes without --video": (["eval", "runs/old", "--video-episodes", "2"],
+                                         "error: --video-episodes sets how many episodes --video records; add --video"),
 }
 
 

@@ -193,3 +193,24 @@ def test_the_lifecycle_names_no_env_feature_and_no_sink_type():
     trainer = (RLEXP / "trainers" / "gym.py").read_text()
     for word in ("life_loss", "clip_reward", "atari", "ale_py", "Wandb", "Console"):
         assert word not in trainer, word
+
+
+def test_family_knowledge_lives_in_the_registry_and_the_trainer_classes():
+    """Outside algos/, trainers/, games/ and lm/ (and config.py, which holds the registry), no
+    code names an algorithm: no string that is an algorithm's name, no algorithm's own config
+    field. Help texts and examples may (they are docstrings and messages, not logic)."""
+    from rlexp.config import ALGOS
+
+    fields = {"buffer_capacity_transitions", "replay_window_positions", "samples_per_prompt", "total_games",
+              "total_examples", "total_pairs", "total_prompts"}  # read only by their family
+    found = []
+    for path in sorted(RLEXP.rglob("*.py")):
+        rel = path.relative_to(RLEXP)
+        if rel.parts[0] in ("algos", "trainers", "games", "lm") or rel.name == "config.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in ALGOS:
+                found.append(f"{rel}:{node.lineno} {node.value!r}")
+            if isinstance(node, ast.Attribute) and node.attr in fields:
+                found.append(f"{rel}:{node.lineno} .{node.attr}")
+    assert not found

@@ -60,6 +60,12 @@ class Algorithm(DeviceSettings, ABC):
 
     manual_grad: bool = False  # the updates write their gradient by hand (the fast path) instead of autograd
 
+    @classmethod
+    def evaluation_config(cls, cfg: Any) -> Any:
+        """The algorithm's config for evaluating a saved run (``rlexp eval``, ``rlexp play``):
+        the trained one, less what only training uses (e.g. a large replay buffer)."""
+        return cfg
+
     @property
     def update_path(self) -> str:
         """How the updates compute their gradient, for summary.json: "hand-written" or "autograd"."""

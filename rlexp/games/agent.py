@@ -49,7 +49,6 @@ def load_agent(run_dir: Path | str, checkpoint: str = "latest", device: str = "a
     from rlexp.games.openspiel import GameSpec, load_game
     from rlexp.games.search import BatchedSearch
     from rlexp.runs import check_run_dir, latest_good_checkpoint, load_run_checkpoint, load_run_config
-    from rlexp.trainers.selfplay import search_config
 
     run_dir = check_run_dir(run_dir)
     cfg = load_run_config(run_dir, trust=trust)
@@ -99,7 +98,6 @@ def evaluate_games(run_dir: Path | str, opponent: str, games: int, mcts_simulati
         from rlexp.build import resolve_device
         from rlexp.config import DeviceConfig
         from rlexp.games.openspiel import GameSpec
-        from rlexp.trainers.selfplay import untrained_agent
 
         untrained = untrained_agent(agent.cfg, GameSpec.of(agent.game), resolve_device(DeviceConfig(type=device)),
                                     agent.simulations)
@@ -196,3 +194,45 @@ def _game_of(path: Path) -> str:
     from rlexp.runs import load_run_config
 
     return load_run_config(path.parent.parent).env.game
+
+
+def describe_match(run_path: Path, record: dict) -> list[str]:
+    """``rlexp eval``'s lines for a match record (:func:`evaluate_games`)."""
+    step = record["step"] if record["step"] is not None else "?"
+    against = record["opponent"] + (f" ({record['mcts_simulations']} simulations)" if "mcts_simulations" in record else "")
+    lines = [f"checkpoint: {run_path / record['checkpoint']} (game {step})",
+             f"match:      {record['game']}, {record['games']} games vs {against}, half as each colour, "
+             f"agent {record['agent_simulations']} simulations per move, seed {record['seed']}"]
+    for key in ("win", "draw", "loss"):
+        low, high = record[f"{key}_ci95"]
+        lines.append(f"{key + ':':<11} {record[f'{key}_rate']:.3f} [{low:.3f}, {high:.3f}] (95% Wilson)   as first "
+                     f"{record[f'{key}_rate_first']:.3f}, as second {record[f'{key}_rate_second']:.3f}")
+    return lines + [f"score:      {record['score']:.3f} (win + draw / 2)",
+                    f"recorded in {run_path / 'evals.jsonl'}; the games in {run_path / record['games_file']}"]
+
+
+def untrained_agent(cfg: TrainConfig, spec: Any, device: Any, simulations: int | None = None):
+    """The agent's search (no noise) driven by a freshly initialised network of the run's
+    architecture: the baseline that shows what training added. The global torch generator is
+    left as it was."""
+    import torch
+
+    from rlexp.build import algorithm_class
+    from rlexp.games.search import BatchedSearch
+
+    with torch.random.fork_rng():
+        torch.manual_seed(cfg.seed + 1)
+        fresh = algorithm_class(cfg)(cfg.algo, spec, cfg.network, device, cfg.seed + 1, cfg.device)
+    search = BatchedSearch(spec, fresh.evaluate, search_config(cfg.algo))
+    sims = simulations or cfg.algo.eval_simulations or cfg.algo.simulations
+    return lambda states: search.run(states, None, sims).action
+
+
+def search_config(a) -> Any:
+    """The search settings (``rlexp.games.search.SearchConfig``) of an ``AlphaZeroConfig``."""
+    from rlexp.games.search import SearchConfig
+
+    return SearchConfig(simulations=a.simulations, c_puct=a.c_puct, root=a.root_search,
+                        dirichlet_alpha=a.dirichlet_alpha, dirichlet_fraction=a.dirichlet_fraction,
+                        gumbel_considered=a.gumbel_considered_actions, gumbel_c_visit=a.gumbel_c_visit,
+                        gumbel_c_scale=a.gumbel_c_scale)

@@ -85,6 +85,16 @@ class Trainer(ABC):
     data_parallel: ClassVar[bool] = False  # under `accelerate launch`: shards each batch over the processes
     starts_from: ClassVar[tuple[str, ...]] = ()  # a pipeline stage: the algorithms whose exported model it may start from (model.from_run)
     scored_by: ClassVar[str | None] = None  # a pipeline stage: the algorithm whose exported model scores its answers (reward.from_run)
+    eval_options: ClassVar[tuple[str, ...]] = ()  # the `rlexp eval` options its evaluate_saved takes (besides checkpoint, seed, device, trust)
+
+    @classmethod
+    def evaluate_saved(cls, run_dir: str, checkpoint: str, seed: int | None, device: str, trust: bool,
+                       **options: Any) -> tuple[dict[str, Any], list[str]]:
+        """``rlexp eval``: evaluate a saved checkpoint of a run of this family and append the
+        record to ``RUN_DIR/evals.jsonl``; (the record, its lines for people). ``options`` are
+        the ones ``eval_options`` names that the command was given. A family that sets no
+        ``eval_options`` has no such evaluation (its in-training ones are in metrics.jsonl)."""
+        raise NotImplementedError
 
     @abstractmethod
     def start(self, resumed: bool) -> list[str]:

@@ -85,6 +85,24 @@ class GymTrainer(Trainer):
 
     # ------------------------------------------------------------------ the work
 
+    eval_options = ("episodes", "video", "video_episodes")
+
+    @classmethod
+    def evaluate_saved(cls, run_dir: str, checkpoint: str, seed: int | None, device: str, trust: bool,
+                       episodes: int | None = None, video: bool = False,
+                       video_episodes: int | None = None) -> tuple[dict[str, Any], list[str]]:
+        """Returns over ``episodes`` episodes (default: the run's eval_episodes), with
+        ``video_episodes`` (default 1) recorded as mp4 files when ``video``."""
+        from rlexp.evaluation import describe_episodes
+        from rlexp.runs import evaluate_run
+
+        if video_episodes is not None and not video:
+            raise ConfigError("--video-episodes sets how many episodes --video records; add --video")
+        record = evaluate_run(run_dir, checkpoint=checkpoint, episodes=episodes, seed=seed,
+                              video_episodes=(1 if video_episodes is None else video_episodes) if video else 0,
+                              device=device, trust=trust)
+        return record, describe_episodes(Path(run_dir), record)
+
     def start(self, resumed: bool) -> list[str]:
         obs, _ = self.envs.reset(seed=self.cfg.seed)
         small = not is_image_space(self.envs.single_observation_space)  # an MLP, not the Atari CNN

@@ -224,6 +224,47 @@ class PolicyOptimizationTrainer(Trainer):
 
     # ------------------------------------------------------------------ the work
 
+    eval_options = ("samples", "prompts")
+
+    @classmethod
+    def evaluate_saved(cls, run_dir: str, checkpoint: str, seed: int | None, device: str, trust: bool,
+                       samples: int = 8, prompts: int = 256) -> tuple[dict[str, Any], list[str]]:
+        """The policy beside its SFT model (the reference) on ``prompts`` new prompts: mean reward,
+        gold (sampled and greedy) and KL, and ``samples`` answers side by side.
+
+        Raises:
+            ConfigError: bad counts, or a run whose SFT or reward-model run has gone; nothing
+                has been written.
+        """
+        import dataclasses
+        import os
+
+        from rlexp.build import build_trainer, process_settings, seed_everything
+        from rlexp.checkpoint import load_checkpoint
+        from rlexp.runs import EVALS_FILE, load_run_config, resolve_checkpoint, run_relative
+
+        seed = 0 if seed is None else seed
+        if prompts < 1 or samples < 0 or seed < 0:
+            raise ConfigError(f"--prompts must be >= 1, --samples and --seed >= 0, got {prompts}, {samples} and {seed}")
+        cfg = load_run_config(run_dir, trust=trust)
+        path = resolve_checkpoint(run_dir, checkpoint)
+        evals_file = Path(run_dir) / EVALS_FILE
+        if not os.access(run_dir, os.W_OK):
+            raise ConfigError(f"cannot write {evals_file} (permission denied); copy the run directory somewhere "
+                              "writable")
+        cfg = dataclasses.replace(cfg, device=dataclasses.replace(cfg.device, type=device))
+        with process_settings(cfg.device):
+            seed_everything(cfg.seed)
+            trainer = build_trainer(cfg)
+            state = load_checkpoint(path)
+            trainer.load_state_dict(state["trainer"])
+            result = trainer.side_by_side(prompts, samples, seed)
+        record = {"kind": "rlhf_side_by_side", "checkpoint": run_relative(path, run_dir), "step": state.get("step"),
+                  **result}
+        with open(evals_file, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        return record, describe_side_by_side(Path(run_dir), record)
+
     def start(self, resumed: bool) -> list[str]:
         kind = "LoRA; the reference is the policy with its adapters off" if self.lora else \
             "every weight; the reference is a frozen copy"
@@ -398,3 +439,27 @@ class PolicyOptimizationTrainer(Trainer):
                 return f"parameter {name}"
         return ""
 
+
+def describe_side_by_side(run_path: Path, record: dict) -> list[str]:
+    """``rlexp eval``'s lines for a side-by-side record: the SFT model and the policy, sampled
+    and greedy, and the sampled answers next to each other."""
+    sft, policy = record["sft"], record["policy"]
+    lines = [f"checkpoint: {run_path / record['checkpoint']} (prompt {record['step']})",
+             f"prompts:    {record['prompts']} new ones, one sampled answer each and the greedy one, "
+             f"seed {record['seed']}",
+             f"{'':<12}{'sampled:':<9}{'reward':>7}{'gold':>8}{'KL':>8}{'length':>8}{'ended':>8}   "
+             f"{'greedy:':<8}{'reward':>7}{'gold':>8}"]
+    for name, m in (("SFT", sft), ("policy", policy)):
+        lines.append(f"{name:<12}{'':<9}{m['reward']:>7.3f}{m['gold']:>8.3f}{m['kl']:>8.3f}"
+                     f"{m['response_length']:>8.2f}{m['ended_rate']:>8.2f}   {'':<8}{m['reward_greedy']:>7.3f}"
+                     f"{m['gold_greedy']:>8.3f}")
+    lines.append(f"gold gain:  {policy['gold'] - sft['gold']:+.3f} sampled, "
+                 f"{policy['gold_greedy'] - sft['gold_greedy']:+.3f} greedy "
+                 f"(KL to the SFT model {policy['kl']:.3f} nats per answer)")
+    if record["samples"]:
+        lines += ["", f"{'prompt':<14}{'SFT answer':<18}{'reward':>7}{'gold':>6}   {'policy answer':<18}{'reward':>7}"
+                      f"{'gold':>6}{'KL':>7}"]
+        lines += [f"{s['prompt']:<14}{s['sft_answer'][:17]!s:<18}{s['sft_reward']:>7.2f}{s['sft_gold']:>6.2f}   "
+                  f"{s['answer'][:17]!s:<18}{s['reward']:>7.2f}{s['gold']:>6.2f}{s['kl']:>7.2f}"
+                  for s in record["samples"]]
+    return lines + [f"recorded in {run_path / 'evals.jsonl'}"]

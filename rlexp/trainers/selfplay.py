@@ -21,9 +21,10 @@ import torch
 from rlexp.build import algorithm_class
 from rlexp.config import GameEnvConfig, TrainConfig
 from rlexp.errors import ConfigError
+from rlexp.games.agent import search_config, untrained_agent
 from rlexp.games.openspiel import GameSpec, encode, load_game, mirror, replay_history
 from rlexp.games.players import MatchResult, make_opponent, play_match
-from rlexp.games.search import BatchedSearch, SearchConfig
+from rlexp.games.search import BatchedSearch
 from rlexp.trainers.base import Evaluation, Schedule, Trainer, Unit, refuse_step_settings
 
 # settings of the gym-stepping family that count agent steps: a self-play run refuses them
@@ -86,6 +87,20 @@ class SelfPlayTrainer(Trainer):
         self.last_match: MatchResult | None = None
 
     # ------------------------------------------------------------------ the work
+
+    eval_options = ("opponent", "games", "mcts_simulations", "simulations")
+
+    @classmethod
+    def evaluate_saved(cls, run_dir: str, checkpoint: str, seed: int | None, device: str, trust: bool,
+                       opponent: str = "random", games: int = 100, mcts_simulations: int | None = None,
+                       simulations: int | None = None) -> tuple[dict[str, Any], list[str]]:
+        """``games`` games against ``opponent``, half as each colour (rlexp.games.agent.evaluate_games)."""
+        from pathlib import Path
+
+        from rlexp.games.agent import describe_match, evaluate_games
+
+        record = evaluate_games(run_dir, opponent, games, mcts_simulations, checkpoint, simulations, seed, device, trust)
+        return record, describe_match(Path(run_dir), record)
 
     def start(self, resumed: bool) -> list[str]:
         # a budget extended on resume reopens the slots that closed at the old one (with the same
@@ -241,23 +256,3 @@ class SelfPlayTrainer(Trainer):
 
     def non_finite(self) -> str:
         return self.learner.non_finite()
-
-
-def untrained_agent(cfg: TrainConfig, spec: GameSpec, device: torch.device, simulations: int | None = None):
-    """The agent's search (no noise) driven by a freshly initialised network of the run's
-    architecture: the baseline that shows what training added. The global torch generator is
-    left as it was."""
-    with torch.random.fork_rng():
-        torch.manual_seed(cfg.seed + 1)
-        fresh = algorithm_class(cfg)(cfg.algo, spec, cfg.network, device, cfg.seed + 1, cfg.device)
-    search = BatchedSearch(spec, fresh.evaluate, search_config(cfg.algo))
-    sims = simulations or cfg.algo.eval_simulations or cfg.algo.simulations
-    return lambda states: search.run(states, None, sims).action
-
-
-def search_config(a) -> SearchConfig:
-    """The search settings of an ``AlphaZeroConfig``."""
-    return SearchConfig(simulations=a.simulations, c_puct=a.c_puct, root=a.root_search,
-                        dirichlet_alpha=a.dirichlet_alpha, dirichlet_fraction=a.dirichlet_fraction,
-                        gumbel_considered=a.gumbel_considered_actions, gumbel_c_visit=a.gumbel_c_visit,
-                        gumbel_c_scale=a.gumbel_c_scale)

@@ -319,9 +319,10 @@ def test_eval_shows_the_policy_beside_the_sft_model_and_the_report_draws_gold_ag
     assert set(record["sft"]) == sampled | {f"{k}_greedy" for k in sampled - {"kl"}} and record["sft"]["kl"] == 0
     assert "greedy:" in out and "greedy (KL to the SFT model" in out
     code, _, err = cli(["eval", str(root / "sft"), "--samples", "3"])
-    assert code == 2 and "valid: runs of algo=rlhf_ppo or grpo" in err
+    assert code == 2 and "is a run of algo=sft, which rlexp eval does not evaluate again" in err
+    assert "rlhf_ppo, grpo" in err and "alphazero" in err and "dqn" in err  # the families that have one
     code, _, err = cli(["eval", str(run_dir), "--episodes", "3"])
-    assert code == 2 and "--episodes is not for language-model runs" in err
+    assert code == 2 and "--episodes is not for runs of algo=rlhf_ppo; their options: --samples, --prompts" in err
     code, out, err = cli(["report", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(tmp_path / "report")])
     assert code == 0, err
     assert (tmp_path / "report" / "gold_vs_kl.png").stat().st_size > 10_000
