@@ -132,13 +132,19 @@ def check_device_settings(cfg: TrainConfig, honoured: tuple[str, ...]) -> None:
                               f"algo={cfg.algo.name} (it uses {uses}); drop it")
 
 
-def build_trainer(cfg: TrainConfig) -> "Trainer":
-    """The trainer of ``cfg.algo`` (its family's, from the registry), on the configured device.
+def build_trainer(cfg: TrainConfig, given: set[str] | None = None) -> "Trainer":
+    """The trainer of ``cfg.algo`` (its family's, from the registry), on the configured device;
+    ``given``: the keys the command set (a setting of another family's unit is refused even at
+    its default value).
 
     Raises:
         ConfigError: the config cannot run here (one line); nothing has been written.
     """
+    from rlexp.budget import refuse_other_units
+
     cls = trainer_class(cfg.algo.name)
+    if getattr(cls, "budget", None) is not None:
+        refuse_other_units(cfg, cls.budget, cfg.algo.name, given)
     return cls(cfg, resolve_device(cfg.device))
 
 

@@ -104,13 +104,35 @@ def format_error(err: BaseException) -> str:
         return f"{key} is required: add {key}=<value>{example}"
     if isinstance(err, OverrideParseException):
         return f"malformed override: {first_line(err)}"
-    line = omegaconf_error_line(cause, command_line=True) if cause is not None else None
+    line = _other_unit_line(cause) or (omegaconf_error_line(cause, command_line=True) if cause is not None else None)
     if line:
         return line
     text = first_line(err)
     if cause is not None and first_line(cause):
         text = f"{text}: {first_line(cause)}"
     return text or type(err).__name__
+
+
+def _other_unit_line(cause: BaseException | None) -> str | None:
+    """The line for a budget key of another family's unit that this run's algorithm section does
+    not have (``algo.total_games=10`` on a gym run): the key this run counts with instead."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    if not isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
+        return None
+    from rlexp.budget import BUDGETS, other_unit_message
+    from rlexp.build import trainer_class
+    from rlexp.config import ALGOS
+
+    key = str(getattr(cause, "full_key", "") or "")
+    other = next((b for b in BUDGETS if key in b.keys().values()), None)
+    ours = [name for name, algo in ALGOS.items() if algo.schema is getattr(cause, "object_type", None)]
+    if other is None or not ours:
+        return None
+    budget = getattr(trainer_class(ours[0]), "budget", None)
+    if budget is None or budget is other:
+        return None
+    return other_unit_message(key, other, budget, ours[0])
 
 
 def _missing_config_line(err) -> str:
@@ -344,21 +366,19 @@ def train(ctx: typer.Context) -> None:
 )
 def resume_cmd(
     run_dir: str = typer.Argument(..., metavar="RUN_DIR", help="the run directory `rlexp train` printed"),
-    total_steps: Optional[int] = typer.Option(None, "--total-steps", metavar="N",
-                                              help="gym runs: a new budget in agent steps (train a finished run longer)"),
     budget: Optional[int] = typer.Option(None, "--budget", metavar="N",
-                                         help="a new budget in the run's unit: agent steps, games, examples or pairs"),
+                                         help="a new budget in the run's unit: agent steps, games, examples, pairs "
+                                         "or prompts (train a finished run longer)"),
     trust: bool = typer.Option(False, "--trust", help=TRUST_HELP),
 ) -> None:
     from rlexp.errors import ConfigError, RunStopped, TrainingError
     from rlexp.train import resume
 
-    for flag, value in (("--total-steps", total_steps), ("--budget", budget)):
-        if value is not None and value <= 0:
-            typer.echo(f"error: {flag} must be > 0, got {value}", err=True)
-            raise typer.Exit(2)
+    if budget is not None and budget <= 0:
+        typer.echo(f"error: --budget must be > 0, got {budget}", err=True)
+        raise typer.Exit(2)
     try:
-        resume(run_dir, total_steps=total_steps, trust=trust, budget=budget)
+        resume(run_dir, trust=trust, budget=budget)
     except ConfigError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2)

@@ -25,6 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from rlexp.budget import given_keys, read
 from rlexp.build import build_trainer, process_settings, seed_everything, trainer_class
 from rlexp.checkpoint import write_json_atomic
 from rlexp.config import ALGOS, TrainConfig, to_typed
@@ -72,13 +73,12 @@ def run(cfg: TrainConfig, run_dir: Path, info: RunInfo | None = None) -> dict[st
     return _build_and_run(cfg, run_dir, info or RunInfo(), resuming=False)
 
 
-def resume(run_dir: Path | str, total_steps: int | None = None, trust: bool = False,
-           budget: int | None = None) -> dict[str, Any]:
+def resume(run_dir: Path | str, trust: bool = False, budget: int | None = None) -> dict[str, Any]:
     """Continue the run in ``run_dir`` from its newest good checkpoint, in place.
 
     ``budget`` extends (or sets) the budget in the run's own unit (agent steps, games,
-    examples, pairs: the trainer's ``budget_key``); ``total_steps`` is the same for gym runs.
-    The run's own config.yaml is used otherwise.
+    examples, pairs, prompts: the total of the trainer's ``budget``). The run's own
+    config.yaml is used otherwise.
 
     Raises:
         ConfigError: not a run directory, a config or checkpoint that does not fit, a run that
@@ -91,27 +91,16 @@ def resume(run_dir: Path | str, total_steps: int | None = None, trust: bool = Fa
     cfg = load_run_config(run_dir, trust=trust)
     trainer_cls = trainer_class(cfg.algo.name)
     key, unit = trainer_cls.budget_key, trainer_cls.unit
-    if total_steps is not None:
-        if key != "total_steps":
-            raise ConfigError(f"--total-steps counts agent steps; this run counts {unit.many}: use --budget N")
-        budget = total_steps
     if budget is not None:
         cfg = _with_budget(cfg, key, budget)
     summary_file = run_dir / "summary.json"
     if summary_file.is_file():
         done = json.loads(summary_file.read_text()).get(unit.key, 0)
-        if _budget_of(cfg, key) <= done:
+        if read(cfg, key) <= done:
             raise ConfigError(f"{run_dir} already finished its {done} {unit.many}; to train it longer: "
                               f"rlexp resume {run_dir} --budget N (N > {done})")
     command = (run_dir / "command.txt").read_text().strip() if (run_dir / "command.txt").is_file() else "rlexp train"
     return _build_and_run(cfg, run_dir, RunInfo(command=command), resuming=True)
-
-
-def _budget_of(cfg: TrainConfig, key: str) -> int:
-    node: Any = cfg
-    for part in key.split("."):
-        node = getattr(node, part)
-    return int(node)
 
 
 def _with_budget(cfg: TrainConfig, key: str, budget: int) -> TrainConfig:
@@ -125,9 +114,10 @@ def _with_budget(cfg: TrainConfig, key: str, budget: int) -> TrainConfig:
 def _build_and_run(cfg: TrainConfig, run_dir: Path, info: RunInfo, resuming: bool) -> dict[str, Any]:
     """Build the trainer (everything that can refuse the config, before any file is written)
     and run its lifecycle; the process settings are put back afterwards."""
+
     with process_settings(cfg.device):
         seed_everything(cfg.seed)
-        trainer = build_trainer(cfg)
+        trainer = build_trainer(cfg, given_keys(info.overrides))
         try:
             return Lifecycle(cfg, run_dir, info, trainer, resuming).run()
         finally:
@@ -343,17 +333,16 @@ def main(cfg: DictConfig) -> float:
 
 
 def _resume_from_hydra(cfg: DictConfig, hydra_dir: Path, overrides: tuple[str, ...], multirun: bool) -> float:
-    """``rlexp train resume=RUN_DIR [total_steps=N]``: the run continues with its own config.yaml."""
+    """``rlexp train resume=RUN_DIR``: the run continues with its own config.yaml (``rlexp resume
+    RUN_DIR --budget N`` is the way to train it longer)."""
     from rlexp.runs import check_run_dir
 
     _remove_if_empty(hydra_dir, Path.cwd())  # Hydra made an output dir; the run writes into RUN_DIR
     check_run_dir(cfg.resume)
     if multirun:
         raise ConfigError("resume= continues one run: drop -m (resume a sweep's jobs one by one: rlexp resume JOB_DIR)")
-    allowed = ("resume=", "total_steps=")
-    extra = [o for o in overrides if not o.startswith(allowed)]
+    extra = [o for o in overrides if not o.startswith("resume=")]
     if extra:
-        raise ConfigError(f"resume={cfg.resume} continues the run with its own config.yaml; only total_steps=N may "
-                          f"change, drop: {' '.join(extra)}")
-    total = next((int(o.partition("=")[2]) for o in overrides if o.startswith("total_steps=")), None)
-    return resume(cfg.resume, total_steps=total)["objective"]
+        raise ConfigError(f"resume={cfg.resume} continues the run with its own config.yaml; drop: {' '.join(extra)} "
+                          f"(to train it longer: rlexp resume {cfg.resume} --budget N)")
+    return resume(cfg.resume)["objective"]

@@ -104,6 +104,18 @@ CORPUS = {
                          "error: algo.simulations must be > 0, got 0"),
     "agent steps for a game": (["train", "algo=alphazero", "env=tictactoe", "total_steps=1000"],
                                "error: total_steps counts agent steps of gym envs; algo=alphazero counts games"),
+    "agent steps for a game, at their default": (["train", "algo=alphazero", "env=tictactoe", "total_steps=50000"],
+                                                 "error: total_steps counts agent steps of gym envs; algo=alphazero "
+                                                 "counts games: set algo.total_games"),
+    "an evaluation size in agent-step runs' terms": (["train", "algo=sft", "eval_episodes=10"],
+                                                     "error: eval_episodes is for runs counted in agent steps of gym "
+                                                     "envs; algo=sft counts examples: set algo.eval_prompts"),
+    "a game budget on a gym run": (["train", "algo.total_games=10"],
+                                   "error: algo.total_games counts self-play games; algo=dqn counts agent steps: set "
+                                   "total_steps"),
+    "a board OpenSpiel accepts but cannot exist": (["train", "algo=alphazero", "env=openspiel",
+                                                    "env.game='breakthrough(rows=-2,columns=5)'"],
+                                                   "error: env.game='breakthrough(rows=-2,columns=5)' has no board"),
     "an unknown eval opponent": (["train", "algo=alphazero", "env=tictactoe", "algo.eval_opponents=[minimax]"],
                                  "error: algo.eval_opponents='minimax' is not valid; choose one of: random, mcts, perfect, untrained"),
     "rlexp play on a gym run": (["play", "runs/old"], "error: runs/old is a run of algo=q_learning on maze, not a "

@@ -31,7 +31,7 @@ def test_gym_families_train_checkpoint_and_resume_on_cuda(args, tmp_path):
     cfg = compose_train([*GYM, *args])
     summary = run(cfg, tmp_path / "run")
     assert summary["steps"] == cfg.total_steps and summary["objective"] == summary["objective"]  # finite
-    again = resume(tmp_path / "run", total_steps=cfg.total_steps + 256)
+    again = resume(tmp_path / "run", budget=cfg.total_steps + 256)
     assert again["steps"] == cfg.total_steps + 256
     code, out, err = cli(["eval", str(tmp_path / "run"), "--episodes", "2", "--device", "cuda"])
     assert code == 0, err

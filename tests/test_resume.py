@@ -248,9 +248,12 @@ def test_resume_bad_input_is_one_line_and_touches_nothing(baselines, tmp_path):
         (["resume", str(finished)], f"error: {finished} already finished its 2048 agent steps; to train it longer"),
         (["resume", str(foreign)], f"error: checkpoint {foreign / 'checkpoints' / 'step_0000000512.pt'} was written "
                                    f"by a different config than {foreign / 'config.yaml'} (differs in: algo.gamma)"),
-        (["resume", str(finished), "--total-steps", "0"], "error: --total-steps must be > 0, got 0"),
+        (["resume", str(finished), "--budget", "0"], "error: --budget must be > 0, got 0"),
         (["train", f"resume={finished}", "algo.lr=0.5"], f"error: resume={finished} continues the run with its own "
-                                                         "config.yaml; only total_steps=N may change, drop: algo.lr=0.5"),
+                                                         "config.yaml; drop: algo.lr=0.5 (to train it longer: rlexp "
+                                                         f"resume {finished} --budget N)"),
+        (["train", f"resume={finished}", "total_steps=4096"], f"error: resume={finished} continues the run with its "
+                                                              "own config.yaml; drop: total_steps=4096"),
         (["train", f"resume={tmp_path / 'nosuch'}"], f"error: run directory {tmp_path / 'nosuch'} does not exist"),
     ]
     before = {d: _tree(d) for d in (finished, foreign)}
@@ -262,14 +265,14 @@ def test_resume_bad_input_is_one_line_and_touches_nothing(baselines, tmp_path):
     assert {d: _tree(d) for d in (finished, foreign)} == before
 
 
-def test_a_finished_run_trains_longer_with_total_steps(baselines, tmp_path):
+def test_a_finished_run_trains_longer_with_a_new_budget(baselines, tmp_path):
     import shutil
 
     run_dir = tmp_path / "run"
     shutil.copytree(baselines["q_learning"], run_dir, symlinks=True)
     threads = torch.get_num_threads()
     try:
-        summary = resume(run_dir, total_steps=2560)
+        summary = resume(run_dir, budget=2560)
     finally:
         torch.set_num_threads(threads)
     assert summary["steps"] == 2560 and "total_steps: 2560" in (run_dir / "config.yaml").read_text()

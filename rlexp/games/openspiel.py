@@ -68,6 +68,18 @@ def load_game(spec: str):
         raise ConfigError(f"env.game={spec!r} cannot be learned by self-play tree search: it is not "
                           f"{' and not '.join(missing)}; choose a two-player zero-sum perfect-information "
                           "deterministic game, e.g. tic_tac_toe, connect_four, breakthrough, hex, othello")
+    # OpenSpiel accepts parameters whose board cannot exist (breakthrough(rows=-2)); the network
+    # built on its observation would fail later with a negative dimension
+    shape, actions = list(game.observation_tensor_shape()), game.num_distinct_actions()
+    if not shape or min(shape) < 1 or actions < 1:
+        raise ConfigError(f"env.game={spec!r} has no board: OpenSpiel gives it observations of shape {shape} and "
+                          f"{actions} actions; a size parameter (rows, columns, board_size...) is out of range")
+    try:
+        with _quiet_stderr():
+            game.new_initial_state()
+    except pyspiel.SpielError as err:
+        raise ConfigError(f"env.game={spec!r} cannot start a game: "
+                          f"{first_line(err).removeprefix('OpenSpiel exception: ')}") from None
     return game
 
 

@@ -30,24 +30,7 @@ from typing import Any, Callable, ClassVar
 
 import torch
 
-
-@dataclass(frozen=True)
-class Unit:
-    """The trainer's unit of progress, as the run's files and messages name it."""
-
-    key: str  # summary.json key of the progress count, e.g. "steps"
-    one: str  # "at step 1500"
-    many: str  # "1500 agent steps"
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """The run's budget and intervals, in the trainer's unit (0: only at the end)."""
-
-    total: int  # work to do
-    log_interval: int  # between aggregated metric events (> 0)
-    eval_interval: int  # between evaluations; 0 evaluates only at the end
-    checkpoint_interval: int  # between periodic checkpoints; 0 saves only the last
+from rlexp.budget import Budget, Schedule, Unit  # noqa: F401  (a trainer's unit and schedule come from its budget)
 
 
 @dataclass
@@ -74,10 +57,11 @@ class TrainerFault(Exception):
 class Trainer(ABC):
     """One family of learning, driven by the run lifecycle (see the module docstring)."""
 
-    unit: Unit  # the unit of ``progress``
+    budget: ClassVar[Budget]  # the keys of its budget and intervals, in its unit (rlexp.budget)
+    unit: ClassVar[Unit]  # the unit of ``progress``: its budget's
     score_name: str  # the score's name in summary.json (e.g. "eval_return": eval_return_mean, best_eval_return)
     rate_metric: str  # the metric of progress per second (e.g. "perf/sps")
-    budget_key: str  # the config key of ``schedule.total``: the one setting a resume may change (extend)
+    budget_key: ClassVar[str]  # the config key of ``schedule.total`` (its budget's): the one setting a resume may change
     device: torch.device  # where the networks are
     schedule: Schedule
     progress: int = 0  # work done so far, in ``unit``
@@ -86,6 +70,11 @@ class Trainer(ABC):
     starts_from: ClassVar[tuple[str, ...]] = ()  # a pipeline stage: the algorithms whose exported model it may start from (model.from_run)
     scored_by: ClassVar[str | None] = None  # a pipeline stage: the algorithm whose exported model scores its answers (reward.from_run)
     eval_options: ClassVar[tuple[str, ...]] = ()  # the `rlexp eval` options its evaluate_saved takes (besides checkpoint, seed, device, trust)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "budget" in cls.__dict__:
+            cls.unit, cls.budget_key = cls.budget.unit, cls.budget.total
 
     @classmethod
     def evaluate_saved(cls, run_dir: str, checkpoint: str, seed: int | None, device: str, trust: bool,
@@ -177,24 +166,3 @@ def pipeline_links(trainer: type[Trainer], earlier: list[tuple[str, Path]]) -> d
     if reward is not None:
         links["reward.from_run"] = str(reward)
     return links
-
-
-def refuse_step_settings(cfg: Any, unit: str, keys: dict[str, str]) -> None:
-    """Refuse the gym family's agent-step settings in a family counted in ``unit`` (games,
-    examples, prompts); ``keys`` maps each step setting to the one to use instead.
-
-    Raises:
-        ConfigError: one line naming the setting and what to set instead.
-    """
-    from rlexp.config import LoggerConfig, TrainConfig
-    from rlexp.errors import ConfigError
-
-    defaults = TrainConfig.__dataclass_fields__
-    for key, ours in keys.items():
-        if key == "logger.log_interval_steps":
-            changed = cfg.logger.log_interval_steps != LoggerConfig.__dataclass_fields__["log_interval_steps"].default
-        else:
-            changed = getattr(cfg, key) != defaults[key].default
-        if changed:
-            raise ConfigError(f"{key} counts agent steps of gym envs; algo={cfg.algo.name} counts {unit}: set {ours}")
-

@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlexp.budget import STEPS
 from rlexp.build import MAX_EVAL_ENVS, build_algorithm, eval_seed
 from rlexp.config import GameEnvConfig, TaskEnvConfig, TrainConfig
 from rlexp.envs import ActionLog, failing_env_index, make_env, make_vector_env, obs_digest
 from rlexp.errors import ConfigError
 from rlexp.evaluation import evaluate
 from rlexp.networks import is_image_space
-from rlexp.trainers.base import Evaluation, Schedule, Trainer, TrainerFault, Unit
+from rlexp.trainers.base import Evaluation, Trainer, TrainerFault
 from rlexp.video import record_episode, render_env_for_video
 
 # device.* settings that slow the MLP (classic-control) runs on a CPU, said at the start instead of
@@ -45,10 +46,9 @@ COUNTERS = ("progress", "episodes", "window_returns", "window_lengths", "curve_t
 class GymTrainer(Trainer):
     """Drives an :class:`~rlexp.algos.base.Algorithm` through a gymnasium vector env."""
 
-    unit = Unit(key="steps", one="step", many="agent steps")
+    budget = STEPS
     score_name = "eval_return"
     rate_metric = "perf/sps"
-    budget_key = "total_steps"
 
     def __init__(self, cfg: TrainConfig, device: torch.device):
         if isinstance(cfg.env, GameEnvConfig):
@@ -58,8 +58,7 @@ class GymTrainer(Trainer):
             raise ConfigError(f"algo={cfg.algo.name} steps gymnasium envs; env={cfg.env.id} is a language-model task: "
                               "use algo=pretrain, sft or reward_model")
         self.cfg, self.device = cfg, device
-        self.schedule = Schedule(cfg.total_steps, cfg.logger.log_interval_steps, cfg.eval_interval_steps,
-                                 cfg.checkpoint_interval_steps)
+        self.schedule = self.budget.schedule(cfg)
         self.eval_envs = self._picture_env = None
         self.envs = make_vector_env(cfg.env, learning=True)
         try:

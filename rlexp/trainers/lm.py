@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlexp.budget import EXAMPLES, PAIRS, read
 from rlexp.config import DeviceConfig, TaskEnvConfig, TrainConfig
 from rlexp.errors import ConfigError
 from rlexp.lm.model import add_lora, load_pretrained, parameter_counts, quiet_transformers, tiny_llama
@@ -30,12 +31,12 @@ from rlexp.lm.rlhf import bradley_terry_loss
 from rlexp.lm.sampling import Answers, encode_prompts, generate, positions, sequence_scores
 from rlexp.lm.task import best_accuracy
 from rlexp.lm.tokenizer import char_tokenizer, pad_left
-from rlexp.trainers.base import Evaluation, Schedule, Trainer, Unit, refuse_step_settings
+from rlexp.trainers.base import Evaluation, Trainer
 
 
-def check_lm_run(cfg: TrainConfig, unit: str, step_settings: dict[str, str]) -> None:
-    """Refuse an env that is not a language task, gym step settings, and device settings the
-    language-model stages do not use.
+def check_lm_run(cfg: TrainConfig) -> None:
+    """Refuse an env that is not a language task, and device settings the language-model
+    stages do not use.
 
     Raises:
         ConfigError: one line naming the setting.
@@ -43,7 +44,6 @@ def check_lm_run(cfg: TrainConfig, unit: str, step_settings: dict[str, str]) -> 
     if not isinstance(cfg.env, TaskEnvConfig):
         raise ConfigError(f"algo={cfg.algo.name} trains a language model on a task; env={cfg.env.id} is not one: "
                           "use env=arithmetic")
-    refuse_step_settings(cfg, unit, step_settings)
     defaults = DeviceConfig()
     for key in ("amp", "compile", "replay"):
         if getattr(cfg.device, key) != getattr(defaults, key):
@@ -118,26 +118,22 @@ def model_exports(model: Any, tokenizer: Any, lora: bool) -> dict[str, Any]:
 class TextStageTrainer(Trainer):
     """What every language-model stage shares: its model (built, loaded or from an earlier
     stage; LoRA or every weight), AdamW, a generated dataset visited in shuffled passes, a
-    held-out set, exports and state. A stage sets its unit, its config keys and ``head``, and
-    implements ``_dataset``, ``_loss`` and ``evaluate``."""
+    held-out set, exports and state. A stage sets its ``budget``, ``dataset_key`` and ``head``,
+    and implements ``_dataset``, ``_loss`` and ``evaluate``."""
 
     score_name = "eval_score"
     data_parallel = True
     head = "lm"  # the model's output: lm (next-token logits) or score (one scalar: a reward model)
     loss_metric = "loss/lm"
-    keys: dict[str, str]  # the algo config's keys: total, log, eval, checkpoint, dataset, heldout
+    dataset_key: str  # the config key of the training set's size (its held-out set's is the budget's eval_size)
 
     def __init__(self, cfg: TrainConfig, device: torch.device):
-        k, a = self.keys, cfg.algo
-        check_lm_run(cfg, self.unit.many, {
-            "total_steps": f"algo.{k['total']}", "eval_interval_steps": f"algo.{k['eval']}",
-            "checkpoint_interval_steps": f"algo.{k['checkpoint']}", "eval_episodes": f"algo.{k['heldout']}",
-            "logger.log_interval_steps": f"algo.{k['log']}"})
+        a = cfg.algo
+        check_lm_run(cfg)
         self.parallel = DataParallel(device)  # under accelerate launch: this process's share of each batch
         self.cfg, self.device = cfg, self.parallel.device
         device = self.device
-        self.schedule = Schedule(getattr(a, k["total"]), getattr(a, k["log"]), getattr(a, k["eval"]),
-                                 getattr(a, k["checkpoint"]))
+        self.schedule = self.budget.schedule(cfg)
         self.task = cfg.env.task()
         model, self.tokenizer, self.source = stage_model(cfg, self.starts_from, self.head)
         self.lora = cfg.lora is not None and cfg.lora.enabled
@@ -150,8 +146,8 @@ class TextStageTrainer(Trainer):
         self.trainable, self.total_params = parameter_counts(self.model)
         self.params = [p for p in self.model.parameters() if p.requires_grad]  # what the optimizer updates
         self.optimizer = torch.optim.AdamW(self.params, lr=a.lr, weight_decay=a.weight_decay)
-        self.examples = self._dataset(getattr(a, k["dataset"]), np.random.default_rng([cfg.seed, 0]))
-        self.heldout = self._dataset(getattr(a, k["heldout"]), np.random.default_rng([cfg.seed, 1]))
+        self.examples = self._dataset(read(cfg, self.dataset_key), np.random.default_rng([cfg.seed, 0]))
+        self.heldout = self._dataset(read(cfg, self.budget.eval_size), np.random.default_rng([cfg.seed, 1]))
         self.rng = np.random.default_rng([cfg.seed, 2])  # the order examples are visited in
         self.order, self.cursor = self.rng.permutation(len(self.examples)), 0
         self.progress = 0
@@ -276,11 +272,9 @@ class LanguageModelTrainer(TextStageTrainer):
     """Next-token loss on (prompt, answer) pairs, on the answer's tokens, counted in examples;
     evaluated by the loss on held-out pairs."""
 
-    unit = Unit(key="examples", one="example", many="examples")
+    budget = EXAMPLES
     rate_metric = "perf/examples_per_s"
-    budget_key = "algo.total_examples"
-    keys = {"total": "total_examples", "log": "log_interval_examples", "eval": "eval_interval_examples",
-            "checkpoint": "checkpoint_interval_examples", "dataset": "dataset_examples", "heldout": "eval_prompts"}
+    dataset_key = "algo.dataset_examples"
 
     def _loss(self, items: list) -> tuple[torch.Tensor, int]:
         batch = self._encode(items)
@@ -347,14 +341,12 @@ class RewardModelTrainer(TextStageTrainer):
     ``-log sigmoid(r_chosen - r_rejected)`` on labelled pairs; evaluated by held-out accuracy
     against the labels, beside the best accuracy those noisy labels allow."""
 
-    unit = Unit(key="pairs", one="pair", many="pairs")
+    budget = PAIRS
     starts_from = ("pretrain", "sft")
     rate_metric = "perf/pairs_per_s"
-    budget_key = "algo.total_pairs"
     head = "score"
     loss_metric = "loss/reward_model"
-    keys = {"total": "total_pairs", "log": "log_interval_pairs", "eval": "eval_interval_pairs",
-            "checkpoint": "checkpoint_interval_pairs", "dataset": "dataset_pairs", "heldout": "eval_pairs"}
+    dataset_key = "algo.dataset_pairs"
 
     def _dataset(self, count: int, rng: np.random.Generator) -> list:
         return self.task.preference_pairs(count, rng)

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from rlexp.algos.lm_rl import Minibatch, Rollout
+from rlexp.budget import PROMPTS
 from rlexp.build import algorithm_class
 from rlexp.config import TrainConfig
 from rlexp.errors import ConfigError
@@ -46,7 +47,7 @@ from rlexp.lm.model import add_lora, load_pretrained, parameter_counts
 from rlexp.lm.parallel import DataParallel
 from rlexp.lm.rlhf import AdaptiveKLController, kl_per_token
 from rlexp.lm.sampling import Answers, entropy, positions, sequence_scores, token_logprobs
-from rlexp.trainers.base import Evaluation, Schedule, Trainer, Unit
+from rlexp.trainers.base import Evaluation, Trainer
 from rlexp.trainers.lm import answer_prompts, check_lm_run, model_exports, seed_from, stage_model
 
 SAMPLES_FILE = "samples.jsonl"  # the evaluations' sample answers, one JSON object per line
@@ -82,20 +83,16 @@ def load_reward_model(run_dir: str, policy_tokenizer: Any, algo: str) -> Any:
 class PolicyOptimizationTrainer(Trainer):
     """``rlhf_ppo`` and ``grpo`` on the language task; progress counts prompts."""
 
-    unit = Unit(key="prompts", one="prompt", many="prompts")
+    budget = PROMPTS
     data_parallel = True
     starts_from = ("sft", "pretrain")
     scored_by = "reward_model"
     rate_metric = "perf/prompts_per_s"
-    budget_key = "algo.total_prompts"
     score_name = "eval_gold"
 
     def __init__(self, cfg: TrainConfig, device: torch.device):
         a = cfg.algo
-        check_lm_run(cfg, "prompts", {
-            "total_steps": "algo.total_prompts", "eval_interval_steps": "algo.eval_interval_prompts",
-            "checkpoint_interval_steps": "algo.checkpoint_interval_prompts", "eval_episodes": "algo.eval_prompts",
-            "logger.log_interval_steps": "algo.log_interval_prompts"})
+        check_lm_run(cfg)
         if cfg.reward is None or not cfg.reward.from_run:
             raise ConfigError(f"algo={a.name} learns from a reward model: set reward.from_run=RM_RUN (a run of "
                               f"algo={self.scored_by}), or run every stage with experiment=rlhf_arithmetic")
@@ -110,8 +107,7 @@ class PolicyOptimizationTrainer(Trainer):
                               f"algo.total_prompts ({a.total_prompts}) a multiple of algo.batch_prompts")
         self.cfg, self.device = cfg, self.parallel.device
         device = self.device
-        self.schedule = Schedule(a.total_prompts, a.log_interval_prompts, a.eval_interval_prompts,
-                                 a.checkpoint_interval_prompts)
+        self.schedule = self.budget.schedule(cfg)
         self.task = cfg.env.task()
         policy, self.tokenizer, self.source = stage_model(cfg, self.starts_from, "lm")
         self.reward_model = load_reward_model(cfg.reward.from_run, self.tokenizer, self.scored_by).to(device)

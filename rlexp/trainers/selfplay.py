@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlexp.budget import GAMES
 from rlexp.build import algorithm_class
 from rlexp.config import GameEnvConfig, TrainConfig
 from rlexp.errors import ConfigError
@@ -25,12 +26,7 @@ from rlexp.games.agent import search_config, untrained_agent
 from rlexp.games.openspiel import GameSpec, encode, load_game, mirror, replay_history
 from rlexp.games.players import MatchResult, make_opponent, play_match
 from rlexp.games.search import BatchedSearch
-from rlexp.trainers.base import Evaluation, Schedule, Trainer, Unit, refuse_step_settings
-
-# settings of the gym-stepping family that count agent steps: a self-play run refuses them
-GYM_ONLY = {"total_steps": "algo.total_games", "eval_interval_steps": "algo.eval_interval_games",
-            "checkpoint_interval_steps": "algo.checkpoint_interval_games", "eval_episodes": "algo.eval_games",
-            "logger.log_interval_steps": "algo.log_interval_games"}
+from rlexp.trainers.base import Evaluation, Trainer
 
 
 @dataclass
@@ -44,7 +40,7 @@ class Slot:
 
 
 def check_game_run(cfg: TrainConfig) -> None:
-    """Refuse an env that is no board game, and the gym family's step-counted settings.
+    """Refuse an env that is no board game.
 
     Raises:
         ConfigError: one line naming the setting and what to use instead.
@@ -52,22 +48,20 @@ def check_game_run(cfg: TrainConfig) -> None:
     if not isinstance(cfg.env, GameEnvConfig):
         raise ConfigError(f"algo={cfg.algo.name} plays OpenSpiel board games; env={cfg.env.id} is not one: use "
                           "env=tictactoe, env=connect_four or env=openspiel env.game=<name(params)>")
-    refuse_step_settings(cfg, "games", GYM_ONLY)
 
 
 class SelfPlayTrainer(Trainer):
     """AlphaZero self-play on an OpenSpiel game; see the module docstring."""
 
-    unit = Unit(key="games", one="game", many="games")
+    budget = GAMES
     score_name = "eval_score"
     rate_metric = "perf/games_per_s"
-    budget_key = "algo.total_games"
 
     def __init__(self, cfg: TrainConfig, device: torch.device):
         check_game_run(cfg)
         a = cfg.algo
         self.cfg, self.device = cfg, device
-        self.schedule = Schedule(a.total_games, a.log_interval_games, a.eval_interval_games, a.checkpoint_interval_games)
+        self.schedule = self.budget.schedule(cfg)
         self.game = load_game(cfg.env.game)
         self.spec = GameSpec.of(self.game)
         if a.augment == "mirror":  # a game whose actions do not map onto its board is refused now

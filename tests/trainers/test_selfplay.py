@@ -116,8 +116,8 @@ def test_a_finished_game_run_trains_longer_with_a_budget_in_games(small_run, tmp
     shutil.copytree(small_run[0], run_dir)
     code, _, err = cli(["resume", str(run_dir)])
     assert code == 2 and f"{run_dir} already finished its 96 games; to train it longer: rlexp resume" in err
-    code, _, err = cli(["resume", str(run_dir), "--total-steps", "500"])
-    assert code == 2 and "--total-steps counts agent steps; this run counts games: use --budget N" in err
+    code, _, err = cli(["resume", str(run_dir), "--total-steps", "500"])  # gone: --budget is the one way
+    assert code == 2 and "No such option: --total-steps" in err
     code, out, err = cli(["resume", str(run_dir), "--budget", "112"])
     assert code == 0, out[-1500:] + err
     assert json.loads((run_dir / "summary.json").read_text())["games"] == 112
