@@ -126,8 +126,7 @@ class PolicyOptimizationTrainer(Trainer):
         self.value_head = self.algo.value_head  # run on the policy's last hidden state, for an algorithm with one
         self.trainable, self.total_params = parameter_counts(self.model)
         self.params = [p for p in self.model.parameters() if p.requires_grad] + self.algo.parameters()
-        params = self.params
-        self.optimizer = torch.optim.AdamW(params, lr=a.lr, weight_decay=a.weight_decay)
+        self.optimizer = torch.optim.AdamW(self.params, lr=a.lr, weight_decay=a.weight_decay)
         self.kl_control = (AdaptiveKLController(a.kl_coef, a.kl_target, a.kl_horizon_answers)
                            if a.kl_target is not None else None)
         self.heldout = self.task.prompts(a.eval_prompts, np.random.default_rng([cfg.seed, 1]))
