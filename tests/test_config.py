@@ -110,3 +110,15 @@ def test_group_options_do_not_restate_schema_defaults(group):
         defaults = flatten(OmegaConf.to_container(OmegaConf.structured(schema), resolve=False))
         restated = [k for k, v in flatten(data).items() if k not in IDENTITY_KEYS and k in defaults and defaults[k] == v]
         assert not restated, f"conf/{group}/{path.name} restates schema defaults: {restated}"
+
+
+def test_train_yaml_does_not_restate_the_top_level_defaults():
+    """conf/train.yaml composes the groups; the top-level settings' defaults live in TrainConfig only."""
+    from pathlib import Path
+
+    import yaml
+
+    data = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf" / "train.yaml").read_text())
+    assert not set(data) & set(TrainConfig.__dataclass_fields__), "restated: move the value to TrainConfig"
+    cfg = compose_train([])
+    assert (cfg.seed, cfg.total_steps, cfg.eval_episodes) == (1, 50_000, 10)  # the schema's, composed
