@@ -6,6 +6,7 @@ import sys
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Column
 
 from rlexp.loggers.base import Sink
 
@@ -46,14 +47,18 @@ class ConsoleLogger(Sink):
         self._last: dict[str, float] = {}
         self._progress: Progress | None = None
         if mode == "bar":
+            # At any width from 80 columns the bar, the work done of the total and the time left
+            # stay whole; the description and then the metrics give way (cut with an ellipsis).
             self._progress = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[stats]}"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=self.console,
+                TextColumn("[bold]{task.description}",
+                           table_column=Column(no_wrap=True, overflow="ellipsis", max_width=28)),
+                BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=10, max_width=40)),
+                MofNCompleteColumn(table_column=Column(no_wrap=True)),
+                TimeElapsedColumn(table_column=Column(no_wrap=True)),
+                TimeRemainingColumn(table_column=Column(no_wrap=True)),
+                TextColumn("{task.fields[stats]}", table_column=Column(ratio=3, no_wrap=True, overflow="ellipsis",
+                                                                       min_width=0)),
+                console=self.console, expand=True,
             )
             self._task = self._progress.add_task(description, total=total_steps, stats="")
             self._progress.start()

@@ -153,3 +153,28 @@ def test_wandb_run_id_continues_the_same_run(tmp_path):
         log.close()
         ids.append(log.run_id)
     assert ids == ["rlexp-resume-1", "rlexp-resume-1"]
+
+
+@pytest.mark.parametrize("width", [80, 100, 120, 200])
+@pytest.mark.parametrize("description", ["dqn CartPole-v1 seed=1", "alphazero breakthrough(rows=6,columns=6) seed=12345"])
+def test_the_progress_bar_keeps_the_bar_the_count_and_the_time_left_at_any_width(width, description):
+    """From 80 columns up the bar, the work done of the total and the times stay whole; the
+    description and then the metrics give way."""
+    import io
+
+    from rich.console import Console
+
+    from rlexp.loggers.console import ConsoleLogger
+
+    buf = io.StringIO()
+    console = Console(file=buf, width=width, force_terminal=True, color_system=None)
+    logger = ConsoleLogger("bar", 200_000, description, console=console)
+    logger._progress.stop()  # no live refresh: draw one frame below
+    logger.log(60_000, {"perf/sps": 2145.0, "train/episode_return": 187.3, "eval/score": 500.0,
+                        "train/epsilon": 0.05, "loss/td": 0.0123, "loss/policy": 0.1, "loss/value": 1.2})
+    buf.truncate(0)
+    buf.seek(0)
+    console.print(logger._progress.get_renderable())
+    line = buf.getvalue().strip().splitlines()[-1]
+    assert len(line) <= width and "60000/200000" in line and "━" in line, line
+    assert line.count(":") >= 4 and "sps 2145" in line, line  # elapsed and remaining (h:mm:ss each), then metrics
