@@ -177,7 +177,7 @@ def test_a_maze_drawn_on_the_command_line(tmp_path):
 
 def test_an_openspiel_game_string_with_parameters_needs_no_quoting():
     """`env.game=breakthrough(rows=6,columns=6)` as the issue writes it: rlexp quotes it for Hydra."""
-    from rlexp.cli import hydra_argv
+    from rlexp.hydra_front import hydra_argv
 
     assert hydra_argv(["env.game=breakthrough(rows=6,columns=6)", "seed=2"]) == [
         "env.game='breakthrough(rows=6,columns=6)'", "seed=2"]

@@ -5,8 +5,8 @@ import dataclasses
 import pytest
 from omegaconf import OmegaConf
 
-from rlexp.cli import config_groups
 from rlexp.config import GROUP_SCHEMAS, ConfigError, DQNConfig, TrainConfig
+from rlexp.hydra_front import config_groups
 from tests.conftest import compose_train
 
 ALGO_SCHEMAS = GROUP_SCHEMAS["algo"]

@@ -129,7 +129,7 @@ def test_a_failing_job_does_not_stop_the_sweep(tmp_path):
 def test_missing_plugin_names_the_extra():
     from hydra.errors import MissingConfigException
 
-    from rlexp.cli import format_error
+    from rlexp.hydra_front import format_error
 
     err = MissingConfigException("Could not load 'hydra/launcher/ray'", missing_cfg_file="hydra/launcher/ray",
                                  options=["basic", "joblib"])

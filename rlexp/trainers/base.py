@@ -82,8 +82,15 @@ class Trainer(ABC):
         """``rlexp eval``: evaluate a saved checkpoint of a run of this family and append the
         record to ``RUN_DIR/evals.jsonl``; (the record, its lines for people). ``options`` are
         the ones ``eval_options`` names that the command was given. A family that sets no
-        ``eval_options`` has no such evaluation (its in-training ones are in metrics.jsonl)."""
-        raise NotImplementedError
+        ``eval_options`` has no such evaluation: its in-training ones are in metrics.jsonl.
+
+        Raises:
+            ConfigError: this family has no evaluation of a saved run (the default).
+        """
+        from rlexp.errors import ConfigError
+
+        raise ConfigError(f"{run_dir}: rlexp eval does not evaluate runs of this kind again; their evaluations are "
+                          "in metrics.jsonl")
 
     @abstractmethod
     def start(self, resumed: bool) -> list[str]:
