@@ -7,11 +7,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test test-fast lint bench clean
 
-# (Re)install when the dependency files change. constraints.txt pins the tested versions;
+# (Re)install when the dependency files change. The editable install puts this checkout on
+# sys.path (compat mode) so that Hydra finds the sweeper in hydra_plugins/ here: it discovers
+# plugins by listing that namespace's folders, which setuptools' default editable finder hides. constraints.txt pins the tested versions;
 # torch==2.13.0 resolves to the CPU build where a local wheel is provided, CUDA elsewhere.
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) -e '.[test]'
+	$(PIP) -e '.[test]' --config-settings editable_mode=compat
 	@touch $@
 
 install: $(STAMP)
@@ -21,7 +23,7 @@ demo: $(STAMP)
 	@echo "Curves: metrics.jsonl above (or 'wandb sync' the offline run). Next: '$(BIN)/rlexp --help'."
 
 lint: $(STAMP)
-	$(BIN)/ruff check rlexp tests scripts
+	$(BIN)/ruff check rlexp hydra_plugins tests scripts
 
 test: lint
 	$(BIN)/python -m pytest -q

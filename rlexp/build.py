@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 import torch
 
-from rlexp.config import ALGOS, Algo, DeviceConfig, TrainConfig
+from rlexp.config import ALGOS, ENVS, Algo, DeviceConfig, TrainConfig
 from rlexp.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -132,6 +132,18 @@ def check_device_settings(cfg: TrainConfig, honoured: tuple[str, ...]) -> None:
                               f"algo={cfg.algo.name} (it uses {uses}); drop it")
 
 
+def check_env(env_cfg: Any) -> None:
+    """Run the check the env type's library supplies (``rlexp.config.ENVS``): what its schema
+    cannot know without loading the library (a ROM, a game's rules, a maze's shape).
+
+    Raises:
+        ConfigError: the library cannot use this env config (one line).
+    """
+    kind = ENVS.get(env_cfg.type)
+    if kind is not None and kind.check:
+        load_target(kind.check)(env_cfg)
+
+
 def build_trainer(cfg: TrainConfig, given: set[str] | None = None) -> "Trainer":
     """The trainer of ``cfg.algo`` (its family's, from the registry), on the configured device;
     ``given``: the keys the command set (a setting of another family's unit is refused even at
@@ -142,6 +154,7 @@ def build_trainer(cfg: TrainConfig, given: set[str] | None = None) -> "Trainer":
     """
     from rlexp.budget import refuse_other_units
 
+    check_env(cfg.env)
     cls = trainer_class(cfg.algo.name)
     if getattr(cls, "budget", None) is not None:
         refuse_other_units(cfg, cls.budget, cfg.algo.name, given)

@@ -72,6 +72,7 @@ def omegaconf_error_line(err: BaseException, command_line: bool = False) -> str 
         return f"missing value for {key}"
     if isinstance(err, ValidationError):
         text = first_line(err)
+        # no field of ValidationError holds the value: its wording (tests/test_cli.py: algo.lr=abc)
         m = re.match(r"Value '(.*)' of type '(\w+)' could not be converted to (\w+)", text)
         if m:
             return f"invalid value for {key or '?'}: {m.group(1)!r} is not a valid {m.group(3).lower()}"

@@ -3,7 +3,8 @@
 - ``SweepReport`` (a Hydra callback, in conf/train.yaml): when a multirun ends, it names
   the failed jobs with their log files, writes ``best.yaml`` (the best job's overrides,
   runnable with ``rlexp train --from``) and makes the command exit non-zero on failure.
-- ``make_optuna_resumable``: hydra-optuna-sweeper, made resumable (see there).
+- The resumable Optuna study is a sweeper of its own, ``hydra/sweeper: rlexp_optuna``
+  (``hydra_plugins/rlexp_sweepers``).
 - ``job_dirs`` / ``job_summary``: the per-job records that ``rlexp report`` tabulates.
 """
 
@@ -90,42 +91,3 @@ class SweepReport(Callback):
             lines.append(f"  FAILED {directory.name}: {record.get('error', 'no result')} (log: {directory / JOB_LOG})")
         lines.append(f"  table: rlexp report {sweep_dir}")
         print("\n".join(lines), file=sys.stderr if failed else sys.stdout, flush=True)
-
-
-def make_optuna_resumable() -> None:
-    """Make hydra-optuna-sweeper resume a study instead of starting over (when it is installed).
-
-    The plugin, re-run on an existing study, runs ``n_trials`` more trials and numbers its
-    jobs from 0 again, into the existing job directories. Wrapped here: the finished
-    trials already in the storage count toward ``n_trials``, new jobs number after all
-    earlier trials (an interrupted one keeps its directory), and the sweep directory, where
-    the presets keep the SQLite storage, exists before the study opens. A wrapper, not a
-    subclass: Hydra only instantiates sweepers it discovers in the ``hydra_plugins``
-    namespace, which an editable install of rlexp cannot extend.
-    """
-    try:
-        from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
-    except ImportError:  # the [optuna] extra is not installed
-        return
-    if getattr(OptunaSweeperImpl.sweep, "_rlexp_resumable", False):
-        return
-    original = OptunaSweeperImpl.sweep
-
-    def sweep(self, arguments):
-        import optuna
-
-        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        if self.storage:
-            try:
-                study = optuna.load_study(study_name=self.study_name, storage=self.storage)
-            except KeyError:  # a new study
-                study = None
-            if study is not None:
-                done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
-                        optuna.trial.TrialState.PRUNED)
-                self.n_trials = max(0, self.n_trials - sum(1 for t in study.trials if t.state in done))
-                self.job_idx = len(study.trials)
-        return original(self, arguments)
-
-    sweep._rlexp_resumable = True
-    OptunaSweeperImpl.sweep = sweep

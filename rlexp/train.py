@@ -28,12 +28,12 @@ from omegaconf import DictConfig
 from rlexp.budget import given_keys, read
 from rlexp.build import build_trainer, process_settings, seed_everything, trainer_class
 from rlexp.checkpoint import write_json_atomic
-from rlexp.config import ALGOS, TrainConfig, to_typed
+from rlexp.config import ALGOS, TrainConfig, register_configs, to_typed
 from rlexp.errors import ConfigError, TrainingError, check_writable_dir, first_line
 from rlexp.lifecycle import Lifecycle, RunInfo
-from rlexp.sweeps import JOB_LOG, make_optuna_resumable, write_job_summary
+from rlexp.sweeps import JOB_LOG, write_job_summary
 
-make_optuna_resumable()  # before Hydra builds a sweeper (rlexp train -m sweep=..._optuna)
+register_configs()  # the schemas and resolvers @hydra.main's compose reads (conf/ names them)
 
 
 def run(cfg: TrainConfig, run_dir: Path, info: RunInfo | None = None) -> dict[str, Any]:

@@ -27,17 +27,15 @@ import torch
 
 
 def make_learner(game_name: str, network: list[str], device: str):
-    from hydra import compose, initialize_config_module
 
     from rlexp.algos.alphazero import AlphaZero
-    from rlexp.config import to_typed
+    from rlexp.config import compose
     from rlexp.games.openspiel import GameSpec, load_game
 
     env = {"tic_tac_toe": "tictactoe", "connect_four": "connect_four"}.get(game_name)
     overrides = ["algo=alphazero", f"env={env}" if env else "env=openspiel", *([] if env else [f"env.game={game_name}"]),
                  *network]
-    with initialize_config_module("rlexp.conf", version_base="1.3"):
-        cfg = to_typed(compose("train", overrides=overrides))
+    cfg = compose(overrides)
     game = load_game(cfg.env.game)
     spec = GameSpec.of(game)
     torch.manual_seed(0)

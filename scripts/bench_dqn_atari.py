@@ -46,9 +46,8 @@ VARIANTS = {"amp": ["device.amp=true"]}  # rlexp's device.* speed settings (bflo
 
 
 def rlexp_config(steps: int, device: str, variant: str | None = None):
-    from hydra import compose, initialize_config_module
 
-    from rlexp.config import to_typed
+    from rlexp.config import compose
 
     s = SETTINGS
     overrides = [
@@ -62,8 +61,7 @@ def rlexp_config(steps: int, device: str, variant: str | None = None):
         "algo.max_grad_norm=10",  # SB3's default clip
         *VARIANTS.get(variant, []),
     ]
-    with initialize_config_module("rlexp.conf", version_base="1.3"):
-        return to_typed(compose("train", overrides=overrides))
+    return compose(overrides)
 
 
 def run_rlexp(steps: int, device: str, variant: str | None = None) -> dict:

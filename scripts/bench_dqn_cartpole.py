@@ -60,9 +60,7 @@ VARIANTS = {"amp": ["device.amp=true"], "compile": ["device.compile=true"]}  # r
 
 def rlexp_config(seed: int, steps: int, threads: int | None, device: str, variant: str | None = None):
     """rlexp's config for the case: the RL Zoo values as overrides."""
-    from hydra import compose, initialize_config_module
-
-    from rlexp.config import to_typed
+    from rlexp.config import compose
 
     overrides = [
         f"seed={seed}", f"total_steps={steps}", "eval_interval_steps=0", f"eval_episodes={EVAL_EPISODES}",
@@ -77,8 +75,7 @@ def rlexp_config(seed: int, steps: int, threads: int | None, device: str, varian
     if threads is not None:
         overrides.append(f"device.torch_threads={threads}")
     overrides += VARIANTS.get(variant, [])
-    with initialize_config_module("rlexp.conf", version_base="1.3"):
-        return to_typed(compose("train", overrides=overrides))
+    return compose(overrides)
 
 
 def bench_rlexp(seed: int, steps: int, threads: int | None, device: str, variant: str | None = None) -> dict:

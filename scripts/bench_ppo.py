@@ -81,16 +81,13 @@ VARIANTS = {"amp": ["device.amp=true"], "compile": ["device.compile=true"]}  # r
 
 def rlexp_config(env: str, steps: int, seed: int, device: str, variant: str | None = None):
     """rlexp's config for the case (its preset, the bench's run length, no periodic eval)."""
-    from hydra import compose, initialize_config_module
-
-    from rlexp.config import to_typed
+    from rlexp.config import compose
 
     s = SETTINGS[env]
     overrides = [*s["rlexp"], f"total_steps={steps}", "eval_interval_steps=0", f"eval_episodes={s['eval_episodes']}",
                  "checkpoint_interval_steps=0", "logger=none", "logger.progress=none", f"device={device}",
                  f"seed={seed}", f"logger.log_interval_steps={steps // QUARTERS}", *VARIANTS.get(variant, [])]
-    with initialize_config_module("rlexp.conf", version_base="1.3"):
-        return to_typed(compose("train", overrides=overrides))
+    return compose(overrides)
 
 
 def ppo_updates(cfg, steps: int) -> int:

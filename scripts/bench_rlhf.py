@@ -139,18 +139,16 @@ def _reward_fn(rm, tok, penalty: float, device: str):
 
 def worker_rlexp_grpo(run: str, rollouts: int, seed: int, device: str) -> dict:
     import torch
-    from hydra import compose, initialize_config_module
 
     from rlexp.build import build_trainer, seed_everything
-    from rlexp.config import to_typed
+    from rlexp.config import compose
 
     args = ["algo=grpo", "env=arithmetic", f"model.from_run={run}/2_sft", f"reward.from_run={run}/3_reward_model",
             f"seed={seed}", "logger=none", f"device={'cuda' if device.startswith('cuda') else 'cpu'}",
             f"algo.total_prompts={rollouts * GRPO['batch_prompts']}",
             *(f"algo.{k}={v}" for k, v in GRPO.items()), f"lora.rank={LORA['rank']}", f"lora.alpha={LORA['alpha']}",
             f"lora.target_modules=[{','.join(LORA['target_modules'])}]"]
-    with initialize_config_module("rlexp.conf", version_base="1.3"):  # the config exactly as `rlexp train` composes it
-        cfg = to_typed(compose("train", overrides=args))
+    cfg = compose(args)  # the config exactly as `rlexp train` composes it
     seed_everything(seed)
     trainer = build_trainer(cfg)
     trainer.start(resumed=False)

@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
 
-from rlexp.config import TrainConfig, to_typed
+from rlexp.config import TrainConfig, compose
 
 RLEXP = [sys.executable, "-m", "rlexp"]
 
@@ -30,8 +29,7 @@ TINY = [
 
 def compose_train(overrides: list[str] | None = None) -> TrainConfig:
     """The composed, validated config for ``overrides`` (as `rlexp train` would build it)."""
-    with initialize_config_module("rlexp.conf", version_base="1.3"):
-        return to_typed(compose("train", overrides=list(overrides or [])))
+    return compose(overrides or [])
 
 
 @pytest.fixture

@@ -81,6 +81,7 @@ BAD_INPUTS = [
     (["eval_interval_steps=-1"], "eval_interval_steps must be >= 0"),
     (["algo.batch_size=0"], "algo.batch_size must be > 0"),
     (["seed=1,2"], "seed=1,2 is a sweep: add -m"),
+    (["seed=choice(1,2)"], "seed=choice(1,2) is a sweep: add -m"),
     (["nosuchgroup=x"], "unknown"),
     (["env=atari"], "env.game is required: add env.game=<value>"),
     (["env=atari", "env.game=pacmn"], "env.game='pacmn' is not an ALE game; did you mean pacman"),

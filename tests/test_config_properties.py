@@ -2,7 +2,7 @@
 TrainConfig or is refused with a one-line ConfigError that names its key.
 
 The expected valid range of every checked field is written down here (``ALGO_FIELDS``,
-``OTHER_FIELDS``), independently of rlexp/config.py, and hypothesis draws values inside,
+``OTHER_FIELDS``), independently of rlexp/config/, and hypothesis draws values inside,
 at the edges of, and outside those ranges (NaN and infinities included).
 
 Composing with Hydra costs ~0.1 s, too slow for hundreds of examples. Hydra applies
@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from omegaconf import DictConfig
 from omegaconf.errors import ValidationError
 
-from rlexp.config import GROUP_SCHEMAS, ConfigError, TrainConfig, to_typed
+from rlexp.config import GROUP_SCHEMAS, ConfigError, TrainConfig, register_configs, to_typed
 from tests.conftest import compose_train
 
 
@@ -52,6 +52,7 @@ FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 @functools.lru_cache(maxsize=None)
 def _composed(groups: tuple[str, ...]) -> DictConfig:
     """The config Hydra composes for these group options, before any value override."""
+    register_configs()
     with initialize_config_module("rlexp.conf", version_base="1.3"):
         return compose("train", overrides=list(groups))
 

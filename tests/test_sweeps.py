@@ -135,8 +135,9 @@ def test_missing_plugin_names_the_extra():
                                  options=["basic", "joblib"])
     assert format_error(err) == ("launcher ray needs a Hydra plugin that is not installed: pip install 'rlexp[ray]' "
                                  "(or pip install hydra-ray-launcher)")
-    err = MissingConfigException("x", missing_cfg_file="hydra/sweeper/optuna", options=["basic"])
-    assert "pip install 'rlexp[optuna]'" in format_error(err)
+    for sweeper in ("optuna", "rlexp_optuna"):
+        err = MissingConfigException("x", missing_cfg_file=f"hydra/sweeper/{sweeper}", options=["basic"])
+        assert "pip install 'rlexp[optuna]'" in format_error(err)
 
 
 def _can_unshare() -> str | None:

@@ -19,7 +19,7 @@ def test_wheel_installs_and_trains(tmp_path):
     # build from a copy: setuptools' in-tree build/ folder could carry stale files
     src = tmp_path / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("rlexp", "conf"):
+    for name in ("rlexp", "conf", "hydra_plugins"):
         shutil.copytree(ROOT / name, src / name, ignore=ignore)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
@@ -48,6 +48,10 @@ def test_wheel_installs_and_trains(tmp_path):
     where = subprocess.run([str(py), "-c", "import rlexp, rlexp.conf; print(rlexp.__file__)"],
                            cwd=work, env=env, capture_output=True, text=True, check=True).stdout
     assert str(env_dir) in where, where  # the wheel's copy, not the checkout
+    sweepers = subprocess.run([str(py), "-c", "from hydra.core.plugins import Plugins; from hydra.plugins.sweeper import "
+                               "Sweeper; print([c.__module__ for c in Plugins.instance().discover(Sweeper)])"],
+                              cwd=work, env=env, capture_output=True, text=True, check=True).stdout
+    assert "hydra_plugins.rlexp_sweepers.resumable_optuna" in sweepers, sweepers  # Hydra finds the wheel's sweeper
 
     out = subprocess.run(
         [str(env_dir / "bin" / "rlexp"), "train", "total_steps=600", "eval_episodes=2", "eval_interval_steps=0",

@@ -17,6 +17,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 
 from rlexp.config import AtariEnvConfig
+from rlexp.errors import ConfigError
 
 
 class LifeLossInfo(VectorWrapper):
@@ -48,6 +49,23 @@ class LifeLossTerminal(VectorWrapper):
         if life_loss is not None:
             terminated = terminated | life_loss
         return obs, rewards, terminated, truncated, info
+
+
+def check_config(cfg: AtariEnvConfig) -> None:
+    """Refuse a game the installed ale-py has no ROM for (one line, with the closest names).
+
+    Raises:
+        ConfigError: ``env.game`` is not an ALE game.
+    """
+    import difflib
+
+    import ale_py.roms
+
+    games = sorted(ale_py.roms.get_all_rom_ids())
+    if cfg.game not in games:
+        close = difflib.get_close_matches(cfg.game, games, n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else f"{len(games)} games, e.g. {', '.join(games[:5])}"
+        raise ConfigError(f"env.game={cfg.game!r} is not an ALE game; {hint}")
 
 
 def make_atari_vector_env(cfg: AtariEnvConfig, num_envs: int | None = None) -> VectorEnv:

@@ -70,6 +70,12 @@ def parse_layout(text: str) -> list[str]:
     return grid
 
 
+def check_config(cfg) -> None:
+    """Refuse an ``env=maze`` config (:class:`~rlexp.config.MazeEnvConfig`) whose layout is not a
+    maze :class:`MazeEnv` can run (:func:`parse_layout` says why, in one line)."""
+    parse_layout(cfg.layout)
+
+
 def _cells_reaching(grid: list[str], goal: tuple[int, int]) -> set[tuple[int, int]]:
     """Free cells with a path to ``goal`` (moves are reversible, so a search from the goal)."""
     seen = {goal}

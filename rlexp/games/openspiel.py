@@ -83,6 +83,12 @@ def load_game(spec: str):
     return game
 
 
+def check_config(cfg) -> None:
+    """Refuse an ``env=openspiel`` config (:class:`~rlexp.config.GameEnvConfig`) whose game
+    string :func:`load_game` refuses (one line)."""
+    load_game(cfg.game)
+
+
 def unsupported(game) -> list[str]:
     """What ``game`` lacks of the class AlphaZero handles ([] when nothing)."""
     import pyspiel

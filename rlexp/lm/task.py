@@ -54,6 +54,12 @@ class ArithmeticTask:
     annotator_padded: float = 0.2  # demonstrations: right, then padding; the rest miss by 1-3
     label_temperature: float = 0.1  # Bradley-Terry temperature of the preference labels (0: noiseless)
 
+    @classmethod
+    def from_config(cls, env) -> "ArithmeticTask":
+        """The task an ``env=arithmetic`` config (:class:`~rlexp.config.TaskEnvConfig`) describes."""
+        return cls(env.max_operand, env.padding_penalty, env.near_miss_credit, env.annotator_correct,
+                   env.annotator_padded, env.label_temperature)
+
     def prompt(self, rng: np.random.Generator) -> str:
         a, b = rng.integers(0, self.max_operand + 1, size=2)
         return f"Q: {a}+{b}=A:"

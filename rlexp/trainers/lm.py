@@ -29,7 +29,7 @@ from rlexp.lm.model import add_lora, load_pretrained, parameter_counts, quiet_tr
 from rlexp.lm.parallel import DataParallel
 from rlexp.lm.rlhf import bradley_terry_loss
 from rlexp.lm.sampling import Answers, encode_prompts, generate, positions, sequence_scores
-from rlexp.lm.task import best_accuracy
+from rlexp.lm.task import ArithmeticTask, best_accuracy
 from rlexp.lm.tokenizer import char_tokenizer, pad_left
 from rlexp.trainers.base import Evaluation, Trainer
 
@@ -134,7 +134,7 @@ class TextStageTrainer(Trainer):
         self.cfg, self.device = cfg, self.parallel.device
         device = self.device
         self.schedule = self.budget.schedule(cfg)
-        self.task = cfg.env.task()
+        self.task = ArithmeticTask.from_config(cfg.env)
         model, self.tokenizer, self.source = stage_model(cfg, self.starts_from, self.head)
         self.lora = cfg.lora is not None and cfg.lora.enabled
         if self.lora:

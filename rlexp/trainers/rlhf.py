@@ -47,6 +47,7 @@ from rlexp.lm.model import add_lora, load_pretrained, parameter_counts
 from rlexp.lm.parallel import DataParallel
 from rlexp.lm.rlhf import AdaptiveKLController, kl_per_token
 from rlexp.lm.sampling import Answers, entropy, positions, sequence_scores, token_logprobs
+from rlexp.lm.task import ArithmeticTask
 from rlexp.trainers.base import Evaluation, Trainer
 from rlexp.trainers.lm import answer_prompts, check_lm_run, model_exports, seed_from, stage_model
 
@@ -108,7 +109,7 @@ class PolicyOptimizationTrainer(Trainer):
         self.cfg, self.device = cfg, self.parallel.device
         device = self.device
         self.schedule = self.budget.schedule(cfg)
-        self.task = cfg.env.task()
+        self.task = ArithmeticTask.from_config(cfg.env)
         policy, self.tokenizer, self.source = stage_model(cfg, self.starts_from, "lm")
         self.reward_model = load_reward_model(cfg.reward.from_run, self.tokenizer, self.scored_by).to(device)
         self.lora = cfg.lora is not None and cfg.lora.enabled

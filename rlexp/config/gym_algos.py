@@ -1,0 +1,212 @@
+"""Schemas of the algorithms that step a gymnasium env: DQN, PPO, A2C, REINFORCE, the tabular
+learners and value iteration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from omegaconf import MISSING
+
+from rlexp.config.checks import finite, non_negative, one_of, positive, unit_interval
+from rlexp.errors import ConfigError
+
+
+@dataclass
+class DQNConfig:
+    """Deep Q-Network (Mnih et al. 2015) with the usual modern switches."""
+
+    name: str = "dqn"  # registry key in rlexp.config.ALGOS
+    optimizer: str = "adam"  # adam, or rmsprop (centered, as the DQN Nature paper)
+    lr: float = 1e-4  # learning rate
+    optimizer_eps: float = 1e-8  # Adam/RMSProp epsilon (numerical floor of the second-moment estimate)
+    rmsprop_alpha: float = 0.95  # RMSProp squared-gradient smoothing (DQN Nature: 0.95)
+    gamma: float = 0.99  # discount factor
+    buffer_capacity_transitions: int = 100_000  # replay capacity, in transitions
+    batch_size: int = 32  # transitions per gradient update
+    learning_starts_steps: int = 1_000  # agent steps of pure exploration before the first update
+    train_interval_steps: int = 4  # agent steps between training phases
+    updates_per_train: int = 1  # gradient updates in each training phase
+    target_update_interval_steps: int = 1_000  # agent steps between target-network syncs
+    tau: float = 1.0  # target sync rate: 1.0 hard copy, <1 Polyak averaging
+    epsilon_start: float = 1.0  # exploration epsilon at step 0
+    epsilon_end: float = 0.05  # exploration epsilon after the decay
+    epsilon_decay_steps: int = 10_000  # agent steps of linear decay from start to end
+    epsilon_eval: float = 0.0  # epsilon of the evaluation policy (0 = greedy)
+    loss: str = "huber"  # TD loss: huber (smooth L1) or mse
+    double_dqn: bool = False  # Double DQN target: online argmax, target value
+    max_grad_norm: Optional[float] = 10.0  # gradient-norm clip; null disables clipping
+
+    def __post_init__(self) -> None:
+        o = "algo"
+        one_of(o, "optimizer", self.optimizer, ("adam", "rmsprop"))
+        positive(o, lr=self.lr, optimizer_eps=self.optimizer_eps, buffer_capacity_transitions=self.buffer_capacity_transitions,
+                  batch_size=self.batch_size, train_interval_steps=self.train_interval_steps,
+                  updates_per_train=self.updates_per_train,
+                  target_update_interval_steps=self.target_update_interval_steps)
+        non_negative(o, learning_starts_steps=self.learning_starts_steps, epsilon_decay_steps=self.epsilon_decay_steps)
+        unit_interval(o, gamma=self.gamma, rmsprop_alpha=self.rmsprop_alpha, epsilon_start=self.epsilon_start, epsilon_end=self.epsilon_end,
+                       epsilon_eval=self.epsilon_eval)
+        if not 0.0 < self.tau <= 1.0:
+            raise ConfigError(f"algo.tau must be in (0, 1], got {self.tau}")
+        one_of(o, "loss", self.loss, ("huber", "mse"))
+        if self.max_grad_norm is not None:
+            positive(o, max_grad_norm=self.max_grad_norm)
+        if self.batch_size > self.buffer_capacity_transitions:
+            raise ConfigError(f"algo.batch_size={self.batch_size} is larger than the replay buffer "
+                              f"(algo.buffer_capacity_transitions={self.buffer_capacity_transitions}); a batch must "
+                              "fit in the buffer: lower algo.batch_size or raise the capacity")
+
+
+@dataclass
+class PPOConfig:
+    """Proximal Policy Optimization (Schulman et al. 2017), clipped surrogate, GAE."""
+
+    name: str = "ppo"  # registry key in rlexp.config.ALGOS
+    lr: float = 2.5e-4  # Adam learning rate (at the start, when annealed)
+    anneal_lr: bool = True  # decay the learning rate linearly to 0 over total_steps
+    optimizer_eps: float = 1e-5  # Adam epsilon (1e-5 as in the PPO reference implementations)
+    rollout_steps: int = 128  # steps per env between updates (rollout = rollout_steps x num_envs transitions)
+    num_minibatches: int = 4  # minibatches per epoch over the rollout
+    update_epochs: int = 4  # passes over each rollout
+    gamma: float = 0.99  # discount factor
+    gae_lambda: float = 0.95  # GAE lambda (1 = Monte-Carlo advantages, 0 = one-step TD)
+    clip_coef: float = 0.1  # surrogate clip range epsilon (PPO paper, Atari: 0.1)
+    anneal_clip: bool = False  # decay clip_coef linearly to 0 over total_steps
+    clip_value_loss: bool = True  # clip the value update around the old values (as PPO2)
+    ent_coef: float = 0.01  # entropy bonus coefficient
+    vf_coef: float = 0.5  # value loss coefficient
+    max_grad_norm: Optional[float] = 0.5  # gradient-norm clip; null disables
+    norm_adv: bool = True  # normalize advantages per minibatch
+    normalize_rewards: bool = False  # scale rewards by the running std of the discounted return (continuous control)
+    target_kl: Optional[float] = None  # stop the epochs early when the approximate KL exceeds this; null never
+
+    def __post_init__(self) -> None:
+        o = "algo"
+        positive(o, lr=self.lr, optimizer_eps=self.optimizer_eps, rollout_steps=self.rollout_steps,
+                  num_minibatches=self.num_minibatches, update_epochs=self.update_epochs)
+        unit_interval(o, gamma=self.gamma, gae_lambda=self.gae_lambda)
+        non_negative(o, clip_coef=self.clip_coef, ent_coef=self.ent_coef, vf_coef=self.vf_coef)
+        if self.max_grad_norm is not None:
+            positive(o, max_grad_norm=self.max_grad_norm)
+        if self.target_kl is not None:
+            positive(o, target_kl=self.target_kl)
+
+
+@dataclass
+class ReinforceConfig:
+    """REINFORCE (Williams 1992): Monte-Carlo policy gradient on complete episodes."""
+
+    name: str = "reinforce"  # registry key in rlexp.config.ALGOS
+    lr: float = 1e-3  # Adam learning rate
+    optimizer_eps: float = 1e-8  # Adam epsilon
+    gamma: float = 0.99  # discount of the Monte-Carlo returns
+    episodes_per_update: int = 1  # complete episodes per gradient step (collected across the parallel envs)
+    baseline: str = "value"  # none, mean (the batch's mean return) or value (a learned state value)
+    normalize_returns: bool = True  # scale the advantages to zero mean, unit std per update
+    ent_coef: float = 0.0  # entropy bonus coefficient
+    vf_coef: float = 0.5  # value loss coefficient (baseline=value)
+    max_grad_norm: Optional[float] = None  # gradient-norm clip; null disables
+
+    def __post_init__(self) -> None:
+        o = "algo"
+        positive(o, lr=self.lr, optimizer_eps=self.optimizer_eps, episodes_per_update=self.episodes_per_update)
+        unit_interval(o, gamma=self.gamma)
+        one_of(o, "baseline", self.baseline, ("none", "mean", "value"))
+        non_negative(o, ent_coef=self.ent_coef, vf_coef=self.vf_coef)
+        if self.max_grad_norm is not None:
+            positive(o, max_grad_norm=self.max_grad_norm)
+
+
+@dataclass
+class A2CConfig:
+    """Synchronous advantage actor-critic (Mnih et al. 2016, A2C): one gradient step per rollout."""
+
+    name: str = "a2c"  # registry key in rlexp.config.ALGOS
+    optimizer: str = "rmsprop"  # rmsprop (the paper's) or adam
+    lr: float = 7e-4  # learning rate
+    anneal_lr: bool = False  # decay the learning rate linearly to 0 over total_steps
+    optimizer_eps: float = 1e-5  # RMSProp/Adam epsilon
+    rmsprop_alpha: float = 0.99  # RMSProp squared-gradient smoothing
+    rollout_steps: int = 5  # steps per env per update (n of the n-step returns)
+    gamma: float = 0.99  # discount factor
+    gae_lambda: float = 1.0  # 1.0 = n-step returns; < 1 = GAE(lambda)
+    ent_coef: float = 0.01  # entropy bonus coefficient
+    vf_coef: float = 0.5  # value loss coefficient
+    max_grad_norm: Optional[float] = 0.5  # gradient-norm clip; null disables
+    norm_adv: bool = False  # normalize advantages over the rollout
+    normalize_rewards: bool = False  # scale rewards by the running std of the discounted return
+
+    def __post_init__(self) -> None:
+        o = "algo"
+        one_of(o, "optimizer", self.optimizer, ("rmsprop", "adam"))
+        positive(o, lr=self.lr, optimizer_eps=self.optimizer_eps, rollout_steps=self.rollout_steps)
+        unit_interval(o, gamma=self.gamma, gae_lambda=self.gae_lambda, rmsprop_alpha=self.rmsprop_alpha)
+        non_negative(o, ent_coef=self.ent_coef, vf_coef=self.vf_coef)
+        if self.max_grad_norm is not None:
+            positive(o, max_grad_norm=self.max_grad_norm)
+
+
+@dataclass
+class TabularConfig:
+    """A Q-table learned by temporal differences, acting epsilon-greedy (Q-learning, SARSA)."""
+
+    name: str = MISSING  # registry key in rlexp.config.ALGOS
+    gamma: float = 0.99  # discount factor (1.0: undiscounted, values count the steps to the goal)
+    alpha: float = 0.5  # step size of the TD update at the start
+    alpha_end: float = 0.5  # step size after the decay (alpha_schedule=linear) or its floor (visits)
+    alpha_decay_steps: int = 0  # linear schedule: agent steps from alpha to alpha_end; 0 = constant alpha
+    alpha_schedule: str = "linear"  # linear, or visits: max(alpha_end, alpha / N(s, a)) (converges on stochastic envs)
+    epsilon_start: float = 1.0  # exploration epsilon at step 0
+    epsilon_end: float = 0.05  # exploration epsilon after the decay
+    epsilon_decay_steps: int = 10_000  # agent steps of linear decay from start to end
+    q_init: float = 0.0  # initial value of every Q(s, a) (zeros, as in Sutton & Barto; above the returns: optimistic exploration)
+
+    def __post_init__(self) -> None:
+        o = "algo"
+        unit_interval(o, gamma=self.gamma, epsilon_start=self.epsilon_start, epsilon_end=self.epsilon_end)
+        non_negative(o, alpha_decay_steps=self.alpha_decay_steps, epsilon_decay_steps=self.epsilon_decay_steps)
+        for key in ("alpha", "alpha_end"):
+            value = getattr(self, key)
+            if not 0.0 < value <= 1.0:
+                raise ConfigError(f"algo.{key} must be in (0, 1], got {value}")
+        one_of(o, "alpha_schedule", self.alpha_schedule, ("linear", "visits"))
+        finite(o, q_init=self.q_init)
+
+
+@dataclass
+class QLearningConfig(TabularConfig):
+    """Tabular Q-learning (Watkins 1989): off-policy TD control, target r + gamma max_a' Q(s', a')."""
+
+    name: str = "q_learning"  # registry key in rlexp.config.ALGOS
+
+
+@dataclass
+class SarsaConfig(TabularConfig):
+    """Tabular SARSA (Rummery & Niranjan 1994): on-policy TD control, target r + gamma Q(s', a')."""
+
+    name: str = "sarsa"  # registry key in rlexp.config.ALGOS
+
+
+@dataclass
+class ValueIterationConfig:
+    """Value iteration: plans with the env's transition model (known) or one estimated from counts (learned)."""
+
+    name: str = "value_iteration"  # registry key in rlexp.config.ALGOS
+    gamma: float = 0.99  # discount factor
+    model: str = "known"  # known: the env's exact model (P); learned: visit-count estimates, replanned as data comes
+    theta: float = 1e-8  # planning stops when no state value changes by more than this
+    max_iterations: int = 100_000  # planning sweeps at most (a safeguard for gamma = 1)
+    plan_interval_steps: int = 100  # learned model: agent steps between replans
+    epsilon_start: float = 0.0  # exploration epsilon at step 0 (learned model: e.g. 1.0)
+    epsilon_end: float = 0.0  # exploration epsilon after the decay
+    epsilon_decay_steps: int = 0  # agent steps of linear decay from start to end
+    unknown_value: float = 0.0  # learned model: value of a never-tried (s, a) (optimism sends the agent to try it)
+
+    def __post_init__(self) -> None:
+        o = "algo"
+        one_of(o, "model", self.model, ("known", "learned"))
+        unit_interval(o, gamma=self.gamma, epsilon_start=self.epsilon_start, epsilon_end=self.epsilon_end)
+        positive(o, theta=self.theta, max_iterations=self.max_iterations, plan_interval_steps=self.plan_interval_steps)
+        non_negative(o, epsilon_decay_steps=self.epsilon_decay_steps)
+        finite(o, unknown_value=self.unknown_value)
