@@ -1,22 +1,25 @@
-"""Data parallelism for the language-model stages, under ``accelerate launch`` (or ``torchrun``).
+"""Data parallelism for the language-model stages, through ``accelerate``'s ``Accelerator``,
+under ``accelerate launch`` (or ``torchrun``).
 
     accelerate launch --multi_gpu --num_processes 4 -m rlexp train algo=sft model.from_run=RUN
     accelerate launch --multi_gpu --num_processes 2 -m rlexp train algo=grpo ... device=cpu   # two CPU processes
 
 Every process builds the same model from the same seed and draws the same batch; each takes
-its share of it (``shard``), and the gradients are averaged over the processes before each
-optimizer step (``average_gradients``: one flat all-reduce), so the models stay identical
-and a step sees the whole batch, as DistributedDataParallel does. ``accelerate``'s
-``PartialState`` sets up the process group (NCCL on GPUs, one per process; gloo on CPUs).
+its share of it (``shard``). The trainer hands the module its updates run through and its
+optimizer to :meth:`DataParallel.prepare`, and backpropagates and clips through it, so the
+``Accelerator`` does the rest as the launch configured it: DistributedDataParallel by
+default (gradients averaged over the processes before each step, so the models stay
+identical and a step sees the whole batch), or DeepSpeed or FSDP when ``accelerate config``
+chose them. Generation, evaluation, exports and state use the module itself (``unwrap``).
 Process 0 writes the run directory; the others run the same lifecycle into a temporary
 directory with no sinks (:func:`rlexp.train.run`). Launched with one process, or not
-launched, nothing changes.
+launched, no ``Accelerator`` is made and everything runs as written.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import torch
 
@@ -28,25 +31,46 @@ def launched_world() -> tuple[int, int]:
 
 def barrier() -> None:
     """Wait for every process of a launched run (nothing when there is one)."""
-    import torch.distributed as dist
+    if launched_world()[1] > 1:
+        from accelerate import PartialState
 
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+        PartialState().wait_for_everyone()
 
 
 class DataParallel:
-    """The processes of a launched run (one, when not launched)."""
+    """The processes of a launched run (one, when not launched), and the ``Accelerator`` that
+    joins them."""
 
     def __init__(self, device: torch.device):
         self.rank, self.world = launched_world()
         self.device = device
+        self.accelerator = None
         if self.world > 1:
-            from accelerate import PartialState
+            from accelerate import Accelerator
 
-            state = PartialState(cpu=device.type == "cpu")
-            self.rank, self.world = state.process_index, state.num_processes
+            self.accelerator = Accelerator(cpu=device.type == "cpu")
+            self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
             if device.type == "cuda":
-                self.device = state.device  # one GPU per process
+                self.device = self.accelerator.device  # one GPU per process
+
+    def prepare(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[Any, Any]:
+        """(the module the updates run through, their optimizer): wrapped by the ``Accelerator``
+        as the launch configured it (DDP, DeepSpeed, FSDP); unchanged in one process."""
+        if self.accelerator is None:
+            return module, optimizer
+        return self.accelerator.prepare(module, optimizer)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        if self.accelerator is None:
+            loss.backward()
+        else:
+            self.accelerator.backward(loss)
+
+    def clip_grad_norm_(self, params: Iterable[torch.nn.Parameter], max_norm: float) -> None:
+        if self.accelerator is None:
+            torch.nn.utils.clip_grad_norm_(params, max_norm)
+        else:
+            self.accelerator.clip_grad_norm_(params, max_norm)
 
     def shard(self, items: Sequence[Any], group: int = 1) -> list[Any]:
         """This process's share of ``items``, in whole groups of ``group`` consecutive items
@@ -56,30 +80,9 @@ class DataParallel:
         groups = [items[k:k + group] for k in range(0, len(items), group)]
         return [item for g in groups[self.rank::self.world] for item in g]
 
-    def average_gradients(self, params: list[torch.nn.Parameter]) -> None:
-        """Every parameter's gradient averaged over the processes (a parameter without one counts as 0)."""
-        if self.world == 1:
-            return
-        import torch.distributed as dist
-
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
-        flat /= self.world
-        offset = 0
-        for p, g in zip(params, grads):
-            n = g.numel()
-            p.grad = flat[offset:offset + n].view_as(p).clone()
-            offset += n
-
     def mean(self, value: float) -> float:
         """``value`` averaged over the processes (metrics)."""
-        if self.world == 1:
+        if self.accelerator is None:
             return value
-        import torch.distributed as dist
-
-        t = torch.tensor([float(value)], dtype=torch.float64)
-        if self.device.type == "cuda":
-            t = t.to(self.device)
-        dist.all_reduce(t)
-        return float(t.item()) / self.world
+        t = torch.tensor([float(value)], dtype=torch.float64, device=self.accelerator.device)
+        return float(self.accelerator.reduce(t, reduction="mean").item())

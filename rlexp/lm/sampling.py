@@ -107,8 +107,9 @@ def generate(model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *,
                    torch.stack(logprobs, dim=1))
 
 
-def sequence_scores(model: Any, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """A reward model's scalar for each sequence, read at its last real token, ``(B,)``.
+def sequence_scores(model: Any, ids: torch.Tensor, mask: torch.Tensor, run: Any = None) -> torch.Tensor:
+    """A reward model's scalar for each sequence, read at its last real token, ``(B,)``;
+    ``run``: the module to run instead of ``model`` (its data-parallel wrapper), default ``model``.
 
     Padding may sit anywhere (left of the prompt, between prompt and answer, after the
     answer): the rows are left-aligned first, so the last real token is the last column.
@@ -118,7 +119,8 @@ def sequence_scores(model: Any, ids: torch.Tensor, mask: torch.Tensor) -> torch.
     """
     ids, mask = left_align(ids, mask)
     embeds = model.get_input_embeddings()(ids)
-    return model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions(mask)).logits[:, 0].float()
+    out = (run or model)(inputs_embeds=embeds, attention_mask=mask, position_ids=positions(mask))
+    return out.logits[:, 0].float()
 
 
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:

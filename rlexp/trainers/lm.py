@@ -146,6 +146,8 @@ class TextStageTrainer(Trainer):
         self.trainable, self.total_params = parameter_counts(self.model)
         self.params = [p for p in self.model.parameters() if p.requires_grad]  # what the optimizer updates
         self.optimizer = torch.optim.AdamW(self.params, lr=a.lr, weight_decay=a.weight_decay)
+        # the module the updates run through: self.model, or its data-parallel wrapper when launched
+        self.step_model, self.optimizer = self.parallel.prepare(self.model, self.optimizer)
         self.examples = self._dataset(read(cfg, self.dataset_key), np.random.default_rng([cfg.seed, 0]))
         self.heldout = self._dataset(read(cfg, self.budget.eval_size), np.random.default_rng([cfg.seed, 1]))
         self.rng = np.random.default_rng([cfg.seed, 2])  # the order examples are visited in
@@ -216,15 +218,14 @@ class TextStageTrainer(Trainer):
         mine = self.parallel.shard(items)  # all of them, unless launched data-parallel
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        value, tokens = 0.0, 0
-        if mine:
-            loss, tokens = self._loss(mine)
-            loss.backward()
-            value = loss.item()
-        self.parallel.average_gradients(self.params)
+        loss, tokens = self._loss(mine or items)
+        if not mine:  # a data-parallel backward waits for every process: one with no share adds nothing
+            loss, tokens = loss * 0, 0
+        self.parallel.backward(loss)
+        value = loss.item()
         a = self.cfg.algo
         if a.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self.params, a.max_grad_norm)
+            self.parallel.clip_grad_norm_(self.params, a.max_grad_norm)
         self.optimizer.step()
         self.progress += len(items)
         self.tokens += tokens * self.parallel.world
@@ -278,7 +279,7 @@ class LanguageModelTrainer(TextStageTrainer):
 
     def _loss(self, items: list) -> tuple[torch.Tensor, int]:
         batch = self._encode(items)
-        return self.model(**batch).loss, int(batch["attention_mask"].sum())
+        return self.step_model(**batch).loss, int(batch["attention_mask"].sum())
 
     @torch.no_grad()
     def heldout_loss(self) -> float:
@@ -351,14 +352,16 @@ class RewardModelTrainer(TextStageTrainer):
     def _dataset(self, count: int, rng: np.random.Generator) -> list:
         return self.task.preference_pairs(count, rng)
 
-    def rewards(self, pairs: list) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """(r_chosen, r_rejected, tokens read) for a batch of pairs."""
+    def rewards(self, pairs: list, training: bool = False) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """(r_chosen, r_rejected, tokens read) for a batch of pairs (``training``: through the
+        module the updates run through)."""
         batch = self._encode([(p.prompt, p.chosen) for p in pairs] + [(p.prompt, p.rejected) for p in pairs])
-        scores = sequence_scores(self.model, batch["input_ids"], batch["attention_mask"])  # the RL stages score so too
+        scores = sequence_scores(self.model, batch["input_ids"], batch["attention_mask"],  # the RL stages score so too
+                                 run=self.step_model if training else None)
         return scores[:len(pairs)], scores[len(pairs):], int(batch["attention_mask"].sum())
 
     def _loss(self, items: list) -> tuple[torch.Tensor, int]:
-        chosen, rejected, tokens = self.rewards(items)
+        chosen, rejected, tokens = self.rewards(items, training=True)
         return bradley_terry_loss(chosen, rejected)[0], tokens
 
     @torch.no_grad()

@@ -81,6 +81,24 @@ def load_reward_model(run_dir: str, policy_tokenizer: Any, algo: str) -> Any:
     return model
 
 
+class PolicyPass(torch.nn.Module):
+    """The policy's pass over prompt + answer sequences, as one module (what data parallelism
+    wraps): the logits at each answer position, divided by the sampling temperature, and the
+    value head's estimate there (for an algorithm with one)."""
+
+    def __init__(self, decoder: torch.nn.Module, lm_head: torch.nn.Module, value_head: torch.nn.Module | None,
+                 temperature: float):
+        super().__init__()
+        self.decoder, self.lm_head, self.value_head, self.temperature = decoder, lm_head, value_head, temperature
+
+    def forward(self, seq: torch.Tensor, mask: torch.Tensor, prompt_len: int,
+                values: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        hidden = self.decoder(input_ids=seq, attention_mask=mask, position_ids=positions(mask),
+                              use_cache=False).last_hidden_state[:, prompt_len - 1:-1]
+        logits = self.lm_head(hidden) / self.temperature
+        return logits, (self.value_head(hidden).squeeze(-1) if self.value_head is not None and values else None)
+
+
 class PolicyOptimizationTrainer(Trainer):
     """``rlhf_ppo`` and ``grpo`` on the language task; progress counts prompts."""
 
@@ -122,12 +140,16 @@ class PolicyOptimizationTrainer(Trainer):
             self.reference = copy.deepcopy(policy).eval().requires_grad_(False).to(device)
         self.model = policy.to(device)
         base = policy.get_base_model() if self.lora else policy
-        self.decoder, self.lm_head = base.get_decoder(), base.get_output_embeddings()
         self.algo = algorithm_class(cfg)(a, base.config.get_text_config().hidden_size, device)
         self.value_head = self.algo.value_head  # run on the policy's last hidden state, for an algorithm with one
+        self.policy_pass = PolicyPass(base.get_decoder(), base.get_output_embeddings(), self.value_head, a.temperature)
+        self.reference_pass = (None if self.reference is None else PolicyPass(
+            self.reference.get_decoder(), self.reference.get_output_embeddings(), None, a.temperature))
         self.trainable, self.total_params = parameter_counts(self.model)
         self.params = [p for p in self.model.parameters() if p.requires_grad] + self.algo.parameters()
         self.optimizer = torch.optim.AdamW(self.params, lr=a.lr, weight_decay=a.weight_decay)
+        # the pass the updates run through: policy_pass, or its data-parallel wrapper when launched
+        self.step_pass, self.optimizer = self.parallel.prepare(self.policy_pass, self.optimizer)
         self.kl_control = (AdaptiveKLController(a.kl_coef, a.kl_target, a.kl_horizon_answers)
                            if a.kl_target is not None else None)
         self.heldout = self.task.prompts(a.eval_prompts, np.random.default_rng([cfg.seed, 1]))
@@ -154,20 +176,13 @@ class PolicyOptimizationTrainer(Trainer):
 
     def _forward(self, seq: torch.Tensor, mask: torch.Tensor, prompt_len: int,
                  reference: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(logits at each answer position, divided by the sampling temperature; the value
-        head's estimate there, PPO's policy only) for prompt + answer sequences."""
-        if reference and self.reference is not None:
-            decoder, head, context = self.reference.get_decoder(), self.reference.get_output_embeddings(), \
-                contextlib.nullcontext()
-        else:
-            decoder, head = self.decoder, self.lm_head
-            context = self._reference_context() if reference else contextlib.nullcontext()
-        with context:
-            hidden = decoder(input_ids=seq, attention_mask=mask, position_ids=positions(mask),
-                             use_cache=False).last_hidden_state[:, prompt_len - 1:-1]
-            logits = head(hidden) / self.cfg.algo.temperature
-        values = self.value_head(hidden).squeeze(-1) if self.value_head is not None and not reference else None
-        return logits, values
+        """:class:`PolicyPass`'s (logits, values) of the policy, or of the reference (no values)."""
+        if not reference:
+            return self.policy_pass(seq, mask, prompt_len)
+        if self.reference_pass is not None:
+            return self.reference_pass(seq, mask, prompt_len)
+        with self._reference_context():
+            return self.policy_pass(seq, mask, prompt_len, values=False)
 
     @torch.no_grad()
     def _score(self, seq: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -302,17 +317,16 @@ class PolicyOptimizationTrainer(Trainer):
             for start in range(0, answers, minibatch):
                 i = order[start:start + minibatch]
                 m = r["answer_mask"][i].bool()
-                logits, values = self._forward(r["seq"][i], r["mask"][i], r["prompt_len"])
+                logits, values = self.step_pass(r["seq"][i], r["mask"][i], r["prompt_len"])
                 logprobs = token_logprobs(logits, r["answer"][i])
                 old = None if values is None else r["values"][i]
                 loss, parts = self.algo.loss(Minibatch(m, logprobs, r["logprobs"][i], r["ref_logprobs"][i], values, old,
                                                        advantages[i], None if returns is None else returns[i]),
                                              self.kl_coef)
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.parallel.average_gradients(self.params)
+                self.parallel.backward(loss)
                 if a.max_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(self.params, a.max_grad_norm)
+                    self.parallel.clip_grad_norm_(self.params, a.max_grad_norm)
                 self.optimizer.step()
                 for key, value in parts.items():
                     out[key].append(float(value.detach()))
