@@ -87,7 +87,7 @@ def updates(steps: int) -> int:
 
 def run_floor(steps: int, device: str) -> dict:
     cfg = rlexp_config(steps, device)
-    return {"env_s": floors.env_alone_s(cfg, steps), "learner_s": floors.dqn_learner_alone_s(cfg, updates(steps), device)}
+    return floors.measure(cfg, "dqn", updates(steps), steps, device)
 
 
 def run_sb3(steps: int, device: str) -> dict:
@@ -155,8 +155,7 @@ def main() -> None:
         results[name] = json.loads(lines[-1][len("RESULT "):])
         r = results[name]
         if name == "floor":
-            print("  " + floors.describe_floor(r["env_s"], r["learner_s"], updates(args.steps), args.steps,
-                                               results["rlexp"]["sps"]))
+            print("  " + floors.describe(r, args.steps, results["rlexp"]["sps"]).replace("\n", "\n  "))
             continue
         print(f"  {name:<9}: {r['sps']:7.1f} agent steps/s (setup + training, no evaluation), "
               f"peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)

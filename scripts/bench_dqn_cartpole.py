@@ -134,8 +134,7 @@ def child(name: str, seed: int, steps: int, threads: int | None, device: str, va
         torch.set_num_threads(threads)
     if name == "floor":
         cfg = rlexp_config(seed, steps, threads, device)
-        env_s, learner_s = floors.env_alone_s(cfg, steps), floors.dqn_learner_alone_s(cfg, dqn_updates(steps), device)
-        print("RESULT " + json.dumps({"env_s": env_s, "learner_s": learner_s}))
+        print("RESULT " + json.dumps(floors.measure(cfg, "dqn", dqn_updates(steps), steps, device)))
         return
     extra = {"variant": variant} if name == "rlexp" else {"flush_denormal": flush_denormal, "library": name}
     print("RESULT " + json.dumps(CHILDREN[name](seed, steps, threads, device, **extra)))
@@ -207,9 +206,9 @@ def main() -> None:
         ret = float(np.mean([v[1] for v in values]))
         means[name] = sps
         print(f"{name:<14}{sps:>10.0f}{ret:>14.1f}")
-    env_s = float(np.mean([f["env_s"] for f in floor_runs]))
-    learner_s = float(np.mean([f["learner_s"] for f in floor_runs]))
-    print(floors.describe_floor(env_s, learner_s, dqn_updates(args.steps), args.steps, means["rlexp"]))
+    floor = {k: (float(np.mean([f[k] for f in floor_runs])) if k.endswith(("_s", "flops", "rate")) else v)
+             for k, v in floor_runs[0].items()}
+    print(floors.describe(floor, args.steps, means["rlexp"]))
     print(f"ratio rlexp/sb3 steps/s: {means['rlexp'] / means['sb3']:.2f}x (targets: >= 2x issue 2, >= 3x issue 16)")
     if "sbx" in means:
         print(f"ratio rlexp/sbx steps/s: {means['rlexp'] / means['sbx']:.2f}x (target > 1x)")

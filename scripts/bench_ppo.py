@@ -98,9 +98,7 @@ def ppo_updates(cfg, steps: int) -> int:
 
 def run_floor(env: str, steps: int, seed: int, device: str) -> dict:
     cfg = rlexp_config(env, steps, seed, device)
-    updates = ppo_updates(cfg, steps)
-    return {"env_s": floors.env_alone_s(cfg, steps), "updates": updates,
-            "learner_s": floors.ppo_learner_alone_s(cfg, updates, device)}
+    return floors.measure(cfg, "ppo", ppo_updates(cfg, steps), steps, device)
 
 
 def run_rlexp(env: str, steps: int, seed: int, device: str, variant: str | None = None) -> dict:
@@ -253,9 +251,9 @@ def main() -> None:
                     print(f"  {'':13} where rlexp's {r['whole_wall_s']:.1f} s went: "
                           f"{floors.describe_split(r['split'], r['whole_wall_s'])}", flush=True)
             floor_runs.append(_child("floor", env, steps, seed, args.device))
-        print("  " + floors.describe_floor(float(np.mean([f["env_s"] for f in floor_runs])),
-                                           float(np.mean([f["learner_s"] for f in floor_runs])),
-                                           floor_runs[0]["updates"], steps, float(np.mean(sps["rlexp"]))))
+        floor = {k: (float(np.mean([f[k] for f in floor_runs])) if k.endswith(("_s", "flops", "rate")) else v)
+                 for k, v in floor_runs[0].items()}
+        print("  " + floors.describe(floor, steps, float(np.mean(sps["rlexp"]))).replace("\n", "\n  "))
         ratio = np.mean(sps["rlexp"]) / np.mean(sps["sb3"])
         print(f"  ratio rlexp/sb3 steps/s: {ratio:.2f}x (targets: >= 1.5x issue 4; issue 16: CartPole >= 2.5x, "
               "Pong >= 2x)")

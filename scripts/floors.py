@@ -5,12 +5,13 @@ in the same invocation as the libraries:
 
 - env alone: rlexp's vector env for the case (the same copies, the same agent steps), random
   actions, nothing else;
-- learner alone: the same number of updates of the same network (rlexp's builder), batch and
-  optimizer (torch's fused Adam) on synthetic data, in a tight plain-torch loop with
-  autograd: what a straightforward implementation's learner costs.
+- learner alone: the same number of updates by rlexp's own learner (its builder, its update
+  code with the hand-written fast path wherever rlexp takes it, fused Adam), on a storage
+  filled with random transitions, in a tight loop with no env, logging or evaluation: the
+  fastest code we know for the learner, so rlexp's whole run is at most 100% of the floor.
 
-rlexp's time is printed as a percentage of the floor's speed (above 100%: rlexp's learner is
-faster than the plain loop), with its own split from ``summary.json``'s ``time_split_s``
+rlexp's time is printed as a percentage of the floor's speed, with its own split from
+``summary.json``'s ``time_split_s``
 (``rlexp.timing``): acting, env, replay, update, other (logging, evaluations,
 checkpoints), and setup (building the run, imports, the final evaluation).
 """
@@ -21,7 +22,6 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 PHASES = ("acting", "env", "replay", "update", "other")
 
@@ -42,86 +42,136 @@ def env_alone_s(cfg, agent_steps: int) -> float:
     return elapsed
 
 
-def _synthetic_obs(space, n: int, device: torch.device) -> torch.Tensor:
-    if space.dtype == np.uint8:
-        return torch.randint(0, 256, (n, *space.shape), dtype=torch.uint8, device=device)
-    return torch.randn(n, *space.shape, device=device)
-
-
-def dqn_learner_alone_s(cfg, updates: int, device: str) -> float:
-    """Seconds for ``updates`` DQN updates (a target forward per update, Huber loss, the clip,
-    fused Adam, a target sync every ``algo.target_update_interval_steps`` updates)."""
+def _rlexp_algorithm(cfg, device: str):
+    """rlexp's own algorithm for the case (its builder: the fast path wherever rlexp takes it)."""
+    from rlexp.build import build_algorithm
     from rlexp.envs.make import make_vector_env
-    from rlexp.networks import build_q_network
 
-    dev = torch.device(device)
     envs = make_vector_env(cfg.env)
-    space, n_actions = envs.single_observation_space, int(envs.single_action_space.n)
-    online = build_q_network(cfg.network, space, envs.single_action_space).to(dev)
-    target = build_q_network(cfg.network, space, envs.single_action_space).to(dev)
-    envs.close()
     torch.set_flush_denormal(True)  # as rlexp does on CPU
-    optimizer = torch.optim.Adam(online.parameters(), lr=cfg.algo.lr, fused=True)
-    n, batches = cfg.algo.batch_size, min(updates, 64)  # a few distinct batches, cycled
-    obs, next_obs = _synthetic_obs(space, batches * n, dev), _synthetic_obs(space, batches * n, dev)
-    actions = torch.randint(0, n_actions, (batches, n, 1), device=dev)
-    rewards, dones = torch.ones(batches, n, device=dev), torch.zeros(batches, n, device=dev)
-    obs, next_obs = obs.view(batches, n, *space.shape), next_obs.view(batches, n, *space.shape)
-    sync = max(1, cfg.algo.target_update_interval_steps)
+    algo = build_algorithm(cfg, envs, torch.device(device))
+    return algo, envs
+
+
+def _fill_with_random_steps(algo, envs, steps: int, seed: int) -> None:
+    """``steps`` agent steps of random actions into the learner's storage (not timed)."""
+    obs, _ = envs.reset(seed=seed)
+    envs.action_space.seed(seed)
+    for _ in range(max(1, steps // envs.num_envs)):
+        actions = envs.action_space.sample()
+        next_obs, rewards, terminated, truncated, _ = envs.step(actions)
+        algo.buffer.add(*_as_stored(algo, obs, actions, rewards, next_obs, terminated))
+        obs = next_obs
+
+
+def _as_stored(algo, obs, actions, rewards, next_obs, terminated):
+    if hasattr(algo, "from_env"):  # continuous control stores normalized, flattened actions
+        n = len(actions)
+        return (np.asarray(obs, np.float32).reshape(n, -1), algo.from_env(actions), rewards,
+                np.asarray(next_obs, np.float32).reshape(n, -1), terminated)
+    return obs, actions, rewards, next_obs, terminated
+
+
+def _timed(fn, calls: int, device: str) -> tuple[float, float]:
+    """(seconds for ``calls`` calls of ``fn``, their floating-point operations: one call counted
+    by torch's FlopCounterMode, the matrix products and convolutions forward and backward)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
     start = time.perf_counter()
-    for k in range(updates):
-        b = k % batches
-        with torch.no_grad():
-            y = rewards[b] + cfg.algo.gamma * (1 - dones[b]) * target(next_obs[b]).max(1).values
-        q = online(obs[b]).gather(1, actions[b]).squeeze(1)
-        loss = F.smooth_l1_loss(q, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(online.parameters(), 10.0)
-        optimizer.step()
-        if k % sync == 0:
-            target.load_state_dict(online.state_dict())
-    if dev.type == "cuda":
+    for _ in range(calls - 1):
+        fn()
+    if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
-    return time.perf_counter() - start
+    elapsed = (time.perf_counter() - start) * calls / max(1, calls - 1)
+    return elapsed, float(counter.get_total_flops()) * calls
 
 
-def ppo_learner_alone_s(cfg, updates: int, device: str) -> float:
-    """Seconds for ``updates`` PPO minibatch updates (actor-critic forward, log-probs and
-    entropy, clipped surrogate and value loss, the clip, fused Adam)."""
-    from rlexp.envs.make import make_vector_env
-    from rlexp.networks import build_actor_critic
+def acting_flops(cfg, agent_steps: int, device: str) -> float:
+    """Floating-point operations of the training actions for ``agent_steps`` steps (one batched
+    forward pass per vector step), counted on rlexp's algorithm after learning starts."""
+    from torch.utils.flop_counter import FlopCounterMode
 
-    dev = torch.device(device)
-    envs = make_vector_env(cfg.env)
-    space, action_space = envs.single_observation_space, envs.single_action_space
-    net = build_actor_critic(cfg.network, space, action_space).to(dev)
+    algo, envs = _rlexp_algorithm(cfg, device)
+    obs, _ = envs.reset(seed=cfg.seed)
     envs.close()
-    torch.set_flush_denormal(True)
-    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.algo.lr, eps=cfg.algo.optimizer_eps, fused=True)
-    a = cfg.algo
-    n = a.rollout_steps * cfg.env.num_envs // a.num_minibatches
-    obs = _synthetic_obs(space, n, dev)
-    with torch.no_grad():
-        out, _ = net(obs)
-        actions, old_logprob = net.head.sample(out)
-    adv, returns = torch.randn(n, device=dev), torch.randn(n, device=dev)
-    start = time.perf_counter()
-    for _ in range(updates):
-        out, value = net(obs)
-        logprob, entropy = net.head.log_prob_entropy(out, actions)
-        ratio = (logprob - old_logprob).exp()
-        norm_adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-        policy_loss = torch.max(-norm_adv * ratio, -norm_adv * ratio.clamp(1 - a.clip_coef, 1 + a.clip_coef)).mean()
-        loss = policy_loss - a.ent_coef * entropy.mean() + a.vf_coef * 0.5 * F.mse_loss(value, returns)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if a.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(net.parameters(), a.max_grad_norm)
-        optimizer.step()
+    with FlopCounterMode(display=False) as counter:
+        algo.act(obs, 10**9)  # a step long after learning starts: the policy acts
+    return float(counter.get_total_flops()) * max(1, agent_steps // cfg.env.num_envs)
+
+
+def matmul_rate(batch: int, width: int, device: str) -> float:
+    """FLOP/s of float32 matrix products (batch x width) @ (width x width) here, at the current thread count."""
+    dev = torch.device(device)
+    a, b = torch.randn(batch, width, device=dev), torch.randn(width, width, device=dev)
+    for _ in range(50):
+        a @ b
+    n, start = 1000, time.perf_counter()
+    for _ in range(n):
+        a @ b
     if dev.type == "cuda":
         torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return 2 * batch * width * width * n / (time.perf_counter() - start)
+
+
+def describe_bound(flops: float, rate: float, agent_steps: int, rlexp_sps: float, shape: str) -> str:
+    """The arithmetic bound: the run's matrix arithmetic at the measured rate, as agent steps/s."""
+    bound_sps = agent_steps / (flops / rate)
+    return (f"arithmetic bound: {flops / 1e9:.1f} GFLOP of matrix products (learner and acting) at "
+            f"{rate / 1e9:.0f} GFLOP/s measured for {shape} float32 products = {bound_sps:,.0f} agent steps/s; "
+            f"rlexp at {rlexp_sps / bound_sps:.0%} of it")
+
+
+def dqn_learner_alone_s(cfg, updates: int, device: str) -> tuple[float, float]:
+    """(Seconds, FLOPs) of ``updates`` updates of rlexp's own DQN learner (its ``train``, fast path and
+    fused Adam included) on a replay of random transitions, with the target syncs of the case."""
+    algo, envs = _rlexp_algorithm(cfg, device)
+    _fill_with_random_steps(algo, envs, min(cfg.algo.buffer_capacity_transitions, 5_000), cfg.seed)
+    envs.close()
+    a = cfg.algo
+    per_call = a.updates_per_train
+    syncs_every = max(1, a.target_update_interval_steps // a.train_interval_steps)
+    calls = max(1, updates // per_call)
+    counter = iter(range(calls))
+
+    def step():
+        algo.train(per_call)
+        if next(counter) % syncs_every == 0:
+            algo.sync_target()
+
+    return _timed(step, calls, device)
+
+
+def ppo_learner_alone_s(cfg, updates: int, device: str) -> tuple[float, float]:
+    """(Seconds, FLOPs) of ``updates`` minibatch updates of rlexp's own PPO learner (its ``update``,
+    fast path included) over a rollout of random steps."""
+    from rlexp.algos.onpolicy import compute_gae
+
+    algo, envs = _rlexp_algorithm(cfg, device)
+    obs, _ = envs.reset(seed=cfg.seed)
+    metrics = {}
+    while not metrics:  # one rollout, through act/observe, until its first update (not timed)
+        actions = algo.act(obs, 0)
+        next_obs, rewards, terminated, truncated, _ = envs.step(actions)
+        metrics = algo.observe(obs, actions, rewards, next_obs, terminated, truncated, 0)
+        obs = next_obs
+    envs.close()
+    r = algo.rollout
+    with torch.no_grad():
+        next_value = algo.value(torch.as_tensor(obs, device=algo.device))
+    advantages, returns = compute_gae(r.rewards, r.values, r.dones, next_value, cfg.algo.gamma, cfg.algo.gae_lambda)
+    per_call = cfg.algo.update_epochs * cfg.algo.num_minibatches
+    return _timed(lambda: algo.update(advantages, returns, 0), max(1, updates // per_call), device)
+
+
+def off_policy_learner_alone_s(cfg, updates: int, device: str) -> tuple[float, float]:
+    """(Seconds, FLOPs) of ``updates`` updates of rlexp's own SAC/TD3 learner (its ``train``) on a
+    replay of random transitions."""
+    algo, envs = _rlexp_algorithm(cfg, device)
+    _fill_with_random_steps(algo, envs, 5_000, cfg.seed)
+    envs.close()
+    return _timed(lambda: algo.train(1), updates, device)
 
 
 def describe_split(split: dict[str, float], wall_s: float) -> str:
@@ -134,4 +184,24 @@ def describe_split(split: dict[str, float], wall_s: float) -> str:
 def describe_floor(env_s: float, learner_s: float, updates: int, agent_steps: int, rlexp_sps: float) -> str:
     floor_sps = agent_steps / (env_s + learner_s)
     return (f"floor: env alone {env_s:.2f} s + learner alone {learner_s:.2f} s ({updates} updates) = {floor_sps:.0f} "
-            f"agent steps/s; rlexp at {rlexp_sps / floor_sps:.0%} of the floor (target >= 70%)")
+            f"agent steps/s; rlexp at {rlexp_sps / floor_sps:.0%} of the floor (at most 100%; target >= 70%)")
+
+
+LEARNERS = {"dqn": dqn_learner_alone_s, "ppo": ppo_learner_alone_s, "off_policy": off_policy_learner_alone_s}
+
+
+def measure(cfg, learner: str, updates: int, agent_steps: int, device: str) -> dict:
+    """The floor and the arithmetic bound of a case, measured here: what ``describe`` prints."""
+    learner_s, learner_flops = LEARNERS[learner](cfg, updates, device)
+    a = cfg.algo
+    batch = getattr(a, "batch_size", None) or a.rollout_steps * cfg.env.num_envs // a.num_minibatches
+    width = cfg.network.cnn_hidden_size if cfg.network.name == "nature_cnn" else max(cfg.network.hidden_sizes)
+    return {"env_s": env_alone_s(cfg, agent_steps), "learner_s": learner_s, "updates": updates,
+            "flops": learner_flops + acting_flops(cfg, agent_steps, device), "rate": matmul_rate(batch, width, device),
+            "shape": f"{batch}x{width}x{width}"}
+
+
+def describe(record: dict, agent_steps: int, rlexp_sps: float) -> str:
+    """Two lines: the floor (env alone + learner alone) and the arithmetic bound, each with rlexp's share."""
+    return (describe_floor(record["env_s"], record["learner_s"], record["updates"], agent_steps, rlexp_sps) + "\n"
+            + describe_bound(record["flops"], record["rate"], agent_steps, rlexp_sps, record["shape"]))

@@ -73,8 +73,16 @@ def test_multirun_two_jobs_one_sweep_dir(tmp_path):
 BAD_INPUTS = [
     (["algo.lr=abc"], "invalid value for algo.lr: 'abc' is not a valid float"),
     (["algo.lrr=1"], "unknown key 'algo.lrr'; valid keys: name, optimizer, lr,"),
-    (["algo=sac"], "unknown option algo=sac; valid choices: a2c, alphazero, dqn, grpo, ppo, pretrain, q_learning, "
-                   "reinforce, reward_model, rlhf_ppo, sarsa, sft, value_iteration"),
+    (["algo=sacc"], "unknown option algo=sacc; valid choices: a2c, alphazero, ddpg, dqn, grpo, ppo, pretrain, "
+                    "q_learning, reinforce, reward_model, rlhf_ppo, sac, sarsa, sft, td3, value_iteration"),
+    (["algo=sac", "env=cartpole"], "algo=sac needs a continuous (Box) action space, this env's is Discrete(2)"),
+    (["algo=td3", "env=cartpole"], "algo=td3 needs a continuous (Box) action space"),
+    (["algo=dqn", "env=pendulum"], "algo=dqn needs a discrete action space"),
+    (["algo=sac", "env=pendulum", "algo.tau=0"], "algo.tau must be in (0, 1]"),
+    (["algo=td3", "env=pendulum", "algo.tau=1.5"], "algo.tau must be in (0, 1]"),
+    (["algo=sac", "env=pendulum", "algo.target_entropy=high"], "algo.target_entropy must be auto (minus the action "
+                                                               "dimension) or a number, got 'high'"),
+    (["algo=td3", "env=pendulum", "algo.policy_delay=0"], "algo.policy_delay must be >= 1"),
     (["env.id=CartPol-v1"], "env.id='CartPol-v1' is not a registered gymnasium environment; did you mean CartPole-v1"),
     (["total_steps=0"], "total_steps must be > 0, got 0"),
     (["total_steps=-100"], "total_steps must be > 0, got -100"),

@@ -60,6 +60,8 @@ SMOKE_ALGO = {  # a few updates within 320 agent steps
     "ppo": ["env.num_envs=2", "algo.rollout_steps=16", "algo.num_minibatches=2", "algo.update_epochs=1"],
     "a2c": ["env.num_envs=2"],
     "reinforce": [],
+    "sac": ["algo.learning_starts_steps=100", "algo.batch_size=32", "algo.buffer_capacity_transitions=1000"],
+    "td3": ["algo.learning_starts_steps=100", "algo.batch_size=32", "algo.buffer_capacity_transitions=1000"],
 }
 # self-play counts games, not agent steps: its own budget and schedule, and a tiny network
 SMOKE_GAMES = ["algo.total_games=8", "algo.concurrent_games=4", "algo.simulations=4", "algo.eval_simulations=4",
@@ -98,3 +100,20 @@ def test_ppo_pendulum_is_continuous_with_rl_zoo_values():
     assert cfg.env.id == "Pendulum-v1" and cfg.env.num_envs == 4
     assert (cfg.algo.rollout_steps, cfg.algo.update_epochs, cfg.algo.gamma, cfg.algo.lr) == (1024, 10, 0.9, 1e-3)
     assert cfg.network.action_bound == "clip" and cfg.total_steps == 200_000
+
+
+def test_mujoco_presets_have_the_papers_values():
+    sac = compose_train(["experiment=sac_mujoco_haarnoja2018", "env=walker2d"])
+    a = sac.algo
+    assert sac.env.id == "Walker2d-v5" and sac.total_steps == 1_000_000 and sac.eval_episodes == 10
+    assert (a.lr, a.gamma, a.tau, a.batch_size, a.buffer_capacity_transitions) == (3e-4, 0.99, 0.005, 256, 1_000_000)
+    assert (a.target_entropy, a.alpha, a.updates_per_train, a.train_interval_steps) == ("auto", None, 1, 1)
+    assert sac.network.hidden_sizes == [256, 256] and sac.network.activation == "relu"
+    td3 = compose_train(["experiment=td3_mujoco_fujimoto2018", "env=ant"]).algo
+    assert (td3.policy_delay, td3.policy_noise, td3.noise_clip, td3.exploration_noise) == (2, 0.2, 0.5, 0.1)
+    assert (td3.learning_starts_steps, td3.n_critics, td3.batch_size) == (25_000, 2, 256)
+    ddpg = compose_train(["algo=ddpg", "env=hopper"]).algo
+    assert (ddpg.name, ddpg.n_critics, ddpg.policy_noise, ddpg.policy_delay) == ("ddpg", 1, 0.0, 1)
+    ppo = compose_train(["experiment=ppo_mujoco_schulman2017"])
+    assert (ppo.algo.rollout_steps, ppo.algo.update_epochs, ppo.algo.num_minibatches, ppo.algo.lr) == (2048, 10, 32, 3e-4)
+    assert ppo.network.hidden_sizes == [64, 64] and ppo.network.normalize_obs and ppo.env.id == "Hopper-v5"

@@ -26,6 +26,12 @@ CASES = {
             "algo.updates_per_train=2"],
     "ppo": ["algo=ppo", "env=cartpole", "algo.rollout_steps=96"],  # a checkpoint lands mid-rollout
     "q_learning": ["algo=q_learning", "env=maze"],
+    # off-policy continuous control: MuJoCo restored by the action replay; the critics, actor, targets,
+    # the temperature and its optimizer, the policy's noise generator and the replay
+    "sac": ["algo=sac", "env=hopper", "algo.learning_starts_steps=300", "algo.batch_size=64",
+            "network.hidden_sizes=[64,64]"],
+    "td3": ["algo=td3", "env=pendulum", "algo.learning_starts_steps=300", "algo.batch_size=64",
+            "network.hidden_sizes=[64,64]", "algo.train_interval_steps=2", "algo.updates_per_train=2"],
     # Atari: ALE's vector env restored by the action replay, the frame store in the buffers file
     "dqn_pong": ["algo=dqn", "env=pong", "env.max_episode_frames=800", "env.num_threads=1", "total_steps=600",
                  "algo.learning_starts_steps=100", "algo.buffer_capacity_transitions=2000",
@@ -54,7 +60,7 @@ CASES = {
                  "model.from_run={sft}", "reward.from_run={reward_model}"],
 }
 # the common settings each case runs with (self-play counts games, language models examples: not agent steps)
-BASE = {name: COMMON if name in ("dqn", "ppo", "q_learning", "dqn_pong") else SINKS for name in CASES}
+BASE = {name: COMMON if name in ("dqn", "ppo", "q_learning", "sac", "td3", "dqn_pong") else SINKS for name in CASES}
 
 
 def _args(name, runs):
@@ -106,6 +112,7 @@ def baselines(tmp_path_factory):
 # that is no checkpoint's; DQN's resumed run is killed again halfway through writing a
 # checkpoint file (its bytes written, not yet renamed)
 KILLS = {"dqn": ["step:700", "checkpoint_write:2"], "ppo": ["step:1000"], "q_learning": ["step:1300"],
+         "sac": ["step:700"], "td3": ["step:1100"],
          "dqn_pong": ["step:300"], "alphazero": ["step:100"], "sft": ["step:250"],
          "reward_model": ["step:130"], "rlhf_ppo": ["step:40"]}
 

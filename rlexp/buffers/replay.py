@@ -18,7 +18,7 @@ class ReplayBatch(NamedTuple):
     """Transitions; every field has the same leading shape (``batch`` or ``(updates, batch)``)."""
 
     obs: torch.Tensor
-    actions: torch.Tensor  # int64
+    actions: torch.Tensor  # int64 (discrete), or float32 vectors (continuous)
     rewards: torch.Tensor  # float32
     next_obs: torch.Tensor  # the real next observation (the final one when an episode ended)
     terminated: torch.Tensor  # float32, 1.0 where the episode terminated (no bootstrap)
@@ -39,6 +39,8 @@ class ReplayBuffer:
         device: torch.device | str = "cpu",
         seed: int = 0,
         num_envs: int = 1,
+        action_shape: tuple[int, ...] = (),
+        action_dtype: torch.dtype = torch.int64,
     ):
         if capacity <= 0:
             raise ValueError(f"capacity must be > 0, got {capacity}")
@@ -48,7 +50,7 @@ class ReplayBuffer:
         kw = {"device": self.device}
         self.obs = torch.zeros((capacity, *obs_shape), dtype=torch_obs_dtype, **kw)
         self.next_obs = torch.zeros((capacity, *obs_shape), dtype=torch_obs_dtype, **kw)
-        self.actions = torch.zeros(capacity, dtype=torch.int64, **kw)
+        self.actions = torch.zeros((capacity, *action_shape), dtype=action_dtype, **kw)
         self.rewards = torch.zeros(capacity, dtype=torch.float32, **kw)
         self.terminated = torch.zeros(capacity, dtype=torch.float32, **kw)
         self._fields = (self.obs, self.actions, self.rewards, self.next_obs, self.terminated)

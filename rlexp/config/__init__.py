@@ -21,12 +21,15 @@ from rlexp.config.envs import ATARI_PROTOCOLS, AtariEnvConfig, EnvConfig, MazeEn
 from rlexp.config.games import AlphaZeroConfig, GameEnvConfig
 from rlexp.config.gym_algos import (
     A2CConfig,
+    ContinuousOffPolicyConfig,
     DQNConfig,
     PPOConfig,
     QLearningConfig,
     ReinforceConfig,
+    SACConfig,
     SarsaConfig,
     TabularConfig,
+    TD3Config,
     ValueIterationConfig,
 )
 from rlexp.config.lm import (
@@ -54,7 +57,7 @@ from rlexp.config.run import (
 from rlexp.errors import ConfigError
 
 __all__ = [
-    "ACTIVATIONS", "ALGOS", "ATARI_PROTOCOLS", "ENVS", "GROUP_SCHEMAS", "MAX_SEED", "A2CConfig", "Algo",
+    "ACTIVATIONS", "ALGOS", "ATARI_PROTOCOLS", "ENVS", "ContinuousOffPolicyConfig", "SACConfig", "TD3Config", "GROUP_SCHEMAS", "MAX_SEED", "A2CConfig", "Algo",
     "AlphaZeroConfig", "AtariEnvConfig", "ConfigError", "DQNConfig", "DeviceConfig", "Env", "EnvConfig",
     "GRPOConfig", "GameEnvConfig", "LanguageModelConfig", "LanguageModelingConfig", "LauncherConfig",
     "LoggerConfig", "LoraSettings", "MazeEnvConfig", "NetworkConfig", "PPOConfig", "PolicyOptimizationConfig",

@@ -1,8 +1,9 @@
 """Schemas of the algorithms that step a gymnasium env: DQN, PPO, A2C, REINFORCE, the tabular
-learners and value iteration."""
+learners, value iteration, and the off-policy continuous-control learners (SAC, TD3, DDPG)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -210,3 +211,80 @@ class ValueIterationConfig:
         positive(o, theta=self.theta, max_iterations=self.max_iterations, plan_interval_steps=self.plan_interval_steps)
         non_negative(o, epsilon_decay_steps=self.epsilon_decay_steps)
         finite(o, unknown_value=self.unknown_value)
+
+
+@dataclass
+class ContinuousOffPolicyConfig:
+    """What SAC, TD3 and DDPG share: replay, the update schedule, the critics and their targets."""
+
+    name: str = MISSING  # registry key in rlexp.config.ALGOS
+    lr: float = 3e-4  # Adam learning rate of the actor, the critics and SAC's temperature (Haarnoja et al. 2018; Fujimoto et al.'s code)
+    gamma: float = 0.99  # discount factor
+    tau: float = 0.005  # Polyak rate of the target networks: target <- (1 - tau) target + tau online
+    batch_size: int = 256  # transitions per gradient update
+    buffer_capacity_transitions: int = 1_000_000  # replay capacity, in transitions
+    learning_starts_steps: int = 10_000  # agent steps of uniform random actions before the first update
+    train_interval_steps: int = 1  # agent steps between training phases
+    updates_per_train: int = 1  # gradient updates in each training phase (updates per env step: this / train_interval_steps)
+    n_critics: int = 2  # Q networks; their minimum makes the target (2: clipped double Q; 1: DDPG)
+
+    def __post_init__(self) -> None:
+        o = "algo"
+        positive(o, lr=self.lr, batch_size=self.batch_size, buffer_capacity_transitions=self.buffer_capacity_transitions,
+                 train_interval_steps=self.train_interval_steps, updates_per_train=self.updates_per_train,
+                 n_critics=self.n_critics)
+        non_negative(o, learning_starts_steps=self.learning_starts_steps)
+        unit_interval(o, gamma=self.gamma)
+        if not 0.0 < self.tau <= 1.0:
+            raise ConfigError(f"algo.tau must be in (0, 1] (the target networks' Polyak rate; 1 copies), got {self.tau}")
+        if self.batch_size > self.buffer_capacity_transitions:
+            raise ConfigError(f"algo.batch_size={self.batch_size} is larger than the replay buffer "
+                              f"(algo.buffer_capacity_transitions={self.buffer_capacity_transitions}); lower one")
+
+
+@dataclass
+class SACConfig(ContinuousOffPolicyConfig):
+    """Soft Actor-Critic (Haarnoja et al. 2018, "Soft Actor-Critic Algorithms and Applications", Table 1)."""
+
+    name: str = "sac"  # registry key in rlexp.config.ALGOS
+    target_entropy: str = "auto"  # the entropy the temperature is tuned toward: auto (minus the action dimension) or a number
+    alpha: Optional[float] = None  # a fixed entropy temperature; null tunes it toward target_entropy
+    alpha_init: float = 1.0  # the tuned temperature's starting value (SB3, CleanRL)
+    actor_update_interval_updates: int = 1  # critic updates per actor (and temperature) update
+    target_update_interval_updates: int = 1  # critic updates per Polyak step of the target critics
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.target_entropy != "auto":
+            try:
+                value = float(self.target_entropy)
+            except ValueError:
+                value = math.nan
+            if not math.isfinite(value):
+                raise ConfigError(f"algo.target_entropy must be auto (minus the action dimension) or a number, "
+                                  f"got {self.target_entropy!r}")
+        if self.alpha is not None:
+            positive("algo", alpha=self.alpha)
+        positive("algo", alpha_init=self.alpha_init, actor_update_interval_updates=self.actor_update_interval_updates,
+                 target_update_interval_updates=self.target_update_interval_updates)
+
+
+@dataclass
+class TD3Config(ContinuousOffPolicyConfig):
+    """Twin Delayed DDPG (Fujimoto et al. 2018; the values of the authors' code). DDPG is its
+    special case: one critic, no smoothing, no delay (conf/algo/ddpg.yaml)."""
+
+    name: str = "td3"  # registry key in rlexp.config.ALGOS: td3, or ddpg
+    learning_starts_steps: int = 25_000  # agent steps of uniform random actions before the first update (the authors' start_timesteps)
+    exploration_noise: float = 0.1  # std of the Gaussian noise added to the policy's actions in [-1, 1] while training
+    policy_noise: float = 0.2  # target policy smoothing: std of the noise on the target action; 0 turns smoothing off
+    noise_clip: float = 0.5  # target policy smoothing: the noise is clipped to [-noise_clip, noise_clip]
+    policy_delay: int = 2  # critic updates per actor update and target update (1: no delay)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        non_negative("algo", exploration_noise=self.exploration_noise, policy_noise=self.policy_noise,
+                     noise_clip=self.noise_clip)
+        if self.policy_delay < 1:
+            raise ConfigError(f"algo.policy_delay must be >= 1 (critic updates per actor update; 1: no delay), "
+                              f"got {self.policy_delay}")

@@ -25,7 +25,9 @@ from rlexp.config.gym_algos import (
     PPOConfig,
     QLearningConfig,
     ReinforceConfig,
+    SACConfig,
     SarsaConfig,
+    TD3Config,
     ValueIterationConfig,
 )
 from rlexp.config.lm import (
@@ -66,6 +68,9 @@ ALGOS: dict[str, Algo] = {
     "q_learning": Algo(QLearningConfig, "rlexp.algos.q_learning:QLearning"),
     "sarsa": Algo(SarsaConfig, "rlexp.algos.sarsa:Sarsa"),
     "value_iteration": Algo(ValueIterationConfig, "rlexp.algos.value_iteration:ValueIteration"),
+    "sac": Algo(SACConfig, "rlexp.algos.sac:SAC"),
+    "td3": Algo(TD3Config, "rlexp.algos.td3:TD3"),
+    "ddpg": Algo(TD3Config, "rlexp.algos.td3:TD3"),  # TD3 with one critic, no smoothing, no delay (conf/algo/ddpg.yaml)
     "alphazero": Algo(AlphaZeroConfig, "rlexp.algos.alphazero:AlphaZero", trainer="rlexp.trainers.selfplay:SelfPlayTrainer"),
     "pretrain": Algo(LanguageModelingConfig, "", trainer="rlexp.trainers.lm:PretrainTrainer"),
     "sft": Algo(LanguageModelingConfig, "", trainer="rlexp.trainers.lm:SFTTrainer"),
@@ -87,7 +92,7 @@ class Env:
 
 
 ENVS: dict[str, Env] = {
-    "gym": Env(EnvConfig),
+    "gym": Env(EnvConfig, "rlexp.envs.make:check_config"),
     "atari": Env(AtariEnvConfig, "rlexp.envs.atari:check_config"),
     "maze": Env(MazeEnvConfig, "rlexp.envs.maze:check_config"),
     "openspiel": Env(GameEnvConfig, "rlexp.games.openspiel:check_config"),

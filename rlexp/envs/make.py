@@ -14,8 +14,10 @@ stats and learns from what ``step`` returns; it never needs to know which env it
 
 from __future__ import annotations
 
+import ctypes.util
 import difflib
 import importlib
+import importlib.util
 import os
 
 import gymnasium as gym
@@ -51,6 +53,46 @@ def _check_id(env_id: str) -> None:
     raise ConfigError(f"env.id={env_id!r} is not a registered gymnasium environment{hint}")
 
 
+def is_mujoco(env_id: str) -> bool:
+    """Whether ``env_id`` is one of gymnasium's MuJoCo tasks (its entry point is in gymnasium.envs.mujoco)."""
+    try:
+        entry = gym.spec(env_id.partition(":")[2] or env_id).entry_point
+    except gym.error.Error:
+        return False
+    return isinstance(entry, str) and entry.startswith("gymnasium.envs.mujoco")
+
+
+def check_config(cfg: EnvConfig) -> None:
+    """Refuse a gymnasium id that is not registered, or a MuJoCo task without the mujoco
+    package (one line naming the extra); run when a run is built, before any file.
+
+    Raises:
+        ConfigError: the env cannot be made here.
+    """
+    _check_id(cfg.id)
+    if is_mujoco(cfg.id) and importlib.util.find_spec("mujoco") is None:
+        raise ConfigError(f"env.id={cfg.id} is a MuJoCo task and the mujoco package is not installed: "
+                          "pip install 'rlexp[mujoco]' (or pip install mujoco)")
+
+
+def mujoco_headless_rendering() -> None:
+    """Pick MuJoCo's OpenGL backend for off-screen frames (videos) where no screen is set:
+    EGL where its library exists, else OSMesa; the user's ``MUJOCO_GL`` wins.
+
+    Raises:
+        ConfigError: no screen and neither library (one line naming the packages to install).
+    """
+    if "MUJOCO_GL" in os.environ or os.environ.get("DISPLAY"):
+        return
+    for backend, library in (("egl", "EGL"), ("osmesa", "OSMesa")):
+        if ctypes.util.find_library(library):
+            os.environ["MUJOCO_GL"] = backend
+            os.environ.setdefault("PYOPENGL_PLATFORM", backend)
+            return
+    raise ConfigError("MuJoCo renders videos off-screen through EGL or OSMesa, and this machine has neither: install "
+                      "one (Debian/Ubuntu: apt install libegl1, or libosmesa6), or set MUJOCO_GL")
+
+
 def _make_kwargs(cfg: EnvConfig) -> dict:
     kwargs = dict(cfg.kwargs)
     if cfg.max_episode_steps is not None:
@@ -78,6 +120,8 @@ def make_env(cfg: EnvConfig | AtariEnvConfig | MazeEnvConfig, render_mode: str |
     if isinstance(cfg, MazeEnvConfig):
         return _make_maze(cfg, render_mode)
     _check_id(cfg.id)
+    if render_mode == "rgb_array" and is_mujoco(cfg.id):
+        mujoco_headless_rendering()
     return gym.make(cfg.id, render_mode=render_mode, **_make_kwargs(cfg))
 
 

@@ -18,18 +18,32 @@ def load(name: str) -> dict[str, Any]:
 # published returns, one file per source; each: source, kind (atari: scores keyed by
 # env.game; gym: keyed by env.id), protocol, eval, spread, and per algorithm its budget
 # (budget_frames for atari, budget_steps for gym) and scores {task: {mean, std}}
-PUBLISHED = ("mnih2015_dqn", "cleanrl_atari", "rl_zoo_atari", "cleanrl_classic", "rl_zoo_classic")
+PUBLISHED = ("mnih2015_dqn", "cleanrl_atari", "rl_zoo_atari", "cleanrl_classic", "rl_zoo_classic", "tianshou_mujoco",
+             "cleanrl_mujoco")
 
 
-def published(kind: str, algo: str, task: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(reference file, its entry for ``algo``) for every source with a score for ``task``."""
+def published(kind: str, algo: str, task: str) -> list[tuple[dict[str, Any], dict[str, Any], str]]:
+    """(reference file, its entry for ``algo``, the task it scored) for every source with a
+    score for ``task``, or for another version of the same gymnasium task (``Hopper-v3`` for
+    ``Hopper-v5``: the caller states the difference)."""
     out = []
     for name in PUBLISHED:
         ref = load(name)
         entry = ref["algos"].get(algo)
-        if ref["kind"] == kind and entry is not None and task in entry["scores"]:
-            out.append((ref, entry))
+        if ref["kind"] != kind or entry is None:
+            continue
+        if task in entry["scores"]:
+            out.append((ref, entry, task))
+        elif kind == "gym":
+            other = [t for t in entry["scores"] if _versionless(t) == _versionless(task)]
+            if other:
+                out.append((ref, entry, other[0]))
     return out
+
+
+def _versionless(env_id: str) -> str:
+    """``Hopper-v5`` -> ``Hopper``."""
+    return env_id.rsplit("-v", 1)[0]
 
 
 def human_normalized(game: str, score: float) -> float | None:

@@ -214,9 +214,9 @@ def reference_rows(summaries: list[GroupSummary]) -> list[dict]:
         if not matches and hn is not None:
             rows.append({"group": g.name, "source": "", "paper": "", "ours": str(g.iqm), "human_normalized_iqm": str(hn),
                          "comparable": False, "notes": "no published score"})
-        for ref, entry in matches:
-            published = entry["scores"][task]
-            notes = []
+        for ref, entry, scored in matches:
+            published = entry["scores"][scored]
+            notes = [] if scored == task else [f"env version differs: ours {task}, published {scored}"]
             if kind == "atari":
                 protocol, skip = c.get("env.protocol"), c.get("env.frame_skip") or 4
                 ours, theirs, unit = (total * skip if isinstance(total, int) else None), entry["budget_frames"], "frames"
