@@ -44,7 +44,7 @@ def _tree(root):
 
 CORPUS = {
     "malformed override": (["train", "algo.lr=[1,2"], "error: malformed override"),
-    "unknown group option": (["train", "algo=sac"], "error: unknown option algo=sac; valid choices: a2c, alphazero, dqn"),
+    "unknown group option": (["train", "algo=sacc"], "error: unknown option algo=sacc; valid choices: a2c, alphazero, ddpg"),
     "unknown group": (["train", "optimizer=adam"], "error: unknown key 'optimizer'; valid keys: algo, env"),
     "unknown key": (["train", "algo.lrr=1"], "error: unknown key 'algo.lrr'; valid keys: name, optimizer, lr"),
     "wrong type": (["train", "algo.batch_size=big"], "error: invalid value for algo.batch_size: 'big' is not a valid int"),

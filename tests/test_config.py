@@ -23,7 +23,9 @@ def test_groups_are_the_documented_ones():
 def test_every_option_composes(group, option):
     required = {("env", "atari"): ["env.game=pong"], ("experiment", "dqn_atari_mnih2015"): ["env.game=pong"],
                 ("env", "openspiel"): ["env.game=hex"]}  # mandatory fields
-    if group == "tuned":  # tuned options are <algo>_<env>: they fit their own algorithm and env
+    if (group, option) == ("tuned", "mujoco"):  # the MuJoCo run settings, which every MuJoCo env option includes
+        required[(group, option)] = ["algo=sac", "env=hopper"]
+    elif group == "tuned":  # tuned options are <algo>_<env>: they fit their own algorithm and env
         algo = max((a for a in ALGO_SCHEMAS if option.startswith(a + "_")), key=len)  # q_learning_maze
         env = option.removeprefix(algo + "_")
         required[(group, option)] = [f"algo={algo}", f"env={env}", *(["env.game=pong"] if env == "atari" else [])]

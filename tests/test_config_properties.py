@@ -196,6 +196,18 @@ ALGO_FIELDS["rlhf_ppo"] = {**_RL_STAGE, "vf_coef": NONNEG_FLOAT, "value_clip": O
                            "gae_lambda": UNIT}
 ALGO_FIELDS["grpo"] = {**_RL_STAGE, "samples_per_prompt": Range(lambda v: v >= 2, ANY_INT, st.integers(max_value=1))}
 
+_OFF_POLICY = {"lr": POS_FLOAT, "gamma": UNIT, "tau": OPEN_UNIT, "batch_size": POS_INT,
+               "buffer_capacity_transitions": POS_INT, "learning_starts_steps": NONNEG_INT,
+               "train_interval_steps": POS_INT, "updates_per_train": POS_INT, "n_critics": POS_INT}
+ALGO_FIELDS["sac"] = {**_OFF_POLICY, "alpha": OPT_POS_FLOAT, "alpha_init": POS_FLOAT,
+                      "actor_update_interval_updates": POS_INT, "target_update_interval_updates": POS_INT}
+ALGO_FIELDS["td3"] = ALGO_FIELDS["ddpg"] = {**_OFF_POLICY, "exploration_noise": NONNEG_FLOAT,
+                                            "policy_noise": NONNEG_FLOAT, "noise_clip": NONNEG_FLOAT,
+                                            "policy_delay": POS_INT}
+
+# String fields that are neither a name nor a fixed set of choices: each has its own test below.
+ALGO_FREE_STRINGS: dict[str, set[str]] = {"sac": {"target_entropy"}}  # auto, or a number
+
 # String fields with a fixed set of choices.
 ALGO_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
     "dqn": {"optimizer": ("adam", "rmsprop"), "loss": ("huber", "mse")},
@@ -252,7 +264,7 @@ def test_the_ranges_here_cover_every_numeric_and_choice_field():
     for algo, schema in ALGO_SCHEMAS.items():
         numeric = {f.name for f in dataclasses.fields(schema)
                    if f.type in ("int", "float", "Optional[int]", "Optional[float]")}
-        strings = {f.name for f in dataclasses.fields(schema) if f.type == "str"} - {"name"}
+        strings = {f.name for f in dataclasses.fields(schema) if f.type == "str"} - {"name"} - ALGO_FREE_STRINGS.get(algo, set())
         assert numeric == set(ALGO_FIELDS[algo]), algo
         assert strings == set(ALGO_CHOICES.get(algo, {})), algo
 
@@ -283,6 +295,9 @@ def algo_args(algo: str, values: dict[str, Any]) -> tuple[tuple[str, ...], list[
 JOINT_RULES = [  # (the algorithm composed, the keys, the key named, whether they clash)
     ("dqn", ("algo.batch_size", "algo.buffer_capacity_transitions"), "algo.batch_size",
      lambda v: v.get("algo.batch_size", 64) > v.get("algo.buffer_capacity_transitions", 100_000)),  # the tuned dqn_cartpole's
+    *((algo, ("algo.batch_size", "algo.buffer_capacity_transitions"), "algo.batch_size",
+       lambda v: v.get("algo.batch_size", 256) > v.get("algo.buffer_capacity_transitions", 1_000_000))
+      for algo in ("sac", "td3", "ddpg")),
     ("alphazero", ("algo.batch_size", "algo.replay_window_positions"), "algo.batch_size",
      lambda v: v.get("algo.batch_size", 256) > v.get("algo.replay_window_positions", 50_000)),
     (None, ("seed", "seeds_per_job"), "seed", lambda v: v.get("seed", 1) + v.get("seeds_per_job", 1) - 1 > 2**32 - 1),
@@ -424,3 +439,19 @@ def test_fast_composition_agrees_with_compose_train(case):
         assert str(fast) == str(full)
     else:
         assert repr(fast) == repr(full)  # repr, not ==: NaN never equals itself (and is never accepted)
+
+
+@FAST
+@given(st.one_of(st.just("auto"), st.floats(allow_nan=False, allow_infinity=False).map(repr),
+                 st.text(alphabet="abcxyz-+. ", min_size=1, max_size=6)))
+def test_sac_target_entropy_is_auto_or_a_number(value):
+    outcome = compose_outcome(lambda: compose_fast(("algo=sac",), [f"algo.target_entropy='{value}'"]))
+    try:
+        number = math.isfinite(float(value))
+    except ValueError:
+        number = False
+    if value == "auto" or number:
+        assert isinstance(outcome, TrainConfig) and outcome.algo.target_entropy == value
+    else:
+        assert isinstance(outcome, ConfigError), f"accepted algo.target_entropy={value!r}"
+        assert_one_line_naming(outcome, {"algo.target_entropy"})

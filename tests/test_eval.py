@@ -93,7 +93,7 @@ def test_load_run_config_picks_the_atari_schema(tmp_path):
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (("algo", "name", "sac"), r"algo.name='sac' is not a known algorithm; valid choices: dqn"),
+        (("algo", "name", "sacc"), r"algo.name='sacc' is not a known algorithm; valid choices: dqn"),
         (("env", "type", "mujoco"), r"env.type='mujoco' is not a known env type; valid choices: gym, atari"),
         (("algo", "lr", -1.0), r"config.yaml: algo.lr must be > 0, got -1.0"),
         (("algo", "lr", "abc"), r"does not fit this rlexp's config schema: invalid value for algo.lr"),
