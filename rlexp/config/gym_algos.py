@@ -229,6 +229,13 @@ class ContinuousOffPolicyConfig:
     n_critics: int = 2  # Q networks; their minimum makes the target (2: clipped double Q; 1: DDPG)
 
     def __post_init__(self) -> None:
+        self._check_fields()
+        # values each in range but impossible together: checked once every field is in range
+        if self.batch_size > self.buffer_capacity_transitions:
+            raise ConfigError(f"algo.batch_size={self.batch_size} is larger than the replay buffer "
+                              f"(algo.buffer_capacity_transitions={self.buffer_capacity_transitions}); lower one")
+
+    def _check_fields(self) -> None:
         o = "algo"
         positive(o, lr=self.lr, batch_size=self.batch_size, buffer_capacity_transitions=self.buffer_capacity_transitions,
                  train_interval_steps=self.train_interval_steps, updates_per_train=self.updates_per_train,
@@ -237,9 +244,6 @@ class ContinuousOffPolicyConfig:
         unit_interval(o, gamma=self.gamma)
         if not 0.0 < self.tau <= 1.0:
             raise ConfigError(f"algo.tau must be in (0, 1] (the target networks' Polyak rate; 1 copies), got {self.tau}")
-        if self.batch_size > self.buffer_capacity_transitions:
-            raise ConfigError(f"algo.batch_size={self.batch_size} is larger than the replay buffer "
-                              f"(algo.buffer_capacity_transitions={self.buffer_capacity_transitions}); lower one")
 
 
 @dataclass
@@ -253,8 +257,8 @@ class SACConfig(ContinuousOffPolicyConfig):
     actor_update_interval_updates: int = 1  # critic updates per actor (and temperature) update
     target_update_interval_updates: int = 1  # critic updates per Polyak step of the target critics
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def _check_fields(self) -> None:
+        super()._check_fields()
         if self.target_entropy != "auto":
             try:
                 value = float(self.target_entropy)
@@ -281,8 +285,8 @@ class TD3Config(ContinuousOffPolicyConfig):
     noise_clip: float = 0.5  # target policy smoothing: the noise is clipped to [-noise_clip, noise_clip]
     policy_delay: int = 2  # critic updates per actor update and target update (1: no delay)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def _check_fields(self) -> None:
+        super()._check_fields()
         non_negative("algo", exploration_noise=self.exploration_noise, policy_noise=self.policy_noise,
                      noise_clip=self.noise_clip)
         if self.policy_delay < 1:
