@@ -1,9 +1,11 @@
 """What several algorithms share, one of each: epsilon-greedy acting, advantage normalization,
-the gradient-norm clip and explained variance (schedules and intervals: ``rlexp.schedules``)."""
+the gradient-norm clip, explained variance and the evaluation replay (schedules and intervals:
+``rlexp.schedules``)."""
 
 from __future__ import annotations
 
-from typing import Callable
+import dataclasses
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -57,3 +59,13 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
     """1 - Var(returns - values) / Var(returns): how much of the returns the critic explains."""
     variance = returns.var()
     return float(1 - (returns - values).var() / variance) if variance > 0 else float("nan")
+
+
+EVAL_BUFFER_TRANSITIONS = 1_024  # the replay capacity of a replay learner built to evaluate a saved run
+
+
+def evaluation_replay(cfg: Any) -> Any:
+    """A replay learner's config for evaluating a saved run: evaluation never fills the replay,
+    so a small one (at least one batch) instead of the training one."""
+    return dataclasses.replace(cfg, buffer_capacity_transitions=min(cfg.buffer_capacity_transitions,
+                                                                    max(EVAL_BUFFER_TRANSITIONS, cfg.batch_size)))

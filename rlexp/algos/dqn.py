@@ -6,7 +6,6 @@ Reads top to bottom: epsilon-greedy acting, replay, target network, TD update.
 from __future__ import annotations
 
 import copy
-import dataclasses
 from typing import Any
 
 import gymnasium as gym
@@ -15,15 +14,13 @@ import torch
 import torch.nn.functional as F
 
 from rlexp.algos.base import Algorithm
-from rlexp.algos.common import clip_grad_norm_, epsilon_greedy
+from rlexp.algos.common import clip_grad_norm_, epsilon_greedy, evaluation_replay
 from rlexp.algos.flat_adam import FlatAdam
 from rlexp.buffers import FrameReplayBuffer, ReplayBatch, ReplayBuffer
 from rlexp.config import DQNConfig
 from rlexp.errors import ConfigError
 from rlexp.networks import MLP, build_q_network, flatten_parameters, is_image_space
 from rlexp.schedules import crossed, linear_schedule
-
-EVAL_BUFFER_TRANSITIONS = 1_024  # the replay capacity of a DQN built to evaluate a saved run
 
 
 def td_loss(q: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
@@ -113,9 +110,7 @@ class DQN(Algorithm):
 
     @classmethod
     def evaluation_config(cls, cfg: DQNConfig) -> DQNConfig:
-        """Evaluation never fills the replay buffer: a small one instead of the training one."""
-        return dataclasses.replace(cfg, buffer_capacity_transitions=min(cfg.buffer_capacity_transitions,
-                                                                        max(EVAL_BUFFER_TRANSITIONS, cfg.batch_size)))
+        return evaluation_replay(cfg)
 
     def epsilon(self, step: int) -> float:
         """Exploration epsilon at agent step ``step`` (decay starts at step 0)."""

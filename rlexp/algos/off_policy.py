@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from rlexp.algos.base import Algorithm
+from rlexp.algos.common import evaluation_replay
 from rlexp.algos.dqn import replay_bytes, replay_device, td_targets
 from rlexp.algos.flat_adam import FlatAdam
 from rlexp.buffers import ReplayBuffer
@@ -25,8 +26,6 @@ from rlexp.errors import ConfigError
 from rlexp.networks import flatten_parameters, is_image_space
 from rlexp.networks.continuous import CriticEnsemble
 from rlexp.schedules import crossed
-
-EVAL_BUFFER_TRANSITIONS = 1_024  # the replay capacity of a learner built to evaluate a saved run
 
 
 def check_continuous(name: str, obs_space: gym.Space, action_space: gym.Space) -> None:
@@ -79,11 +78,7 @@ class ContinuousOffPolicy(Algorithm):
 
     @classmethod
     def evaluation_config(cls, cfg: Any) -> Any:
-        """Evaluation never fills the replay buffer: a small one instead of the training one."""
-        import dataclasses
-
-        return dataclasses.replace(cfg, buffer_capacity_transitions=min(cfg.buffer_capacity_transitions,
-                                                                        max(EVAL_BUFFER_TRANSITIONS, cfg.batch_size)))
+        return evaluation_replay(cfg)
 
     # ------------------------------------------------------------------ actions
 
@@ -136,17 +131,20 @@ class ContinuousOffPolicy(Algorithm):
         if self.storage_device != self.device:
             batches = type(batches)(*(t.to(self.device, non_blocking=True) for t in batches))
         self.clock.lap("replay")
-        sums: dict[str, list[float]] = {}
+        sums: dict[str, list[torch.Tensor]] = {}
         for i in range(num_updates):
             for key, value in self.update(*(field[i] for field in batches)).items():
                 sums.setdefault(key, []).append(value)  # the actor's metrics only where it was updated
-        return {**{k: sum(v) / len(v) for k, v in sums.items()}, "train/updates": float(self.updates)}
+        # the metrics stay on the device until here: one transfer per training phase, not one per metric and update
+        means = torch.stack([torch.stack(v).mean() for v in sums.values()]).tolist()
+        return {**dict(zip(sums, means)), "train/updates": float(self.updates)}
 
     @abstractmethod
-    def update(self, obs, actions, rewards, next_obs, terminated) -> dict[str, float]:
-        """One gradient step of the critics (and, when due, the actor) on a minibatch."""
+    def update(self, obs, actions, rewards, next_obs, terminated) -> dict[str, torch.Tensor]:
+        """One gradient step of the critics (and, when due, the actor) on a minibatch; its
+        metrics as detached scalar tensors."""
 
-    def critic_step(self, obs, actions, targets: torch.Tensor) -> tuple[torch.Tensor, float]:
+    def critic_step(self, obs, actions, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One step of every critic toward the TD ``targets``: the sum over critics of each
         one's mean squared error (as SB3 and CleanRL, halved as SB3). Returns (Q, loss)."""
         q = self.critic(obs, actions)
@@ -155,7 +153,7 @@ class ContinuousOffPolicy(Algorithm):
         loss.backward()
         self.critic_optimizer.step()
         self.updates += 1
-        return q.detach(), loss.item()
+        return q.detach(), loss.detach()
 
     def targets(self, rewards, terminated, next_q: torch.Tensor) -> torch.Tensor:
         """Bellman targets; termination alone cuts the bootstrap (a time limit does not)."""

@@ -56,21 +56,21 @@ class SAC(ContinuousOffPolicy):
     def _greedy(self, obs: torch.Tensor) -> torch.Tensor:
         return self.actor.mode(obs)
 
-    def update(self, obs, actions, rewards, next_obs, terminated) -> dict[str, float]:
+    def update(self, obs, actions, rewards, next_obs, terminated) -> dict[str, torch.Tensor]:
         c, alpha = self.cfg, self.alpha
         with torch.no_grad():
             next_actions, next_log_prob = self.actor.sample(next_obs, self.noise)
             next_q = self.critic_target(next_obs, next_actions).amin(0) - alpha * next_log_prob
             targets = self.targets(rewards, terminated, next_q)
         q, critic_loss = self.critic_step(obs, actions, targets)
-        metrics = {"loss/critic": critic_loss, "train/q_mean": q.mean().item()}
+        metrics = {"loss/critic": critic_loss, "train/q_mean": q.mean()}
         if self.updates % c.actor_update_interval_updates == 0:
             metrics.update(self._actor_step(obs, alpha))
         if self.updates % c.target_update_interval_updates == 0:
             self.sync_critic_target()
         return metrics
 
-    def _actor_step(self, obs: torch.Tensor, alpha: torch.Tensor) -> dict[str, float]:
+    def _actor_step(self, obs: torch.Tensor, alpha: torch.Tensor) -> dict[str, torch.Tensor]:
         """The policy toward ``min_i Q_i - alpha log pi`` (the critics frozen), then the temperature."""
         new_actions, log_prob = self.actor.sample(obs, self.noise)
         q_new = self.critic(obs, new_actions, frozen=True).amin(0)
@@ -79,8 +79,8 @@ class SAC(ContinuousOffPolicy):
         actor_loss.backward()
         self.actor_optimizer.step()
         self.actor_updates += 1
-        metrics = {"loss/actor": actor_loss.item(), "train/entropy": -log_prob.mean().item(),
-                   "train/alpha": alpha.item()}
+        metrics = {"loss/actor": actor_loss.detach(), "train/entropy": -log_prob.detach().mean(),
+                   "train/alpha": alpha.squeeze()}
         if self.tuned:
             # d/d(log alpha) of -log alpha (log pi + target entropy): alpha grows while the
             # policy's entropy is below the target and shrinks above it
@@ -88,7 +88,7 @@ class SAC(ContinuousOffPolicy):
             self.log_alpha.grad.zero_()
             alpha_loss.backward()
             self.alpha_optimizer.step()
-            metrics["loss/alpha"] = alpha_loss.item()
+            metrics["loss/alpha"] = alpha_loss.detach()
         return metrics
 
     def state_dict(self) -> dict[str, Any]:

@@ -51,7 +51,7 @@ class TD3(ContinuousOffPolicy):
     def _greedy(self, obs: torch.Tensor) -> torch.Tensor:
         return self.actor(obs)
 
-    def update(self, obs, actions, rewards, next_obs, terminated) -> dict[str, float]:
+    def update(self, obs, actions, rewards, next_obs, terminated) -> dict[str, torch.Tensor]:
         c = self.cfg
         with torch.no_grad():
             next_actions = self.actor_target(next_obs)
@@ -60,14 +60,14 @@ class TD3(ContinuousOffPolicy):
                 next_actions = (next_actions + smoothing).clamp(-1.0, 1.0)
             targets = self.targets(rewards, terminated, self.critic_target(next_obs, next_actions).amin(0))
         q, critic_loss = self.critic_step(obs, actions, targets)
-        metrics = {"loss/critic": critic_loss, "train/q_mean": q.mean().item()}
+        metrics = {"loss/critic": critic_loss, "train/q_mean": q.mean()}
         if self.updates % c.policy_delay == 0:
             actor_loss = -self.critic(obs, self.actor(obs), frozen=True)[0].mean()  # Q_1, as Fujimoto et al.
             self.actor_flat.grad.zero_()
             actor_loss.backward()
             self.actor_optimizer.step()
             self.actor_updates += 1
-            metrics["loss/actor"] = actor_loss.item()
+            metrics["loss/actor"] = actor_loss.detach()
             with torch.no_grad():
                 self.sync_critic_target()
                 polyak(self.actor_target_flat, self.actor_flat, c.tau)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlexp.networks import MLP
+from rlexp.networks import _ACTIVATION_FNS, MLP
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # the Gaussian actor's log std range (Haarnoja et al.'s softlearning, SB3)
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -35,7 +35,7 @@ class CriticEnsemble(nn.Module):
             bound = 1 / math.sqrt(fan_in)  # nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
             self.weights.append(nn.Parameter(torch.empty(members, fan_in, fan_out).uniform_(-bound, bound)))
             self.biases.append(nn.Parameter(torch.empty(members, 1, fan_out).uniform_(-bound, bound)))
-        self._act = {"relu": torch.relu, "tanh": torch.tanh, "elu": F.elu, "gelu": F.gelu, "silu": F.silu}[activation]
+        self._act = _ACTIVATION_FNS[activation]
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor, frozen: bool = False) -> torch.Tensor:
         """Every member's Q of each (observation, action) row, ``(members, batch)``; ``frozen``:
