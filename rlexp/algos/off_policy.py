@@ -142,7 +142,9 @@ class ContinuousOffPolicy(Algorithm):
     @abstractmethod
     def update(self, obs, actions, rewards, next_obs, terminated) -> dict[str, torch.Tensor]:
         """One gradient step of the critics (and, when due, the actor) on a minibatch; its
-        metrics as detached scalar tensors."""
+        metrics as detached scalar tensors. Autograd's gradients, or with ``self.manual_grad``
+        (``device.fast_path=auto``, the default) the hand-written ones: the same arithmetic
+        (``tests/algos/test_off_policy.py`` holds the two paths equal)."""
 
     def critic_step(self, obs, actions, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One step of every critic toward the TD ``targets``: the sum over critics of each
@@ -154,6 +156,16 @@ class ContinuousOffPolicy(Algorithm):
         self.critic_optimizer.step()
         self.updates += 1
         return q.detach(), loss.detach()
+
+    def critic_step_by_hand(self, obs, actions, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`critic_step` with the hand-written gradient (the fast path): the same loss."""
+        q, inputs = self.critic.forward_saving(obs, actions)
+        error = q - targets
+        loss = 0.5 * error.square().mean(1).sum()
+        self.critic.backward(inputs, error / len(obs))  # d(loss)/dQ = (Q - target) / batch
+        self.critic_optimizer.step()
+        self.updates += 1
+        return q, loss
 
     def targets(self, rewards, terminated, next_q: torch.Tensor) -> torch.Tensor:
         """Bellman targets; termination alone cuts the bootstrap (a time limit does not)."""

@@ -45,6 +45,9 @@ class SAC(ContinuousOffPolicy):
         self.log_alpha.grad = torch.zeros_like(self.log_alpha)
         self.alpha_optimizer = FlatAdam(self.log_alpha, lr=cfg.lr)
         self.actor_updates = 0
+        # the fast path: every gradient by hand (networks/continuous.py), autograd's numbers in
+        # fewer operations; device.fast_path=off goes through autograd
+        self.manual_grad = self.fast_path_allowed and self.critic.manual_grad and self.actor.trunk.manual_grad
 
     @property
     def alpha(self) -> torch.Tensor:
@@ -57,38 +60,76 @@ class SAC(ContinuousOffPolicy):
         return self.actor.mode(obs)
 
     def update(self, obs, actions, rewards, next_obs, terminated) -> dict[str, torch.Tensor]:
-        c, alpha = self.cfg, self.alpha
-        with torch.no_grad():
-            next_actions, next_log_prob = self.actor.sample(next_obs, self.noise)
-            next_q = self.critic_target(next_obs, next_actions).amin(0) - alpha * next_log_prob
-            targets = self.targets(rewards, terminated, next_q)
-        q, critic_loss = self.critic_step(obs, actions, targets)
-        metrics = {"loss/critic": critic_loss, "train/q_mean": q.mean()}
-        if self.updates % c.actor_update_interval_updates == 0:
-            metrics.update(self._actor_step(obs, alpha))
+        c, batch = self.cfg, len(obs)
+        actor_due = (self.updates + 1) % c.actor_update_interval_updates == 0
+        # one draw for the update's two policy samples (the next actions, then the actor's), so
+        # that both gradient paths use the same numbers
+        noise = torch.randn((2 * batch if actor_due else batch, self.action_dim), generator=self.noise,
+                            device=obs.device)
+        if self.manual_grad:
+            metrics = self._update_by_hand(obs, actions, rewards, next_obs, terminated, noise, actor_due)
+        else:
+            metrics = self._update_by_autograd(obs, actions, rewards, next_obs, terminated, noise, actor_due)
         if self.updates % c.target_update_interval_updates == 0:
             self.sync_critic_target()
         return metrics
 
-    def _actor_step(self, obs: torch.Tensor, alpha: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The policy toward ``min_i Q_i - alpha log pi`` (the critics frozen), then the temperature."""
-        new_actions, log_prob = self.actor.sample(obs, self.noise)
-        q_new = self.critic(obs, new_actions, frozen=True).amin(0)
-        actor_loss = (alpha * log_prob - q_new).mean()
-        self.actor_flat.grad.zero_()
-        actor_loss.backward()
+    def _targets(self, rewards, next_obs, terminated, next_actions, next_log_prob, alpha) -> torch.Tensor:
+        with torch.no_grad():
+            next_q = self.critic_target(next_obs, next_actions).amin(0) - alpha * next_log_prob
+            return self.targets(rewards, terminated, next_q)
+
+    def _update_by_autograd(self, obs, actions, rewards, next_obs, terminated, noise, actor_due):
+        alpha, batch = self.alpha, len(obs)
+        with torch.no_grad():
+            next_actions, next_log_prob = self.actor.sample(next_obs, noise=noise[:batch])
+        targets = self._targets(rewards, next_obs, terminated, next_actions, next_log_prob, alpha)
+        q, critic_loss = self.critic_step(obs, actions, targets)
+        metrics = {"loss/critic": critic_loss, "train/q_mean": q.mean()}
+        if actor_due:
+            # the policy toward min_i Q_i - alpha log pi (the critics frozen)
+            new_actions, log_prob = self.actor.sample(obs, noise=noise[batch:])
+            q_new = self.critic(obs, new_actions, frozen=True).amin(0)
+            actor_loss = (alpha * log_prob - q_new).mean()
+            self.actor_flat.grad.zero_()
+            actor_loss.backward()
+            metrics.update(self._after_actor_gradient(actor_loss.detach(), log_prob.detach(), alpha))
+        return metrics
+
+    def _update_by_hand(self, obs, actions, rewards, next_obs, terminated, noise, actor_due):
+        """:meth:`_update_by_autograd` with hand-written gradients; the policy runs once over
+        the next observations and (when the actor learns) the observations together."""
+        alpha, batch = self.alpha, len(obs)
+        both = torch.cat([next_obs, obs]) if actor_due else next_obs
+        sampled, sampled_log_prob, saved = self.actor.sample_saving(both, noise)
+        targets = self._targets(rewards, next_obs, terminated, sampled[:batch], sampled_log_prob[:batch], alpha)
+        q, critic_loss = self.critic_step_by_hand(obs, actions, targets)
+        metrics = {"loss/critic": critic_loss, "train/q_mean": q.mean()}
+        if actor_due:
+            log_prob = sampled_log_prob[batch:]
+            q_new, inputs = self.critic.forward_saving(obs, sampled[batch:])
+            q_min = q_new.amin(0)
+            actor_loss = (alpha * log_prob - q_min).mean()
+            # d(loss)/dQ_i: -1/batch on the smallest critic of each row (shared on ties, as autograd's amin)
+            smallest = (q_new == q_min).to(q_new.dtype)
+            grad_q = smallest.div_(smallest.sum(0)).mul_(-1.0 / batch)
+            grad_action = self.critic.backward(inputs, grad_q, weights=False, action_dim=self.action_dim)
+            self.actor.backward_into_grad(saved, slice(batch, None), grad_action, (alpha / batch).expand(batch))
+            metrics.update(self._after_actor_gradient(actor_loss, log_prob, alpha))
+        return metrics
+
+    def _after_actor_gradient(self, actor_loss, log_prob, alpha) -> dict[str, torch.Tensor]:
+        """The actor's step along the gradient in its ``.grad``, then the temperature's."""
         self.actor_optimizer.step()
         self.actor_updates += 1
-        metrics = {"loss/actor": actor_loss.detach(), "train/entropy": -log_prob.detach().mean(),
-                   "train/alpha": alpha.squeeze()}
+        metrics = {"loss/actor": actor_loss, "train/entropy": -log_prob.mean(), "train/alpha": alpha.squeeze()}
         if self.tuned:
-            # d/d(log alpha) of -log alpha (log pi + target entropy): alpha grows while the
-            # policy's entropy is below the target and shrinks above it
-            alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
-            self.log_alpha.grad.zero_()
-            alpha_loss.backward()
+            # alpha_loss = -log alpha (log pi + target entropy), whose gradient in log alpha makes
+            # alpha grow while the policy's entropy is below the target and shrink above it
+            shortfall = log_prob + self.target_entropy
+            metrics["loss/alpha"] = -(self.log_alpha.detach() * shortfall).mean()
+            torch.mean(-shortfall, 0, keepdim=True, out=self.log_alpha.grad)
             self.alpha_optimizer.step()
-            metrics["loss/alpha"] = alpha_loss.detach()
         return metrics
 
     def state_dict(self) -> dict[str, Any]:

@@ -40,6 +40,9 @@ class TD3(ContinuousOffPolicy):
         self.actor_target_flat = flatten_parameters(self.actor_target, with_grad=False)
         self.actor_optimizer = FlatAdam(self.actor_flat, lr=cfg.lr)
         self.actor_updates = 0
+        # the fast path: every gradient by hand (networks/continuous.py), autograd's numbers in
+        # fewer operations; device.fast_path=off goes through autograd
+        self.manual_grad = self.fast_path_allowed and self.critic.manual_grad and self.actor.net.manual_grad
 
     def _gaussian(self, like: torch.Tensor, std: float) -> torch.Tensor:
         return std * torch.randn(like.shape, generator=self.noise, device=like.device, dtype=like.dtype)
@@ -59,15 +62,26 @@ class TD3(ContinuousOffPolicy):
                 smoothing = self._gaussian(next_actions, c.policy_noise).clamp(-c.noise_clip, c.noise_clip)
                 next_actions = (next_actions + smoothing).clamp(-1.0, 1.0)
             targets = self.targets(rewards, terminated, self.critic_target(next_obs, next_actions).amin(0))
-        q, critic_loss = self.critic_step(obs, actions, targets)
+        step = self.critic_step_by_hand if self.manual_grad else self.critic_step
+        q, critic_loss = step(obs, actions, targets)
         metrics = {"loss/critic": critic_loss, "train/q_mean": q.mean()}
         if self.updates % c.policy_delay == 0:
-            actor_loss = -self.critic(obs, self.actor(obs), frozen=True)[0].mean()  # Q_1, as Fujimoto et al.
-            self.actor_flat.grad.zero_()
-            actor_loss.backward()
+            # the actor along Q_1 (as Fujimoto et al.), the critics frozen
+            if self.manual_grad:
+                action, inputs = self.actor.forward_saving(obs)
+                q_1, critic_inputs = self.critic.forward_saving(obs, action, members=slice(0, 1))
+                actor_loss = -q_1.mean()
+                grad_action = self.critic.backward(critic_inputs, torch.full_like(q_1, -1.0 / len(obs)),
+                                                   members=slice(0, 1), weights=False, action_dim=self.action_dim)
+                self.actor.backward_into_grad(inputs, action, grad_action)
+            else:
+                actor_loss = -self.critic(obs, self.actor(obs), frozen=True)[0].mean()
+                self.actor_flat.grad.zero_()
+                actor_loss.backward()
+                actor_loss = actor_loss.detach()
             self.actor_optimizer.step()
             self.actor_updates += 1
-            metrics["loss/actor"] = actor_loss.detach()
+            metrics["loss/actor"] = actor_loss
             with torch.no_grad():
                 self.sync_critic_target()
                 polyak(self.actor_target_flat, self.actor_flat, c.tau)
