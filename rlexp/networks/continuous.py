@@ -125,10 +125,6 @@ class SquashedGaussianActor(nn.Module):
         mean, log_std = self.out(self.trunk(obs)).chunk(2, dim=-1)
         return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
 
-    @property
-    def action_dim(self) -> int:
-        return self.out.out_features // 2
-
     def sample(self, obs: torch.Tensor, generator: torch.Generator | None = None,
                noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(action in [-1, 1], its log-probability ``(batch,)``), reparameterized: the gradient
