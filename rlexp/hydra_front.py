@@ -136,12 +136,24 @@ def _missing_config_line(err) -> str:
         extra = PLUGIN_EXTRAS[option]
         return (f"{ours} {option} needs a Hydra plugin that is not installed: "
                 f"pip install 'rlexp[{extra}]' (or pip install {PLUGIN_PACKAGES[extra]})")
+    if group == "env" and err.options and _is_atari_game(option):
+        return (f"env={option} has no shortcut; every Atari game runs as env=atari env.game={option} "
+                f"(or, under an Atari preset, env.game={option}); shortcuts: {', '.join(err.options)}")
     if group and err.options:
         return f"unknown option {group}={option}; valid choices: {', '.join(err.options)}"
     if group:
         valid = ", ".join(config_groups())
         return f"unknown config group {group!r} (in {group}={option}); valid groups: {valid}"
     return first_line(err)
+
+
+def _is_atari_game(name: str) -> bool:
+    """Whether ``name`` is an ALE ROM (``ms_pacman``, ``boxing``), without loading a ROM."""
+    try:
+        from ale_py import roms
+    except ImportError:
+        return False
+    return name in roms.get_all_rom_ids()
 
 
 # Hydra plugins that are optional extras: option -> extra, extra -> its pip packages

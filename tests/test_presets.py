@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow  # learning, subprocesses or whole pipelines: left
 PRESETS = sorted(f.name[: -len(".yaml")] for f in resources.files("rlexp.conf").joinpath("experiment").iterdir()
                  if f.name.endswith(".yaml"))
 ATARI_DQN = [p for p in PRESETS if p.startswith("dqn_") and p.endswith("_mnih2015") and p != "dqn_atari_mnih2015"]
-REQUIRED = {"dqn_atari_mnih2015": ["env.game=breakout"]}  # the game-generic preset: the game is the user's
+REQUIRED = {"dqn_atari_mnih2015": ["env.game=breakout"], "der_atari100k": ["env.game=boxing"]}  # the game-generic preset: the game is the user's
 
 
 def test_the_six_dqn_paper_presets_exist():
@@ -60,6 +60,8 @@ SMOKE_ALGO = {  # a few updates within 320 agent steps
     "ppo": ["env.num_envs=2", "algo.rollout_steps=16", "algo.num_minibatches=2", "algo.update_epochs=1"],
     "a2c": ["env.num_envs=2"],
     "reinforce": [],
+    "rainbow": ["algo.learning_starts_steps=100", "algo.train_interval_steps=50", "algo.updates_per_train=2",
+                "algo.buffer_capacity_transitions=1000"],
     "sac": ["algo.learning_starts_steps=100", "algo.batch_size=32", "algo.buffer_capacity_transitions=1000"],
     "td3": ["algo.learning_starts_steps=100", "algo.batch_size=32", "algo.buffer_capacity_transitions=1000"],
 }
@@ -84,7 +86,8 @@ def test_every_preset_runs_a_few_steps(preset, tmp_path):
             stage_cfg = compose_train([f"algo={stage}", "env=arithmetic", *overrides])
             assert stage_cfg.algo.name == stage and stage_cfg.model is not None
         return
-    atari = compose_train([f"experiment={preset}", *REQUIRED.get(preset, [])]).env.type == "atari"
+    composed = compose_train([f"experiment={preset}", *REQUIRED.get(preset, [])])
+    atari, algo = composed.env.type == "atari", composed.algo.name
     extra = [*SMOKE_ALGO[algo], *REQUIRED.get(preset, []), *(["env.max_episode_frames=800"] if atari else [])]
     summary = run(compose_train([f"experiment={preset}", *SMOKE, *extra]), tmp_path / "run")
     assert summary["steps"] == 320 and (tmp_path / "run" / "checkpoints" / "latest.pt").exists()

@@ -1,6 +1,10 @@
-"""Deep Q-Network (Mnih et al. 2015), with optional Double DQN (van Hasselt et al. 2016).
+"""Deep Q-Network (Mnih et al. 2015) and the parts Rainbow combines (Hessel et al. 2018).
 
-Reads top to bottom: epsilon-greedy acting, replay, target network, TD update.
+Reads top to bottom: epsilon-greedy (or noisy) acting, replay, target network, TD update.
+Each part is a setting that composes with the others: Double DQN (van Hasselt et al. 2016),
+n-step returns and prioritized replay (Schaul et al. 2016) in the buffers, dueling heads
+(Wang et al. 2016) and noisy layers (Fortunato et al. 2018) in :mod:`rlexp.networks.q`, and a
+value distribution, C51 (Bellemare et al. 2017) or QR-DQN's quantiles (Dabney et al. 2018).
 """
 
 from __future__ import annotations
@@ -28,13 +32,55 @@ def td_loss(q: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
     return F.smooth_l1_loss(q, target) if kind == "huber" else F.mse_loss(q, target)
 
 
-def td_targets(rewards: torch.Tensor, terminated: torch.Tensor, next_q: torch.Tensor, gamma: float) -> torch.Tensor:
+def td_targets(rewards: torch.Tensor, terminated: torch.Tensor, next_q: torch.Tensor,
+               gamma: float | torch.Tensor) -> torch.Tensor:
     """Bellman targets ``r + gamma * (1 - terminated) * next_q``.
 
     Only termination cuts the bootstrap: a truncated transition (time limit) has
-    ``terminated=0`` and ``next_q`` evaluated at its real final observation.
+    ``terminated=0`` and ``next_q`` evaluated at its real final observation. With n-step
+    returns ``gamma`` is each transition's ``gamma ** steps`` (the batch's ``discounts``).
     """
     return rewards + gamma * (1.0 - terminated) * next_q
+
+
+def project_distribution(rewards: torch.Tensor, bootstrap: torch.Tensor, probs: torch.Tensor,
+                         support: torch.Tensor) -> torch.Tensor:
+    """C51's target (Bellemare et al. 2017, Algorithm 1): the distribution of
+    ``r + bootstrap * z`` (z on ``support`` with ``probs``), clipped to the support's range and
+    split between the two nearest atoms in proportion to closeness.
+
+    Args:
+        rewards: (B,) rewards (n-step returns).
+        bootstrap: (B,) the discount of the bootstrap, 0 where terminated.
+        probs: (B, K) the next state's distribution for the chosen action.
+        support: (K,) evenly spaced atoms.
+    """
+    v_min, v_max, k = support[0], support[-1], support.numel()
+    delta = (v_max - v_min) / (k - 1)
+    tz = (rewards.unsqueeze(1) + bootstrap.unsqueeze(1) * support).clamp(v_min, v_max)
+    b = (tz - v_min) / delta
+    lower, upper = b.floor().long().clamp(0, k - 1), b.ceil().long().clamp(0, k - 1)
+    # an atom hit exactly (lower == upper) keeps all its mass
+    to_lower = probs * (upper.float() - b + (lower == upper).float())
+    to_upper = probs * (b - lower.float())
+    target = torch.zeros_like(probs)
+    return target.scatter_add_(1, lower, to_lower).scatter_add_(1, upper, to_upper)
+
+
+def quantile_huber_loss(quantiles: torch.Tensor, target: torch.Tensor, kappa: float = 1.0) -> torch.Tensor:
+    """QR-DQN's loss (Dabney et al. 2018, eq. 10) per transition: the quantile Huber loss of
+    every (online quantile i, target sample j) pair, summed over i and averaged over j.
+
+    Args:
+        quantiles: (B, N) the taken action's quantiles, at fractions tau_i = (2i + 1) / 2N.
+        target: (B, N') samples of the target distribution.
+    """
+    n = quantiles.shape[1]
+    taus = (torch.arange(n, device=quantiles.device, dtype=quantiles.dtype) + 0.5) / n
+    u = target.unsqueeze(1) - quantiles.unsqueeze(2)  # (B, N, N')
+    huber = torch.where(u.abs() <= kappa, 0.5 * u.pow(2), kappa * (u.abs() - 0.5 * kappa))
+    weight = (taus.view(1, n, 1) - (u.detach() < 0).to(u.dtype)).abs()
+    return (weight * huber / kappa).sum(1).mean(1)
 
 
 def replay_bytes(capacity: int, obs_space, frames: bool) -> int:
@@ -74,7 +120,8 @@ class DQN(Algorithm):
                 "choose a discrete-action env (e.g. env=cartpole)"
             )
         self.n_actions = int(action_space.n)
-        self.q = build_q_network(network, obs_space, action_space).to(device)
+        self.q = build_q_network(network, obs_space, action_space, atoms=cfg.num_atoms or 1, dueling=cfg.dueling,
+                                 noisy=cfg.noisy, noisy_std_init=cfg.noisy_std_init).to(device)
         # One flat parameter: Adam, the gradient clip and the target sync each become a few
         # kernels over one tensor instead of a few per layer; fused Adam runs on CPU
         # (torch >= 2.4) and CUDA.
@@ -94,8 +141,17 @@ class DQN(Algorithm):
         self.storage_device = replay_device(self.compute.replay, device, needed)
         self.buffer = buffer_cls(
             cfg.buffer_capacity_transitions, obs_space.shape, obs_space.dtype, self.storage_device, seed,
-            num_envs=num_envs,
+            num_envs=num_envs, n_step=cfg.n_step, gamma=cfg.gamma,
+            priority_exponent=cfg.priority_exponent if cfg.replay == "prioritized" else None,
         )
+        # C51's fixed atoms; QR-DQN learns where its quantiles sit
+        self.support = torch.linspace(cfg.v_min, cfg.v_max, cfg.num_atoms, device=device) \
+            if cfg.distributional == "c51" else None
+        # the noisy layers' noise: a generator of its own, so a checkpoint holds its state (exact resume)
+        self.noise = torch.Generator(device=device).manual_seed(int(self.rng.integers(2**62))) if cfg.noisy else None
+        # the per-update path (below) for the parts whose update is not a plain TD regression
+        self.per_update = cfg.noisy or cfg.replay == "prioritized" or cfg.distributional != "none"
+        self.step = 0  # agent steps seen (the importance-sampling exponent anneals over the run)
         # compiled forward passes when asked (they share the modules' parameters)
         self._compiled = (self.compiled(self.q), self.compiled(self.q_target)) if self.compute.compile else None
         # the fast path: an MLP's gradient by hand (MLP.backward_into_grad), autograd's numbers in
@@ -128,24 +184,40 @@ class DQN(Algorithm):
     def q_target_fn(self):
         return self._compiled[1] if self._compiled else self.q_target
 
-    @torch.inference_mode()
-    def greedy(self, obs: np.ndarray) -> np.ndarray:
-        """argmax_a Q(s, a) for a batch of observations."""
-        with self.autocast():
-            q = self.q_fn(torch.as_tensor(obs, device=self.device))
-        return q.argmax(dim=1).cpu().numpy()
+    def q_values(self, out: torch.Tensor) -> torch.Tensor:
+        """Action values from the network's outputs: the outputs, C51's mean over its atoms, or
+        the mean of QR-DQN's quantiles."""
+        if self.cfg.distributional == "c51":
+            return (torch.softmax(out.float(), dim=-1) * self.support).sum(-1)
+        if self.cfg.distributional == "qr":
+            return out.float().mean(-1)
+        return out
 
-    def _epsilon_greedy(self, obs: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
-        return epsilon_greedy(lambda: self.greedy(obs), self.n_actions, obs.shape[0], epsilon, rng, greedy_draws=False)
+    @torch.inference_mode()
+    def greedy(self, obs: np.ndarray, explore: bool = False) -> np.ndarray:
+        """argmax_a Q(s, a) for a batch of observations; ``explore`` draws fresh noise for noisy
+        layers first (training actions)."""
+        if explore and self.noise is not None:
+            self.q.sample_noise(self.noise)
+        with self.autocast():
+            q = self.q_values(self.q_fn(torch.as_tensor(obs, device=self.device)))
+        return q.argmax(dim=1).cpu().numpy()
 
     def act(self, obs: np.ndarray, step: int) -> np.ndarray:
         # uniform random before learning starts, as in the DQN paper's replay warm-up
         epsilon = 1.0 if step < self.cfg.learning_starts_steps else self.epsilon(step)
-        return self._epsilon_greedy(obs, epsilon, self.rng)
+        return epsilon_greedy(lambda: self.greedy(obs, explore=True), self.n_actions, obs.shape[0], epsilon, self.rng,
+                              greedy_draws=False)
 
     def predict(self, obs: np.ndarray) -> np.ndarray:
-        # its own RNG: evaluating must not change the training run's random stream
-        return self._epsilon_greedy(obs, self.cfg.epsilon_eval, self.eval_rng)
+        # its own RNG: evaluating must not change the training run's random stream; noisy
+        # layers act with their mean weights (the evaluation policy has no noise)
+        self.q.eval()
+        try:
+            return epsilon_greedy(lambda: self.greedy(obs), self.n_actions, obs.shape[0], self.cfg.epsilon_eval,
+                                  self.eval_rng, greedy_draws=False)
+        finally:
+            self.q.train()
 
     # ------------------------------------------------------------------ learning
 
@@ -156,6 +228,7 @@ class DQN(Algorithm):
         self.buffer.add(obs, actions, rewards, next_obs, terminated, episode_end)
         self.clock.lap("replay")
         after = step + len(actions)
+        self.step = after
         if crossed(step, after, c.target_update_interval_steps):
             self.sync_target()
         if after > c.learning_starts_steps and crossed(step, after, c.train_interval_steps):
@@ -171,13 +244,22 @@ class DQN(Algorithm):
             self.target_flat_params.lerp_(self.flat_params, self.cfg.tau)
         self.target_syncs += 1
 
+    def importance_exponent(self, step: int) -> float:
+        """beta of prioritized replay's importance weights at agent step ``step``: linear from
+        start to end over the run (Schaul et al. 2016)."""
+        c = self.cfg
+        return linear_schedule(c.importance_exponent_start, c.importance_exponent_end, self.total_steps or 0, step)
+
     def train(self, num_updates: int) -> dict[str, float]:
-        """``num_updates`` gradient steps on fresh uniform minibatches."""
+        """``num_updates`` gradient steps on fresh minibatches."""
+        if self.per_update:
+            return self._train_per_update(num_updates)
         c = self.cfg
         batch = self.buffer.sample(c.batch_size, num_batches=num_updates)
         if self.storage_device != self.device:  # replay in pinned host memory, updates on the GPU
-            batch = ReplayBatch(*(t.pin_memory().to(self.device, non_blocking=True) for t in batch))
+            batch = batch.to(self.device)
         self.clock.lap("replay")
+        gamma = c.gamma if batch.discounts is None else batch.discounts
         targets = None
         if not c.double_dqn:
             # The target network does not change during a training phase, so every update's
@@ -188,7 +270,7 @@ class DQN(Algorithm):
                     next_q = self.q_target.forward_saving(next_obs)[0].amax(dim=1)
                 else:
                     next_q = self.q_target_fn(next_obs).float().amax(dim=1)
-                targets = td_targets(batch.rewards, batch.terminated, next_q.view(num_updates, c.batch_size), c.gamma)
+                targets = td_targets(batch.rewards, batch.terminated, next_q.view(num_updates, c.batch_size), gamma)
         flat = self.flat_params
         q_taken, q_targets = [], []  # per update; the logged loss is computed once at the end
         for i in range(num_updates):
@@ -198,7 +280,8 @@ class DQN(Algorithm):
                     next_obs = batch.next_obs[i]
                     best = self.q_fn(next_obs).argmax(dim=1, keepdim=True)
                     next_q = self.q_target_fn(next_obs).float().gather(1, best).squeeze(1)
-                    target = td_targets(batch.rewards[i], batch.terminated[i], next_q, c.gamma)
+                    target = td_targets(batch.rewards[i], batch.terminated[i], next_q,
+                                        gamma if batch.discounts is None else gamma[i])
             else:
                 target = targets[i]
             if self.manual_grad:
@@ -222,6 +305,81 @@ class DQN(Algorithm):
             "train/q_mean": q_all.mean().item(),
             "train/updates": float(self.updates),
         }
+
+    def _train_per_update(self, num_updates: int) -> dict[str, float]:
+        """The update of noisy layers, prioritized replay and value distributions: each
+        minibatch sampled just before its update (the last update changed the priorities),
+        new noise for every network pass, one loss per transition, weighted by importance."""
+        c = self.cfg
+        beta = self.importance_exponent(self.step)
+        losses, q_taken = [], []
+        for _ in range(num_updates):
+            batch = self.buffer.sample(c.batch_size, importance_exponent=beta)
+            if self.storage_device != self.device:
+                batch = batch.to(self.device)
+            self.clock.lap("replay")
+            per_transition, q, errors = self._losses(batch)
+            loss = per_transition.mean() if batch.weights is None else (batch.weights * per_transition).mean()
+            self.flat_params.grad.zero_()
+            loss.backward()
+            if c.max_grad_norm is not None:
+                clip_grad_norm_(self.flat_params.grad, c.max_grad_norm)
+            self.optimizer.step()
+            if batch.indices is not None:
+                self.buffer.update_priorities(batch.indices, errors)
+            losses.append(loss.detach())
+            q_taken.append(q.mean())
+        self.updates += num_updates
+        metrics = {
+            "loss/td": torch.stack(losses).mean().item(),
+            "train/q_mean": torch.stack(q_taken).mean().item(),
+            "train/updates": float(self.updates),
+        }
+        if c.replay == "prioritized":
+            metrics["train/importance_exponent"] = beta
+        return metrics
+
+    def _losses(self, batch: ReplayBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(the loss of each transition, with a graph; Q of the taken actions; the error each
+        transition is prioritized by), each (B,).
+
+        Expected values: the Huber or squared TD error. C51: the cross-entropy of the projected
+        target distribution. QR-DQN: the quantile Huber loss against the target's quantiles.
+        """
+        c = self.cfg
+        rows = torch.arange(batch.actions.shape[0], device=self.device)
+        bootstrap = (c.gamma if batch.discounts is None else batch.discounts) * (1.0 - batch.terminated)
+        with torch.no_grad(), self.autocast():
+            if self.noise is not None:
+                self.q_target.sample_noise(self.noise)
+            next_out = self.q_target_fn(batch.next_obs).float()
+            if c.double_dqn:  # the online network picks the action, the target network values it
+                if self.noise is not None:
+                    self.q.sample_noise(self.noise)
+                best = self.q_values(self.q_fn(batch.next_obs).float()).argmax(dim=1)
+            else:
+                best = self.q_values(next_out).argmax(dim=1)
+            chosen = next_out[rows, best]
+            if c.distributional == "c51":
+                target = project_distribution(batch.rewards, bootstrap, torch.softmax(chosen, dim=-1), self.support)
+            elif c.distributional == "qr":
+                target = batch.rewards.unsqueeze(1) + bootstrap.unsqueeze(1) * chosen
+            else:
+                target = batch.rewards + bootstrap * chosen
+        if self.noise is not None:
+            self.q.sample_noise(self.noise)
+        with self.autocast():
+            taken = self.q_fn(batch.obs).float()[rows, batch.actions]
+        if c.distributional == "c51":
+            log_probs = torch.log_softmax(taken, dim=-1)
+            loss = -(target * log_probs).sum(-1)
+            return loss, (log_probs.detach().exp() * self.support).sum(-1), loss.detach()
+        if c.distributional == "qr":
+            loss = quantile_huber_loss(taken, target)
+            return loss, taken.detach().mean(-1), loss.detach()
+        loss = F.smooth_l1_loss(taken, target, reduction="none") if c.loss == "huber" else \
+            F.mse_loss(taken, target, reduction="none")
+        return loss, taken.detach(), (taken.detach() - target).abs()
 
     @torch.no_grad()
     def _manual_backward(self, obs, actions, target) -> torch.Tensor:
@@ -252,6 +410,7 @@ class DQN(Algorithm):
             "target_syncs": self.target_syncs,
             "rng": self.rng.bit_generator.state,
             "eval_rng": self.eval_rng.bit_generator.state,
+            **({} if self.noise is None else {"noise": self.noise.get_state()}),
         }
 
     def buffer_state(self) -> dict[str, Any]:
@@ -268,3 +427,5 @@ class DQN(Algorithm):
         self.target_syncs = state["target_syncs"]
         self.rng.bit_generator.state = state["rng"]
         self.eval_rng.bit_generator.state = state["eval_rng"]
+        if self.noise is not None:
+            self.noise.set_state(state["noise"])

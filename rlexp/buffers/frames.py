@@ -17,7 +17,12 @@ Validity lives in one byte per slot, kept in host memory: set when a transition 
 (never for reset-frame slots) and cleared, as the ring wraps, for the ``stack`` slots just
 ahead of the write position (the transitions whose windows reach a frame just overwritten).
 Sampling draws slots uniformly and redraws the invalid ones (a few per episode), which is
-uniform over the valid transitions.
+uniform over the valid transitions. Prioritized sampling keeps every invalid slot at priority
+0 instead, so it never draws one.
+
+n-step returns are made at sample time: a transition's successors are the next slots of its
+env's column, up to the first that ended the episode (or lost a life), and never past the
+newest slot written.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from rlexp.buffers.prioritized import Priorities, n_step_returns
 from rlexp.buffers.replay import ReplayBatch
 
 
@@ -50,6 +56,10 @@ class FrameReplayBuffer:
         num_envs: parallel envs; row ``i`` of every ``add`` belongs to env ``i``.
         validate: check the caller's contract (see :meth:`add`) on every ``add``; slower,
             for tests and debugging.
+        n_step: transitions folded into each sampled return (1: the stored transition).
+        gamma: the discount of the n-step returns.
+        priority_exponent: None samples uniformly; a number samples by priority (see
+            :class:`~rlexp.buffers.prioritized.Priorities`).
     """
 
     def __init__(
@@ -61,7 +71,12 @@ class FrameReplayBuffer:
         seed: int = 0,
         num_envs: int = 1,
         validate: bool = False,
+        n_step: int = 1,
+        gamma: float = 0.99,
+        priority_exponent: float | None = None,
     ):
+        if n_step < 1:
+            raise ValueError(f"n_step must be >= 1, got {n_step}")
         if capacity <= 0:
             raise ValueError(f"capacity must be > 0, got {capacity}")
         if len(obs_shape) != 3:
@@ -84,7 +99,9 @@ class FrameReplayBuffer:
         self.actions = torch.empty(ring, dtype=torch.int32, **kw)
         self.rewards = torch.empty(ring, dtype=torch.float32, **kw)
         self.terminated = torch.empty(ring, dtype=torch.uint8, **kw)
-        self._store = (self.frames, self.actions, self.rewards, self.terminated)
+        # 1 where the env's episode ended at that step (terminated or truncated): an n-step return stops there
+        self.episode_end = torch.empty(ring, dtype=torch.uint8, **kw)
+        self._store = (self.frames, self.actions, self.rewards, self.terminated, self.episode_end)
         # numpy views for cheap writes when the storage is host memory
         self._np = tuple(t.numpy() for t in self._store) if self.device.type == "cpu" else None
         # host bookkeeping: 1 where the slot holds a transition whose frames are all intact
@@ -99,6 +116,10 @@ class FrameReplayBuffer:
         # host generator: the rejection step reads the host bookkeeping (no device sync)
         self.generator = torch.Generator()
         self.generator.manual_seed(seed)
+        self.n_step, self.gamma = int(n_step), float(gamma)
+        self._steps = torch.arange(self.n_step)
+        # host, as the validity bytes: a slot's priority is 0 exactly where it is invalid
+        self.priorities = None if priority_exponent is None else Priorities(self.slots * self.num_envs, priority_exponent)
 
     def __len__(self) -> int:
         return self._count
@@ -106,7 +127,8 @@ class FrameReplayBuffer:
     @property
     def nbytes(self) -> int:
         """Bytes allocated for storage and bookkeeping (resident once written)."""
-        return sum(t.nbytes for t in self._store) + self.valid.nbytes
+        tree = 0 if self.priorities is None else self.priorities.tree.nodes.nbytes
+        return sum(t.nbytes for t in self._store) + self.valid.nbytes + tree
 
     # ------------------------------------------------------------------ adding
 
@@ -162,10 +184,13 @@ class FrameReplayBuffer:
         slot = written % self.slots
         # the slot written now and the `stack` after it: the old transitions whose windows
         # include a frame overwritten now or by the reset frames above
-        self._invalidate((written[:, None] + self._ahead) % self.slots, envs[:, None])
+        ahead = (written[:, None] + self._ahead) % self.slots
+        self._invalidate(ahead, envs[:, None])
         at = (slot, envs)
-        self._write((at, next_obs[:, -1]), (at, actions), (at, rewards), (at, terminated))
+        self._write((at, next_obs[:, -1]), (at, actions), (at, rewards), (at, terminated), (at, ends))
         self._valid_np[at] = 1
+        if self.priorities is not None:  # the new transitions at the top priority, the evicted at 0
+            self.priorities.set(ahead * self.num_envs + envs[:, None], np.tile(self._ahead == 0, (self.num_envs, 1)))
         self._count += self.num_envs
         written += 1
         self._fresh = ends
@@ -176,7 +201,7 @@ class FrameReplayBuffer:
         self._valid_np[slots, envs] = 0
 
     def _write(self, *writes: tuple[tuple[np.ndarray, np.ndarray], np.ndarray]) -> None:
-        """Store ``value`` at ``index`` (slot, env arrays) in frames, actions, rewards, terminated, in order."""
+        """Store ``value`` at ``index`` (slot, env arrays) in frames, actions, rewards, terminated, episode_end, in order."""
         if self._np is not None:
             for store, (index, value) in zip(self._np, writes):
                 store[index] = value
@@ -202,17 +227,22 @@ class FrameReplayBuffer:
 
     # ------------------------------------------------------------------ sampling
 
-    def sample(self, batch_size: int, num_batches: int | None = None) -> ReplayBatch:
-        """Sample uniformly with replacement from the valid transitions.
+    def sample(self, batch_size: int, num_batches: int | None = None, importance_exponent: float = 1.0) -> ReplayBatch:
+        """Sample with replacement from the valid transitions: uniformly, or by priority.
 
         Args:
             batch_size: transitions per batch.
             num_batches: if given, sample that many batches at once; fields get shape
                 ``(num_batches, batch_size, ...)``.
+            importance_exponent: beta of the importance-sampling weights (prioritized only).
         """
         if self._count == 0:
             raise ValueError("cannot sample from an empty replay buffer")
         shape = (batch_size,) if num_batches is None else (num_batches, batch_size)
+        if self.priorities is not None:
+            idx, weights = self.priorities.sample(shape, self._count, self.generator, importance_exponent)
+            batch = self._gather(idx.numpy())
+            return batch._replace(weights=weights.to(self.device), indices=idx.to(self.device))
         # slots past every env's write position were never written: leave them out
         domain = min(int(self._written.max()), self.slots) * self.num_envs
         valid = self._valid_np.reshape(-1)
@@ -233,13 +263,34 @@ class FrameReplayBuffer:
         window = ((slot[..., None] + self._offsets) % self.slots) * n + env[..., None]
         # obs and next_obs in one gather: one output allocation instead of two (two large
         # blocks alive at once make glibc hand pages back and fault them in on every call)
-        stacks = self._take(self.frames.view(-1, *self.obs_shape[1:]), np.stack([window[..., :-1], window[..., 1:]]))
+        if self.n_step == 1:
+            stacks = self._take(self.frames.view(-1, *self.obs_shape[1:]), np.stack([window[..., :-1], window[..., 1:]]))
+            return ReplayBatch(
+                obs=stacks[0],
+                actions=self._take(self.actions.view(-1), idx).long(),
+                rewards=self._take(self.rewards.view(-1), idx),
+                next_obs=stacks[1],
+                terminated=self._take(self.terminated.view(-1), idx).float(),
+            )
+        # the successors: the next slots of the same column, as far as the newest one written
+        steps = self._steps.numpy()
+        age = (self._written[env] - 1 - slot) % self.slots
+        available = torch.from_numpy(steps <= age[..., None])
+        successors = ((slot[..., None] + steps) % self.slots) * n + env[..., None]
+        stops = (self._take(self.terminated.view(-1), successors) | self._take(self.episode_end.view(-1), successors)).cpu()
+        returns, last, discounts = n_step_returns(self._take(self.rewards.view(-1), successors).cpu(), stops.bool(),
+                                                  available, self.gamma)
+        final = np.take_along_axis(slot[..., None] + steps, last.numpy()[..., None], -1)[..., 0]
+        final_window = ((final[..., None] + self._offsets[1:]) % self.slots) * n + env[..., None]
+        stacks = self._take(self.frames.view(-1, *self.obs_shape[1:]), np.stack([window[..., :-1], final_window]))
+        terminated = self._take(self.terminated.view(-1), final % self.slots * n + env)
         return ReplayBatch(
             obs=stacks[0],
             actions=self._take(self.actions.view(-1), idx).long(),
-            rewards=self._take(self.rewards.view(-1), idx),
+            rewards=returns.to(self.device),
             next_obs=stacks[1],
-            terminated=self._take(self.terminated.view(-1), idx).float(),
+            terminated=terminated.float(),
+            discounts=discounts.to(self.device),
         )
 
     def _take(self, store: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
@@ -252,6 +303,10 @@ class FrameReplayBuffer:
         else:
             out = store.index_select(0, torch.as_tensor(flat, device=self.device))
         return out.view(*idx.shape, *store.shape[1:])
+
+    def update_priorities(self, indices: torch.Tensor, errors: torch.Tensor) -> None:
+        """Hand back the sampled transitions' errors (prioritized replay)."""
+        self.priorities.update(indices.cpu(), errors)
 
     def _valid_indices(self) -> np.ndarray:
         """Flat indices of every valid transition (for tests)."""
@@ -275,6 +330,7 @@ class FrameReplayBuffer:
             "valid": self.valid[:k].clone(),
             "store": [t[:k].cpu().clone() for t in self._store],
             "generator": self.generator.get_state(),
+            **({} if self.priorities is None else {"priorities": self.priorities.state_dict()}),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -293,3 +349,5 @@ class FrameReplayBuffer:
         self._fresh = torch.as_tensor(state["fresh"]).numpy().astype(bool)
         self._count = int(state["count"])
         self.generator.set_state(state["generator"])
+        if self.priorities is not None:
+            self.priorities.load_state_dict(state["priorities"])

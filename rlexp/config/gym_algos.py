@@ -34,9 +34,22 @@ class DQNConfig:
     epsilon_end: float = 0.05  # exploration epsilon after the decay
     epsilon_decay_steps: int = 10_000  # agent steps of linear decay from start to end
     epsilon_eval: float = 0.0  # epsilon of the evaluation policy (0 = greedy)
-    loss: str = "huber"  # TD loss: huber (smooth L1) or mse
-    double_dqn: bool = False  # Double DQN target: online argmax, target value
+    loss: str = "huber"  # TD loss of expected values: huber (smooth L1) or mse (distributional losses are their own)
+    double_dqn: bool = False  # Double DQN target: online argmax, target value (van Hasselt et al. 2016)
     max_grad_norm: Optional[float] = 10.0  # gradient-norm clip; null disables clipping
+    # The Rainbow parts (Hessel et al. 2018), each on its own; algo=rainbow and algo=qr_dqn turn them on together.
+    n_step: int = 1  # rewards folded into each target before bootstrapping (Rainbow: 3; DER: 10)
+    replay: str = "uniform"  # replay sampling: uniform, or prioritized (proportional, Schaul et al. 2016)
+    priority_exponent: float = 0.5  # prioritized: alpha in P(i) ~ p_i^alpha (Rainbow: 0.5; Schaul et al.: 0.6)
+    importance_exponent_start: float = 0.4  # prioritized: beta of the importance weights at step 0 (Schaul et al., Rainbow: 0.4)
+    importance_exponent_end: float = 1.0  # prioritized: beta at the last step, reached linearly (Schaul et al.: 1)
+    dueling: bool = False  # a value and an advantage stream, Q = V + A - mean A (Wang et al. 2016)
+    noisy: bool = False  # noisy fully connected layers explore instead of epsilon's decay (Fortunato et al. 2018)
+    noisy_std_init: float = 0.5  # noisy: sigma_0, each noise scale starts at sigma_0 / sqrt(fan-in) (Fortunato et al., Rainbow: 0.5)
+    distributional: str = "none"  # none (expected values), c51 (Bellemare et al. 2017) or qr (QR-DQN, Dabney et al. 2018)
+    num_atoms: Optional[int] = None  # c51's support atoms or qr's quantiles; null: 51 for c51, 200 for qr (the papers')
+    v_min: float = -10.0  # c51: the support's lowest return (Bellemare et al., Rainbow: -10)
+    v_max: float = 10.0  # c51: the support's highest return (Bellemare et al., Rainbow: 10)
 
     def __post_init__(self) -> None:
         o = "algo"
@@ -53,6 +66,29 @@ class DQNConfig:
         one_of(o, "loss", self.loss, ("huber", "mse"))
         if self.max_grad_norm is not None:
             positive(o, max_grad_norm=self.max_grad_norm)
+        if self.n_step < 1:
+            raise ConfigError(f"algo.n_step must be >= 1 (1: one-step targets), got {self.n_step}")
+        one_of(o, "replay", self.replay, ("uniform", "prioritized"))
+        unit_interval(o, priority_exponent=self.priority_exponent, importance_exponent_start=self.importance_exponent_start,
+                      importance_exponent_end=self.importance_exponent_end)
+        one_of(o, "distributional", self.distributional, ("none", "c51", "qr"))
+        if self.num_atoms is None:
+            self.num_atoms = {"c51": 51, "qr": 200}.get(self.distributional)
+        elif self.distributional == "none":
+            raise ConfigError(f"algo.num_atoms={self.num_atoms} needs a value distribution: set algo.distributional=c51 "
+                              "or qr (or leave num_atoms null)")
+        if self.distributional != "none" and self.num_atoms < 2:
+            raise ConfigError(f"algo.num_atoms must be >= 2 for algo.distributional={self.distributional}, got {self.num_atoms}")
+        finite(o, v_min=self.v_min, v_max=self.v_max)
+        if self.distributional == "c51" and self.v_min >= self.v_max:
+            raise ConfigError(f"algo.v_min ({self.v_min}) must be below algo.v_max ({self.v_max}): they bound C51's support")
+        positive(o, noisy_std_init=self.noisy_std_init)
+        if self.noisy and self.epsilon_start != self.epsilon_end:
+            raise ConfigError(
+                f"algo.noisy=true explores through the noisy layers, with epsilon fixed at algo.epsilon_end; "
+                f"algo.epsilon_start={self.epsilon_start} and algo.epsilon_decay_steps would be ignored: set "
+                f"algo.epsilon_start={self.epsilon_end} (Rainbow: both 0; DER: both 0.01), or use algo=rainbow"
+            )
         if self.batch_size > self.buffer_capacity_transitions:
             raise ConfigError(f"algo.batch_size={self.batch_size} is larger than the replay buffer "
                               f"(algo.buffer_capacity_transitions={self.buffer_capacity_transitions}); a batch must "

@@ -62,6 +62,8 @@ class Algo:
 # conf/algo/<name>.yaml.
 ALGOS: dict[str, Algo] = {
     "dqn": Algo(DQNConfig, "rlexp.algos.dqn:DQN"),
+    "rainbow": Algo(DQNConfig, "rlexp.algos.dqn:DQN"),  # DQN with all six parts (conf/algo/rainbow.yaml)
+    "qr_dqn": Algo(DQNConfig, "rlexp.algos.dqn:DQN"),  # DQN learning quantiles (conf/algo/qr_dqn.yaml)
     "ppo": Algo(PPOConfig, "rlexp.algos.ppo:PPO"),
     "a2c": Algo(A2CConfig, "rlexp.algos.a2c:A2C"),
     "reinforce": Algo(ReinforceConfig, "rlexp.algos.reinforce:Reinforce"),

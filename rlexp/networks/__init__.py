@@ -164,8 +164,12 @@ def resolve_architecture(cfg: NetworkConfig, obs_space: gym.Space) -> str:
     return name
 
 
-def build_q_network(cfg: NetworkConfig, obs_space: gym.Space, action_space: gym.Space) -> nn.Module:
-    """A Q-network with one output per discrete action; ``auto`` picks the CNN for frames.
+def build_q_network(cfg: NetworkConfig, obs_space: gym.Space, action_space: gym.Space, atoms: int = 1,
+                    dueling: bool = False, noisy: bool = False, noisy_std_init: float = 0.5) -> nn.Module:
+    """A Q-network with one output per discrete action (``atoms`` per action for a value
+    distribution); ``auto`` picks the CNN for frames. The plain network is the MLP or the
+    Nature CNN itself (the MLP has a hand-written gradient); dueling streams, noisy layers
+    or atoms make it a :class:`~rlexp.networks.q.QNetwork` with the same layers.
 
     Raises:
         ConfigError: the spaces do not fit the network.
@@ -175,10 +179,19 @@ def build_q_network(cfg: NetworkConfig, obs_space: gym.Space, action_space: gym.
             f"a Q-network needs a discrete action space, the env has {action_space}; "
             "choose a discrete-action env (e.g. env=cartpole) or an actor-critic (algo=ppo, a2c or reinforce)"
         )
-    if resolve_architecture(cfg, obs_space) == "nature_cnn":
-        return NatureCNN(obs_space.shape, int(action_space.n), cfg.cnn_hidden_size)
+    cnn = resolve_architecture(cfg, obs_space) == "nature_cnn"
+    n_actions = int(action_space.n)
+    if atoms > 1 or dueling or noisy:
+        from rlexp.networks.q import QNetwork, q_network_trunk
+
+        trunk, width, hidden = q_network_trunk(obs_space.shape, cnn, list(cfg.hidden_sizes), cfg.activation,
+                                               cfg.cnn_hidden_size)
+        return QNetwork(trunk, width, hidden, n_actions, atoms, dueling, noisy, noisy_std_init,
+                        "relu" if cnn else cfg.activation)
+    if cnn:
+        return NatureCNN(obs_space.shape, n_actions, cfg.cnn_hidden_size)
     in_features = int(np.prod(obs_space.shape))
-    return MLP(in_features, int(action_space.n), list(cfg.hidden_sizes), cfg.activation)
+    return MLP(in_features, n_actions, list(cfg.hidden_sizes), cfg.activation)
 
 
 def flatten_parameters(module: nn.Module, with_grad: bool = True) -> nn.Parameter:

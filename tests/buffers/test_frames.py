@@ -26,7 +26,7 @@ class NaiveBuffer:
 
     def assert_matches(self, batch: ReplayBatch) -> None:
         """Every transition of ``batch`` (any leading shape) is byte-identical to the one added."""
-        flat = [f.reshape(-1, *f.shape[batch.actions.dim():]) for f in batch]
+        flat = [f.reshape(-1, *f.shape[batch.actions.dim():]) for f in batch[:5]]  # the one-step fields
         for obs, action, reward, next_obs, terminated in zip(*flat):
             ref_obs, ref_reward, ref_next, ref_term = self.transitions[int(action)]
             np.testing.assert_array_equal(obs.numpy(), ref_obs, err_msg=f"obs of transition {int(action)}")
@@ -210,7 +210,7 @@ def test_shapes_and_dtypes():
     many = buf.sample(8, num_batches=5)
     assert many.obs.shape == (5, 8, *SHAPE) and many.next_obs.shape == (5, 8, *SHAPE)
     assert many.actions.shape == many.rewards.shape == many.terminated.shape == (5, 8)
-    assert all(t.device == torch.device("cpu") for t in many)
+    assert all(t.device == torch.device("cpu") for t in many[:5])
 
 
 @pytest.mark.parametrize(("num_envs", "capacity", "steps"), [(1, 30, 80), (3, 300, 30)])  # wrapped; envs at different slots
@@ -235,7 +235,7 @@ def test_sampling_is_seeded():
     for _ in range(30):
         env.step([a, b, c], naive)
     first, second = a.sample(32, num_batches=3), b.sample(32, num_batches=3)
-    assert all(torch.equal(x, y) for x, y in zip(first, second))
+    assert all(torch.equal(x, y) for x, y in zip(first[:5], second[:5]))
     assert not torch.equal(first.actions, c.sample(32, num_batches=3).actions)
 
 
@@ -254,11 +254,11 @@ def test_state_dict_round_trip_continues_identically(tmp_path):
     copy.load_state_dict(state)
     assert len(copy) == len(buf)
     for x, y in zip(copy.sample(16, num_batches=2), buf.sample(16, num_batches=2)):
-        assert torch.equal(x, y)
+        assert (x is None and y is None) or torch.equal(x, y)
     for _ in range(20):  # adding goes on from the same cursors (and wraps)
         env.step([buf, copy], naive)
     for x, y in zip(copy.sample(64), buf.sample(64)):
-        assert torch.equal(x, y)
+        assert (x is None and y is None) or torch.equal(x, y)
     check_against_naive(copy, env, naive)
 
 
@@ -299,7 +299,7 @@ def test_tensor_write_path_matches_the_numpy_path():
         env.step([a, b], naive)
     assert torch.equal(a.valid, b.valid)
     for x, y in zip(a.sample(32, num_batches=2), b.sample(32, num_batches=2)):
-        assert torch.equal(x, y)
+        assert (x is None and y is None) or torch.equal(x, y)
     check_against_naive(b, env, naive)
 
 
