@@ -33,10 +33,12 @@ CASES = {
     "td3": ["algo=td3", "env=pendulum", "algo.learning_starts_steps=300", "algo.batch_size=64",
             "network.hidden_sizes=[64,64]", "algo.train_interval_steps=2", "algo.updates_per_train=2"],
     # Atari: ALE's vector env restored by the action replay, the frame store in the buffers file
-    "dqn_pong": ["algo=dqn", "env=pong", "env.max_episode_frames=800", "env.num_threads=1", "total_steps=600",
-                 "algo.learning_starts_steps=100", "algo.buffer_capacity_transitions=2000",
-                 "algo.train_interval_steps=4", "checkpoint_interval_steps=128", "eval_interval_steps=256",
-                 "eval_episodes=1"],
+    # the frame store with all of Rainbow's parts: the sum tree, the noise generator and the n-step
+    # successors are state a resume must restore (plain DQN's resume is the cartpole case)
+    "rainbow_pong": ["algo=rainbow", "env=pong", "env.max_episode_frames=800", "env.num_threads=1",
+                     "total_steps=600", "algo.learning_starts_steps=100", "algo.buffer_capacity_transitions=2000",
+                     "algo.train_interval_steps=4", "checkpoint_interval_steps=128", "eval_interval_steps=256",
+                     "eval_episodes=1"],
     # self-play, counted in games: the network, optimizer, replay window, games in progress and RNGs
     "alphazero": ["algo=alphazero", "env=tictactoe", "network.hidden_sizes=[32]", "algo.total_games=160",
                   "algo.concurrent_games=16", "algo.simulations=8", "algo.log_interval_games=16",
@@ -60,7 +62,7 @@ CASES = {
                  "model.from_run={sft}", "reward.from_run={reward_model}"],
 }
 # the common settings each case runs with (self-play counts games, language models examples: not agent steps)
-BASE = {name: COMMON if name in ("dqn", "ppo", "q_learning", "sac", "td3", "dqn_pong") else SINKS for name in CASES}
+BASE = {name: COMMON if name in ("dqn", "ppo", "q_learning", "sac", "td3", "rainbow_pong") else SINKS for name in CASES}
 
 
 def _args(name, runs):
@@ -113,7 +115,7 @@ def baselines(tmp_path_factory):
 # checkpoint file (its bytes written, not yet renamed)
 KILLS = {"dqn": ["step:700", "checkpoint_write:2"], "ppo": ["step:1000"], "q_learning": ["step:1300"],
          "sac": ["step:700"], "td3": ["step:1100"],
-         "dqn_pong": ["step:300"], "alphazero": ["step:100"], "sft": ["step:250"],
+         "rainbow_pong": ["step:300"], "alphazero": ["step:100"], "sft": ["step:250"],
          "reward_model": ["step:130"], "rlhf_ppo": ["step:40"]}
 
 

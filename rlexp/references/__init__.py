@@ -19,7 +19,7 @@ def load(name: str) -> dict[str, Any]:
 # env.game; gym: keyed by env.id), protocol, eval, spread, and per algorithm its budget
 # (budget_frames for atari, budget_steps for gym) and scores {task: {mean, std}}
 PUBLISHED = ("mnih2015_dqn", "cleanrl_atari", "rl_zoo_atari", "cleanrl_classic", "rl_zoo_classic", "tianshou_mujoco",
-             "cleanrl_mujoco")
+             "cleanrl_mujoco", "der_atari100k")
 
 
 def published(kind: str, algo: str, task: str) -> list[tuple[dict[str, Any], dict[str, Any], str]]:
@@ -38,6 +38,17 @@ def published(kind: str, algo: str, task: str) -> list[tuple[dict[str, Any], dic
             other = [t for t in entry["scores"] if _versionless(t) == _versionless(task)]
             if other:
                 out.append((ref, entry, other[0]))
+    return out
+
+
+def published_aggregates(algo: str, budget_frames: int | None) -> list[dict[str, Any]]:
+    """Published human-normalized aggregates over a benchmark's games for ``algo`` at
+    ``budget_frames`` (e.g. DER's IQM on Atari 100k): each {source, games, iqm: {agent: value}}."""
+    out = []
+    for name in PUBLISHED:
+        entry = load(name)["algos"].get(algo)
+        if entry and "aggregates" in entry and entry.get("budget_frames") == budget_frames:
+            out.append(entry["aggregates"])
     return out
 
 

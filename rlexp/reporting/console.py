@@ -13,6 +13,7 @@ def print_report(result: dict, roots: list[Path], last_evals: int) -> None:
     from rich.table import Table
 
     from rlexp import sweeps
+    from rlexp.reporting.report import published_aggregate_lines
 
     console = Console(width=200)
     final = "last evaluation" if last_evals == 1 else f"mean of the last {last_evals} evaluations"
@@ -40,6 +41,8 @@ def print_report(result: dict, roots: list[Path], last_evals: int) -> None:
         for a in result["aggregates"]:
             at.add_row(a["method"], ", ".join(a["games"]), str(a["runs"]), str(a["iqm"]), str(a["mean"]), str(a["median"]))
         console.print(at)
+        for line in published_aggregate_lines(result["aggregates"]):
+            console.print(line)
     if result["overoptimization"]:
         console.print(_overoptimization_table(result["overoptimization"]))
     if result["aggregate_comparison"]:

@@ -227,7 +227,8 @@ def reference_rows(summaries: list[GroupSummary]) -> list[dict]:
                 notes.append(f"protocol differs: ours {protocol}, published {ref['protocol']}")
             if ours != theirs:
                 notes.append(f"budget differs: ours {f'{ours:,}' if ours else 'unknown'} {unit}, published {theirs:,}")
-            rows.append({"group": g.name, "source": ref["source"], "paper": f"{published['mean']} +/- {published['std']}",
+            spread = f" +/- {published['std']}" if published.get("std") is not None else ""
+            rows.append({"group": g.name, "source": ref["source"], "paper": f"{published['mean']}{spread}",
                          "ours": str(g.iqm), "human_normalized_iqm": str(hn) if hn else "", "comparable": not notes,
                          "notes": "; ".join(notes), "published_eval": ref["eval"], "published_spread": ref["spread"]})
     return rows
@@ -239,16 +240,36 @@ TASK_KEYS = ("env.game", "env.id")
 
 def aggregate_rows(named_runs: dict[str, list[RunData]], last_evals: int) -> list[dict]:
     """Per method with Atari runs on 2+ games: IQM, mean and median of the human-normalized final
-    scores of all its runs, with 95% stratified bootstrap CIs (runs resampled within each game)."""
+    scores of all its runs, with 95% stratified bootstrap CIs (runs resampled within each game),
+    and the published aggregates of its algorithm at its budget (rlexp/references)."""
+    from rlexp import references
+
     rows = []
     for name, runs in named_runs.items():
         by_game = _by_game(runs, last_evals)
         if len(by_game) < 2:
             continue
         samples = list(by_game.values())
+        c = runs[0].config
+        total, skip = c.get("total_steps"), c.get("env.frame_skip") or 4
+        published = references.published_aggregates(c.get("algo.name"), total * skip if isinstance(total, int) else None)
         rows.append({"method": name, "games": sorted(by_game), "runs": sum(len(s) for s in samples),
-                     **{stat: aggregate(samples, stat) for stat in ("iqm", "mean", "median")}, "run_data": runs})
+                     **{stat: aggregate(samples, stat) for stat in ("iqm", "mean", "median")}, "run_data": runs,
+                     "published": published})
     return sorted(rows, key=lambda r: -r["iqm"].value)
+
+
+def published_aggregate_lines(rows: list[dict]) -> list[str]:
+    """One line per published aggregate beside a method's (``aggregate_rows``), saying when ours
+    covers fewer games than the published one (then the two are not the same statistic)."""
+    lines = []
+    for a in rows:
+        for p in a.get("published", []):
+            values = ", ".join(f"{agent} {value}" for agent, value in p["iqm"].items())
+            subset = "" if len(a["games"]) >= p["games"] else \
+                f" (ours covers {len(a['games'])} of its {p['games']} games: not the same aggregate)"
+            lines.append(f"Published human-normalized IQM beside {a['method']}: {values}; {p['source']}{subset}.")
+    return lines
 
 
 def aggregate_curve_data(runs: list[RunData]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -320,6 +341,7 @@ def markdown(report: dict) -> str:
                   "within each game.", "", "| method | games | runs | IQM | mean | median |", "|---|---|---|---|---|---|"]
         for a in report["aggregates"]:
             lines.append(f"| {a['method']} | {', '.join(a['games'])} | {a['runs']} | {a['iqm']} | {a['mean']} | {a['median']} |")
+        lines += [f"\n{line}" for line in published_aggregate_lines(report["aggregates"])]
         if report["aggregate_comparison"]:
             games, estimate_ = report["aggregate_comparison"]
             lines += ["", f"Probability of improvement over {len(games)} games ({', '.join(games)}), "

@@ -100,6 +100,23 @@ def test_atari_reports_human_normalized_scores_and_states_a_budget_mismatch(tmp_
     assert "episodic returns of the training episodes" in md  # each source's evaluation is stated
 
 
+def test_atari_100k_runs_meet_the_published_der_scores_and_aggregate(tmp_path):
+    for game, score in (("boxing", 3.0), ("pong", -19.0)):
+        for seed in (1, 2):
+            _atari_run(tmp_path / game / f"s{seed}", seed, score + seed, total_steps=100_000, game=game, algo="rainbow")
+    result = report.build([tmp_path])
+    rows = [r for r in result["references"] if r["source"].startswith("van Hasselt")]
+    assert sorted(r["paper"] for r in rows) == ["-19.3", "0.2"]  # no spread is published: none is printed
+    assert all(r["comparable"] for r in rows)  # 100k agent steps = the published 400k frames
+    md = report.markdown(result)
+    assert "Published human-normalized IQM beside" in md and "DER 0.18, DrQ(eps) 0.28, SPR 0.34" in md
+    assert "ours covers 2 of its 26 games: not the same aggregate" in md
+    longer = tmp_path / "longer"
+    _atari_run(longer / "s1", 1, 5.0, total_steps=50_000_000, game="boxing", algo="rainbow")
+    _atari_run(longer / "s2", 2, -10.0, total_steps=50_000_000, game="pong", algo="rainbow")
+    assert "DER 0.18" not in report.markdown(report.build([longer]))  # the 100k aggregate only beside 100k runs
+
+
 def test_atari_aggregate_over_games_is_stratified_by_game(tmp_path):
     from rlexp.references import human_normalized
     from rlexp.reporting.stats import aggregate, aggregate_improvement
