@@ -21,6 +21,14 @@ def test_dqn_solves_cartpole(tmp_path):
     assert summary["best_eval_return"] >= 475 and (tmp_path / "run" / "checkpoints" / "best.pt").exists()
 
 
+def test_rainbow_solves_cartpole_within_20k_steps(tmp_path):
+    # all six parts at once: n-step, prioritized replay, dueling, noisy layers, C51, Double DQN
+    cfg = compose_train(["algo=rainbow", "seed=1", "logger=none", "logger.progress=none"])  # conf/tuned/rainbow_cartpole
+    assert cfg.total_steps == 20_000 and cfg.algo.noisy and cfg.algo.replay == "prioritized"
+    summary = run(cfg, tmp_path / "run")
+    assert summary["eval_return_mean"] >= 475, summary
+
+
 def test_ppo_solves_cartpole_within_100k_steps(tmp_path):
     cfg = compose_train(["algo=ppo", "seed=1", "logger=none", "logger.progress=none"])  # RL Zoo's tuned values
     assert cfg.total_steps == 100_000 and cfg.env.num_envs == 8

@@ -325,8 +325,10 @@ class DQN(Algorithm):
             if c.max_grad_norm is not None:
                 clip_grad_norm_(self.flat_params.grad, c.max_grad_norm)
             self.optimizer.step()
-            if batch.indices is not None:
+            if batch.indices is not None:  # the new priorities count as replay time
+                self.clock.lap("update")
                 self.buffer.update_priorities(batch.indices, errors)
+                self.clock.lap("replay")
             losses.append(loss.detach())
             q_taken.append(q.mean())
         self.updates += num_updates
