@@ -120,3 +120,30 @@ def test_mujoco_presets_have_the_papers_values():
     ppo = compose_train(["experiment=ppo_mujoco_schulman2017"])
     assert (ppo.algo.rollout_steps, ppo.algo.update_epochs, ppo.algo.num_minibatches, ppo.algo.lr) == (2048, 10, 32, 3e-4)
     assert ppo.network.hidden_sizes == [64, 64] and ppo.network.normalize_obs and ppo.env.id == "Hopper-v5"
+
+
+def test_the_atari_100k_sweep_lists_the_benchmarks_26_games_each_with_scores_to_normalize():
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    from rlexp.config.registry import register_configs
+    from rlexp.hydra_front import _is_atari_game
+    from rlexp.references import human_normalized, load
+
+    register_configs()
+    with initialize_config_module("rlexp.conf", version_base="1.3"):
+        cfg = hydra_compose("train", overrides=["experiment=der_atari100k", "sweep=atari100k"], return_hydra_config=True)
+    games = cfg.hydra.sweeper.params["env.game"].split(",")
+    assert len(games) == len(set(games)) == 26 and all(_is_atari_game(g) for g in games)
+    assert all(human_normalized(g, 0.0) is not None for g in games)
+    assert set(load("der_atari100k")["algos"]["rainbow"]["scores"]) == set(games)  # DER's published table covers them
+
+
+def test_the_der_preset_is_dopamines_der_gin():
+    cfg = compose_train(["experiment=der_atari100k", "env.game=boxing"])
+    a, e = cfg.algo, cfg.env
+    assert (cfg.total_steps, cfg.eval_interval_steps, cfg.eval_episodes) == (100_000, 0, 100)
+    assert (a.n_step, a.learning_starts_steps, a.train_interval_steps, a.target_update_interval_steps) == (10, 1600, 1, 2000)
+    assert (a.lr, a.optimizer_eps, a.batch_size, a.num_atoms, a.v_min, a.v_max) == (1e-4, 1.5e-4, 32, 51, -10.0, 10.0)
+    assert a.noisy and a.dueling and a.double_dqn and a.replay == "prioritized" and a.distributional == "c51"
+    assert (e.repeat_action_probability, e.life_loss_terminal, e.max_episode_frames) == (0.0, True, 108_000)
