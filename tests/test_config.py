@@ -22,7 +22,7 @@ def test_groups_are_the_documented_ones():
 @pytest.mark.parametrize(("group", "option"), ALL_OPTIONS, ids=[f"{g}={o}" for g, o in ALL_OPTIONS])
 def test_every_option_composes(group, option):
     required = {("env", "atari"): ["env.game=pong"], ("experiment", "dqn_atari_mnih2015"): ["env.game=pong"],
-                ("experiment", "der_atari100k"): ["env.game=pong"],
+                ("experiment", "der_atari100k"): ["env.game=pong"], ("experiment", "drq_eps_atari100k"): ["env.game=pong"],
                 ("env", "openspiel"): ["env.game=hex"]}  # mandatory fields
     if (group, option) == ("tuned", "mujoco"):  # the MuJoCo run settings, which every MuJoCo env option includes
         required[(group, option)] = ["algo=sac", "env=hopper"]

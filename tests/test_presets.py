@@ -13,7 +13,8 @@ pytestmark = pytest.mark.slow  # learning, subprocesses or whole pipelines: left
 PRESETS = sorted(f.name[: -len(".yaml")] for f in resources.files("rlexp.conf").joinpath("experiment").iterdir()
                  if f.name.endswith(".yaml"))
 ATARI_DQN = [p for p in PRESETS if p.startswith("dqn_") and p.endswith("_mnih2015") and p != "dqn_atari_mnih2015"]
-REQUIRED = {"dqn_atari_mnih2015": ["env.game=breakout"], "der_atari100k": ["env.game=boxing"]}  # the game-generic preset: the game is the user's
+REQUIRED = {"dqn_atari_mnih2015": ["env.game=breakout"], "der_atari100k": ["env.game=boxing"],
+            "drq_eps_atari100k": ["env.game=boxing"]}  # the game-generic preset: the game is the user's
 
 
 def test_the_six_dqn_paper_presets_exist():

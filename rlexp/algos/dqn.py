@@ -67,6 +67,28 @@ def project_distribution(rewards: torch.Tensor, bootstrap: torch.Tensor, probs: 
     return target.scatter_add_(1, lower, to_lower).scatter_add_(1, upper, to_upper)
 
 
+def random_shift(frames: torch.Tensor, generator: torch.Generator, pad: int = 4,
+                 intensity: float = 0.05) -> torch.Tensor:
+    """DrQ's augmentation as Dopamine's atari_100k agents run it: each image padded by ``pad``
+    pixels (edges repeated), cropped back to its size at a random offset (Kostrikov et al. 2020),
+    then scaled by ``1 + intensity * clip(N(0, 1), -2, 2)`` (Schwarzer et al. 2021). uint8
+    frames in, [0, 1] float frames out.
+
+    Args:
+        frames: (N, C, H, W) uint8 stacked frames.
+        generator: the learner's augmentation generator (its state is in the checkpoint).
+    """
+    n, c, h, w = frames.shape
+    x = F.pad(frames.float().div_(255.0), (pad, pad, pad, pad), mode="replicate")
+    dy, dx = (torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=frames.device) for _ in range(2))
+    rows = (dy.view(n, 1) + torch.arange(h, device=frames.device)).view(n, 1, h, 1).expand(n, c, h, w + 2 * pad)
+    x = x.gather(2, rows)
+    cols = (dx.view(n, 1) + torch.arange(w, device=frames.device)).view(n, 1, 1, w).expand(n, c, h, w)
+    x = x.gather(3, cols)
+    noise = torch.randn((n, 1, 1, 1), generator=generator, device=frames.device).clamp_(-2.0, 2.0)
+    return x.mul_(1.0 + intensity * noise)
+
+
 def quantile_huber_loss(quantiles: torch.Tensor, target: torch.Tensor, kappa: float = 1.0) -> torch.Tensor:
     """QR-DQN's loss (Dabney et al. 2018, eq. 10) per transition: the quantile Huber loss of
     every (online quantile i, target sample j) pair, summed over i and averaged over j.
@@ -149,8 +171,14 @@ class DQN(Algorithm):
             if cfg.distributional == "c51" else None
         # the noisy layers' noise: a generator of its own, so a checkpoint holds its state (exact resume)
         self.noise = torch.Generator(device=device).manual_seed(int(self.rng.integers(2**62))) if cfg.noisy else None
+        if cfg.augmentation != "none" and not frames:
+            raise ConfigError(f"algo.augmentation={cfg.augmentation} shifts image frames; this env's observations are "
+                              f"{obs_space.shape}: use algo.augmentation=none")
+        self.augment = torch.Generator(device=device).manual_seed(int(self.rng.integers(2**62))) \
+            if cfg.augmentation != "none" else None
         # the per-update path (below) for the parts whose update is not a plain TD regression
-        self.per_update = cfg.noisy or cfg.replay == "prioritized" or cfg.distributional != "none"
+        self.per_update = (cfg.noisy or cfg.replay == "prioritized" or cfg.distributional != "none"
+                           or self.augment is not None)
         self.step = 0  # agent steps seen (the importance-sampling exponent anneals over the run)
         # compiled forward passes when asked (they share the modules' parameters)
         self._compiled = (self.compiled(self.q), self.compiled(self.q_target)) if self.compute.compile else None
@@ -307,7 +335,7 @@ class DQN(Algorithm):
         }
 
     def _train_per_update(self, num_updates: int) -> dict[str, float]:
-        """The update of noisy layers, prioritized replay and value distributions: each
+        """The update of noisy layers, prioritized replay, value distributions and augmented frames: each
         minibatch sampled just before its update (the last update changed the priorities),
         new noise for every network pass, one loss per transition, weighted by importance."""
         c = self.cfg
@@ -351,14 +379,17 @@ class DQN(Algorithm):
         c = self.cfg
         rows = torch.arange(batch.actions.shape[0], device=self.device)
         bootstrap = (c.gamma if batch.discounts is None else batch.discounts) * (1.0 - batch.terminated)
+        obs, next_obs = batch.obs, batch.next_obs
+        if self.augment is not None:  # each side its own shifts, as Dopamine's DrQ
+            obs, next_obs = random_shift(obs, self.augment), random_shift(next_obs, self.augment)
         with torch.no_grad(), self.autocast():
             if self.noise is not None:
                 self.q_target.sample_noise(self.noise)
-            next_out = self.q_target_fn(batch.next_obs).float()
+            next_out = self.q_target_fn(next_obs).float()
             if c.double_dqn:  # the online network picks the action, the target network values it
                 if self.noise is not None:
                     self.q.sample_noise(self.noise)
-                best = self.q_values(self.q_fn(batch.next_obs).float()).argmax(dim=1)
+                best = self.q_values(self.q_fn(next_obs).float()).argmax(dim=1)
             else:
                 best = self.q_values(next_out).argmax(dim=1)
             chosen = next_out[rows, best]
@@ -371,7 +402,7 @@ class DQN(Algorithm):
         if self.noise is not None:
             self.q.sample_noise(self.noise)
         with self.autocast():
-            taken = self.q_fn(batch.obs).float()[rows, batch.actions]
+            taken = self.q_fn(obs).float()[rows, batch.actions]
         if c.distributional == "c51":
             log_probs = torch.log_softmax(taken, dim=-1)
             loss = -(target * log_probs).sum(-1)
@@ -413,6 +444,7 @@ class DQN(Algorithm):
             "rng": self.rng.bit_generator.state,
             "eval_rng": self.eval_rng.bit_generator.state,
             **({} if self.noise is None else {"noise": self.noise.get_state()}),
+            **({} if self.augment is None else {"augment": self.augment.get_state()}),
         }
 
     def buffer_state(self) -> dict[str, Any]:
@@ -431,3 +463,5 @@ class DQN(Algorithm):
         self.eval_rng.bit_generator.state = state["eval_rng"]
         if self.noise is not None:
             self.noise.set_state(state["noise"])
+        if self.augment is not None:
+            self.augment.set_state(state["augment"])

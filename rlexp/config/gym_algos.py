@@ -50,6 +50,7 @@ class DQNConfig:
     num_atoms: Optional[int] = None  # c51's support atoms or qr's quantiles; null: 51 for c51, 200 for qr (the papers')
     v_min: float = -10.0  # c51: the support's lowest return (Bellemare et al., Rainbow: -10)
     v_max: float = 10.0  # c51: the support's highest return (Bellemare et al., Rainbow: 10)
+    augmentation: str = "none"  # frames seen by the updates: none, or random_shift (pad 4 and crop, then intensity jitter; DrQ as Dopamine runs it)
 
     def __post_init__(self) -> None:
         o = "algo"
@@ -83,6 +84,7 @@ class DQNConfig:
         if self.distributional == "c51" and self.v_min >= self.v_max:
             raise ConfigError(f"algo.v_min ({self.v_min}) must be below algo.v_max ({self.v_max}): they bound C51's support")
         positive(o, noisy_std_init=self.noisy_std_init)
+        one_of(o, "augmentation", self.augmentation, ("none", "random_shift"))
         if self.noisy and self.epsilon_start != self.epsilon_end:
             raise ConfigError(
                 f"algo.noisy=true explores through the noisy layers, with epsilon fixed at algo.epsilon_end; "

@@ -125,7 +125,9 @@ def scale_frames(obs: torch.Tensor) -> torch.Tensor:
     """uint8 frames (N, C, H, W) as [0, 1] floats, channels-last, in one copy: in bfloat16 under
     a bfloat16 autocast (``device.amp``), where the first convolution would cast them to it
     anyway (the same values: every byte is exact in bfloat16, and the division rounds once
-    either way), else in float32."""
+    either way), else in float32. Float frames are already scaled (an augmentation made them)."""
+    if obs.is_floating_point():
+        return obs.contiguous(memory_format=torch.channels_last)
     kind = obs.device.type
     dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else torch.float32
     return obs.to(dtype=dtype, memory_format=torch.channels_last).div_(255.0)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlexp.algos.dqn import DQN, project_distribution, quantile_huber_loss
+from rlexp.algos.dqn import DQN, project_distribution, quantile_huber_loss, random_shift
 from rlexp.config import DQNConfig, NetworkConfig
 from rlexp.errors import ConfigError
 from rlexp.networks import build_q_network
@@ -78,6 +78,18 @@ def test_quantile_huber_loss_matches_the_papers_sum():
                 huber = 0.5 * u * u if abs(u) <= 1 else abs(u) - 0.5
                 total += abs(tau - (u < 0)) * huber / 6
         assert got[b].item() == pytest.approx(total)
+
+
+def test_random_shift_is_a_crop_of_the_edge_padded_frames_times_one_intensity_per_image():
+    frames = torch.randint(0, 256, (6, 2, 9, 7), dtype=torch.uint8)
+    out = random_shift(frames, torch.Generator().manual_seed(3), pad=2, intensity=0.05)
+    g = torch.Generator().manual_seed(3)
+    dy, dx = torch.randint(0, 5, (6,), generator=g), torch.randint(0, 5, (6,), generator=g)
+    scale = 1 + 0.05 * torch.randn((6, 1, 1, 1), generator=g).clamp(-2, 2)
+    padded = np.pad(frames.numpy() / 255.0, ((0, 0), (0, 0), (2, 2), (2, 2)), mode="edge")
+    for i in range(6):
+        crop = padded[i, :, dy[i]:dy[i] + 9, dx[i]:dx[i] + 7] * scale[i].item()
+        np.testing.assert_allclose(out[i].numpy(), crop, rtol=1e-6, atol=1e-6)
 
 
 def test_noisy_linear_is_its_mean_in_eval_and_the_factorized_formula_in_training():
@@ -178,16 +190,18 @@ def test_prioritized_updates_hand_back_td_errors():
     ({"num_atoms": 51}, "algo.num_atoms=51 needs a value distribution"),
     ({"replay": "rank"}, "choose one of: uniform, prioritized"),
     ({"distributional": "iqn"}, "choose one of: none, c51, qr"),
+    ({"augmentation": "crop"}, "choose one of: none, random_shift"),
 ])
 def test_bad_settings_are_refused(overrides, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         DQNConfig(**overrides)
 
 
-def test_parts_compose_on_frames():
+@pytest.mark.parametrize("augmentation", ["none", "random_shift"])
+def test_parts_compose_on_frames(augmentation):
     cfg = DQNConfig(learning_starts_steps=0, batch_size=4, train_interval_steps=1, buffer_capacity_transitions=64,
                     n_step=3, replay="prioritized", dueling=True, noisy=True, epsilon_start=0.0, epsilon_end=0.0,
-                    distributional="c51", double_dqn=True)
+                    distributional="c51", double_dqn=True, augmentation=augmentation)
     algo = DQN(cfg, FRAMES, ACTIONS, NetworkConfig(), torch.device("cpu"), seed=1, num_envs=1, total_steps=100)
     rng = np.random.default_rng(0)
     obs = rng.integers(0, 255, (1, 4, 84, 84), dtype=np.uint8)
@@ -198,6 +212,11 @@ def test_parts_compose_on_frames():
                                 np.zeros(1, bool), t))
         obs = next_obs
     assert all(np.isfinite(m["loss/td"]) for m in out if m)
+
+
+def test_augmentation_needs_frames():
+    with pytest.raises(ConfigError, match="algo.augmentation=random_shift shifts image frames"):
+        make(augmentation="random_shift")
 
 
 def test_all_combinations_of_the_switches_build():
