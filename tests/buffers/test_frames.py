@@ -320,6 +320,15 @@ def test_memory_is_one_frame_per_transition():
     assert buf.nbytes / buf.capacity < frame + 12  # + actions, rewards, flags, a few reset slots
 
 
+def test_a_full_1m_prioritized_replay_checkpoints_within_7_3_gb():
+    # torch.empty: nothing is touched; the checkpoint holds every written slot of the store, the
+    # validity bytes and the sum tree's leaves (float64)
+    buf = FrameReplayBuffer(1_000_000, (4, 84, 84), priority_exponent=0.5, n_step=10)
+    state_bytes = sum(t.nbytes for t in buf._store) + buf.valid.nbytes + 8 * buf.priorities.tree.capacity
+    assert state_bytes < 7.3e9, state_bytes
+    assert buf.nbytes < 7.3e9  # in memory too: the tree's inner nodes add 8 MB more
+
+
 def test_errors():
     with pytest.raises(ValueError, match="capacity"):
         FrameReplayBuffer(0, SHAPE)
