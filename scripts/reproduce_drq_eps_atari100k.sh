@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Reproduce experiment=drq_eps_atari100k (conf/experiment/drq_eps_atari100k.yaml) on one game, named as an override:
+#   scripts/reproduce_drq_eps_atari100k.sh [SEEDS] env.game=boxing      (SEEDS default 5; then the report)
+# The 26-game benchmark is scripts/reproduce_atari100k.sh.
+exec "$(dirname "$0")/reproduce.sh" drq_eps_atari100k "$@"
