@@ -25,8 +25,13 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check rlexp hydra_plugins tests scripts
 
+# One test worker per core, each torch process on one thread: workers of several threads each
+# spin on shared cores and run slower than one worker alone. --dist loadfile keeps a file's
+# tests (and its module fixtures, such as the resume baselines) on one worker.
+TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+
 test: lint
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=20
 
 # The edit loop: everything but the tests marked slow (learning, subprocesses, whole pipelines).
 test-fast: lint

@@ -137,6 +137,10 @@ ALGO_FIELDS: dict[str, dict[str, Range]] = {
         "train_interval_steps": POS_INT, "updates_per_train": POS_INT, "target_update_interval_steps": POS_INT,
         "tau": OPEN_UNIT, "epsilon_start": UNIT, "epsilon_end": UNIT, "epsilon_decay_steps": NONNEG_INT,
         "epsilon_eval": UNIT, "max_grad_norm": OPT_POS_FLOAT,
+        "n_step": POS_INT, "priority_exponent": UNIT, "importance_exponent_start": UNIT, "importance_exponent_end": UNIT,
+        "noisy_std_init": POS_FLOAT, "v_min": FINITE, "v_max": FINITE,
+        # without a value distribution, atoms are meaningless: only null is accepted
+        "num_atoms": Range(lambda v: False, ANY_INT, ANY_INT, optional=True),
     },
     "ppo": {
         "lr": POS_FLOAT, "optimizer_eps": POS_FLOAT, "rollout_steps": POS_INT, "num_minibatches": POS_INT,
@@ -201,6 +205,9 @@ _OFF_POLICY = {"lr": POS_FLOAT, "gamma": UNIT, "tau": OPEN_UNIT, "batch_size": P
                "train_interval_steps": POS_INT, "updates_per_train": POS_INT, "n_critics": POS_INT}
 ALGO_FIELDS["sac"] = {**_OFF_POLICY, "alpha": OPT_POS_FLOAT, "alpha_init": POS_FLOAT,
                       "actor_update_interval_updates": POS_INT, "target_update_interval_updates": POS_INT}
+# Rainbow and QR-DQN are DQN's schema with a value distribution on: at least 2 atoms
+ALGO_FIELDS["rainbow"] = ALGO_FIELDS["qr_dqn"] = {
+    **ALGO_FIELDS["dqn"], "num_atoms": Range(lambda v: v >= 2, ANY_INT, st.integers(max_value=1), optional=True)}
 ALGO_FIELDS["td3"] = ALGO_FIELDS["ddpg"] = {**_OFF_POLICY, "exploration_noise": NONNEG_FLOAT,
                                             "policy_noise": NONNEG_FLOAT, "noise_clip": NONNEG_FLOAT,
                                             "policy_delay": POS_INT}
@@ -210,7 +217,9 @@ ALGO_FREE_STRINGS: dict[str, set[str]] = {"sac": {"target_entropy"}}  # auto, or
 
 # String fields with a fixed set of choices.
 ALGO_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
-    "dqn": {"optimizer": ("adam", "rmsprop"), "loss": ("huber", "mse")},
+    **{dqn: {"optimizer": ("adam", "rmsprop"), "loss": ("huber", "mse"), "replay": ("uniform", "prioritized"),
+             "distributional": ("none", "c51", "qr"), "augmentation": ("none", "random_shift")}
+       for dqn in ("dqn", "rainbow", "qr_dqn")},
     "a2c": {"optimizer": ("rmsprop", "adam")},
     "reinforce": {"baseline": ("none", "mean", "value")},
     "q_learning": {"alpha_schedule": ("linear", "visits")},
@@ -298,6 +307,15 @@ JOINT_RULES = [  # (the algorithm composed, the keys, the key named, whether the
     *((algo, ("algo.batch_size", "algo.buffer_capacity_transitions"), "algo.batch_size",
        lambda v: v.get("algo.batch_size", 256) > v.get("algo.buffer_capacity_transitions", 1_000_000))
       for algo in ("sac", "td3", "ddpg")),
+    # Rainbow's noisy layers explore with a fixed epsilon (its defaults: 0 and 0)
+    ("rainbow", ("algo.epsilon_start", "algo.epsilon_end"), "algo.noisy",
+     lambda v: v.get("algo.epsilon_start", 0.0) != v.get("algo.epsilon_end", 0.0)),
+    # C51's support (Rainbow's distribution) needs v_min < v_max
+    ("rainbow", ("algo.v_min", "algo.v_max"), "algo.v_min",
+     lambda v: v.get("algo.v_min", -10.0) >= v.get("algo.v_max", 10.0)),
+    *((algo, ("algo.batch_size", "algo.buffer_capacity_transitions"), "algo.batch_size",
+       lambda v: v.get("algo.batch_size", 32) > v.get("algo.buffer_capacity_transitions", 100_000))
+      for algo in ("rainbow", "qr_dqn")),
     ("alphazero", ("algo.batch_size", "algo.replay_window_positions"), "algo.batch_size",
      lambda v: v.get("algo.batch_size", 256) > v.get("algo.replay_window_positions", 50_000)),
     (None, ("seed", "seeds_per_job"), "seed", lambda v: v.get("seed", 1) + v.get("seeds_per_job", 1) - 1 > 2**32 - 1),

@@ -129,11 +129,12 @@ class ContinuousOffPolicy(Algorithm):
         """``num_updates`` gradient steps, each on a fresh uniform minibatch; the mean of their metrics."""
         batches = self.buffer.sample(self.cfg.batch_size, num_batches=num_updates)
         if self.storage_device != self.device:
-            batches = type(batches)(*(t.to(self.device, non_blocking=True) for t in batches))
+            batches = batches.to(self.device)
         self.clock.lap("replay")
         sums: dict[str, list[torch.Tensor]] = {}
+        one_step = batches[:5]  # obs, actions, rewards, next_obs, terminated (no n-step, uniform)
         for i in range(num_updates):
-            for key, value in self.update(*(field[i] for field in batches)).items():
+            for key, value in self.update(*(field[i] for field in one_step)).items():
                 sums.setdefault(key, []).append(value)  # the actor's metrics only where it was updated
         # the metrics stay on the device until here: one transfer per training phase, not one per metric and update
         means = torch.stack([torch.stack(v).mean() for v in sums.values()]).tolist()

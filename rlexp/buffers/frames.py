@@ -161,18 +161,7 @@ class FrameReplayBuffer:
             episode_end: ``(num_envs,)`` True where the env's episode ended at this step
                 (terminated or truncated, as the env reported); None means all False.
         """
-        obs, next_obs = np.asarray(obs), np.asarray(next_obs)
-        expected = (self.num_envs, *self.obs_shape)
-        if obs.shape != expected or next_obs.shape != expected:
-            raise ValueError(f"obs and next_obs must have shape {expected}, got {obs.shape} and {next_obs.shape}")
-        if episode_end is None:
-            ends = np.zeros(self.num_envs, dtype=bool)
-        else:
-            ends = np.array(episode_end, dtype=bool).reshape(-1)
-            if ends.shape != (self.num_envs,):
-                raise ValueError(f"episode_end must have shape ({self.num_envs},), got {np.shape(episode_end)}")
-        if self.validate:
-            self._check_contract(obs, next_obs)
+        obs, next_obs, ends = self._checked(obs, next_obs, episode_end)
         envs, written, stack = self._envs, self._written, self.stack
         if self._fresh.any():
             # episode starts: the reset stack's frames open the env's stream. Their slots are
@@ -194,6 +183,23 @@ class FrameReplayBuffer:
         self._count += self.num_envs
         written += 1
         self._fresh = ends
+
+    def _checked(self, obs, next_obs, episode_end) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(obs, next_obs, episode ends) as arrays of the shapes :meth:`add` takes, its contract
+        checked when ``validate``."""
+        obs, next_obs = np.asarray(obs), np.asarray(next_obs)
+        expected = (self.num_envs, *self.obs_shape)
+        if obs.shape != expected or next_obs.shape != expected:
+            raise ValueError(f"obs and next_obs must have shape {expected}, got {obs.shape} and {next_obs.shape}")
+        if episode_end is None:
+            ends = np.zeros(self.num_envs, dtype=bool)
+        else:
+            ends = np.array(episode_end, dtype=bool).reshape(-1)
+            if ends.shape != (self.num_envs,):
+                raise ValueError(f"episode_end must have shape ({self.num_envs},), got {np.shape(episode_end)}")
+        if self.validate:
+            self._check_contract(obs, next_obs)
+        return obs, next_obs, ends
 
     def _invalidate(self, slots: np.ndarray, envs: np.ndarray) -> None:
         # no slot repeats within one call (at most stack + 1 <= self.slots consecutive slots)

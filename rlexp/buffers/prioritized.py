@@ -97,6 +97,7 @@ def n_step_returns(rewards: torch.Tensor, stops: torch.Tensor, available: torch.
     taken = available & (ended_before == 0)
     taken = torch.cumprod(taken.to(torch.int32), dim=-1).bool()  # a missing successor ends it too
     powers = gamma ** torch.arange(n, dtype=torch.float64, device=rewards.device)
-    returns = (rewards.double() * powers * taken).sum(-1).to(rewards.dtype)
+    # where, not a product: a step not taken may read a slot never written (any bits, even NaN)
+    returns = torch.where(taken, rewards.double() * powers, 0.0).sum(-1).to(rewards.dtype)
     steps = taken.sum(-1)
     return returns, steps - 1, (gamma ** steps.double()).to(rewards.dtype)

@@ -39,6 +39,10 @@ def test_n_step_returns_stop_at_the_first_end_and_at_missing_successors():
     returns, last, discounts = n_step_returns(rewards, stops, available, 0.5)
     assert returns.tolist() == [2.0, 2.0, 1.0]
     assert last.tolist() == [1, 1, 0] and discounts.tolist() == [0.25, 0.25, 0.5]
+    # steps not taken may hold slots never written: their bits never reach the return
+    garbage = rewards.clone()
+    garbage[0, 2], garbage[1, 2], garbage[2, 1:] = float("nan"), float("inf"), float("nan")
+    assert n_step_returns(garbage, stops, available, 0.5)[0].tolist() == [2.0, 2.0, 1.0]
 
 
 @pytest.mark.parametrize("num_envs,n_step,capacity", [(1, 3, 40), (3, 5, 45), (2, 1, 30)])
