@@ -74,7 +74,7 @@ BAD_INPUTS = [
     (["algo.lr=abc"], "invalid value for algo.lr: 'abc' is not a valid float"),
     (["algo.lrr=1"], "unknown key 'algo.lrr'; valid keys: name, optimizer, lr,"),
     (["algo=sacc"], "unknown option algo=sacc; valid choices: a2c, alphazero, ddpg, dqn, grpo, ppo, pretrain, "
-                    "q_learning, qr_dqn, rainbow, reinforce, reward_model, rlhf_ppo, sac, sarsa, sft, td3, "
+                    "q_learning, qr_dqn, rainbow, reinforce, reward_model, rlhf_ppo, rloo, sac, sarsa, sft, td3, "
                     "value_iteration"),
     (["algo=sac", "env=cartpole"], "algo=sac needs a continuous (Box) action space, this env's is Discrete(2)"),
     (["algo=td3", "env=cartpole"], "algo=td3 needs a continuous (Box) action space"),

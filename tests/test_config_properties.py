@@ -198,16 +198,18 @@ _RL_STAGE = {  # the RL stages of RLHF share PolicyOptimizationConfig
 }
 ALGO_FIELDS["rlhf_ppo"] = {**_RL_STAGE, "vf_coef": NONNEG_FLOAT, "value_clip": OPT_POS_FLOAT, "gamma": UNIT,
                            "gae_lambda": UNIT}
-ALGO_FIELDS["grpo"] = {**_RL_STAGE, "samples_per_prompt": Range(lambda v: v >= 2, ANY_INT, st.integers(max_value=1))}
+ALGO_FIELDS["grpo"] = ALGO_FIELDS["rloo"] = {
+    **_RL_STAGE, "samples_per_prompt": Range(lambda v: v >= 2, ANY_INT, st.integers(max_value=1))}
 
 _OFF_POLICY = {"lr": POS_FLOAT, "gamma": UNIT, "tau": OPEN_UNIT, "batch_size": POS_INT,
                "buffer_capacity_transitions": POS_INT, "learning_starts_steps": NONNEG_INT,
                "train_interval_steps": POS_INT, "updates_per_train": POS_INT, "n_critics": POS_INT}
 ALGO_FIELDS["sac"] = {**_OFF_POLICY, "alpha": OPT_POS_FLOAT, "alpha_init": POS_FLOAT,
                       "actor_update_interval_updates": POS_INT, "target_update_interval_updates": POS_INT}
-# Rainbow and QR-DQN are DQN's schema with a value distribution on: at least 2 atoms
+# Rainbow and QR-DQN are DQN's schema with a value distribution on: at least 2 atoms (null, the
+# paper's count, is filled in: not a value that arrives unchanged, so not drawn here)
 ALGO_FIELDS["rainbow"] = ALGO_FIELDS["qr_dqn"] = {
-    **ALGO_FIELDS["dqn"], "num_atoms": Range(lambda v: v >= 2, ANY_INT, st.integers(max_value=1), optional=True)}
+    **ALGO_FIELDS["dqn"], "num_atoms": Range(lambda v: v >= 2, ANY_INT, st.integers(max_value=1))}
 ALGO_FIELDS["td3"] = ALGO_FIELDS["ddpg"] = {**_OFF_POLICY, "exploration_noise": NONNEG_FLOAT,
                                             "policy_noise": NONNEG_FLOAT, "noise_clip": NONNEG_FLOAT,
                                             "policy_delay": POS_INT}
@@ -228,6 +230,7 @@ ALGO_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
     "alphazero": {"root_search": ("puct", "gumbel"), "augment": ("none", "mirror")},
     "rlhf_ppo": {"kl_estimator": ("k1", "k3")},
     "grpo": {"kl_estimator": ("k1", "k3")},
+    "rloo": {"kl_estimator": ("k1", "k3")},
 }
 
 # Checked fields outside algo (composed with the default groups), keyed by their full key.
@@ -322,7 +325,7 @@ JOINT_RULES = [  # (the algorithm composed, the keys, the key named, whether the
     *((algo, ("algo.minibatch_answers", "algo.batch_prompts", "algo.samples_per_prompt"), "algo.minibatch_answers",
        lambda v, d=defaults: v.get("algo.minibatch_answers", 32) > v.get("algo.batch_prompts", d[0])
        * v.get("algo.samples_per_prompt", d[1]))
-      for algo, defaults in (("rlhf_ppo", (64, 1)), ("grpo", (16, 8)))),  # answers per minibatch <= per rollout
+      for algo, defaults in (("rlhf_ppo", (64, 1)), ("grpo", (16, 8)), ("rloo", (16, 4)))),  # answers per minibatch <= per rollout
 ]
 
 

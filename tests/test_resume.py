@@ -60,6 +60,11 @@ CASES = {
                  "algo.minibatch_answers=4", "algo.log_interval_prompts=8", "algo.checkpoint_interval_prompts=16",
                  "algo.eval_interval_prompts=32", "algo.eval_prompts=8", "algo.kl_target=0.1",
                  "model.from_run={sft}", "reward.from_run={reward_model}"],
+    # the same trainer with RLOO's groups: two answers per prompt, the KL in the reward
+    "rloo": ["algo=rloo", "env=arithmetic", "algo.total_prompts=64", "algo.batch_prompts=4",
+             "algo.samples_per_prompt=2", "algo.minibatch_answers=4", "algo.log_interval_prompts=8",
+             "algo.checkpoint_interval_prompts=16", "algo.eval_interval_prompts=32", "algo.eval_prompts=8",
+             "model.from_run={sft}", "reward.from_run={reward_model}"],
 }
 # the common settings each case runs with (self-play counts games, language models examples: not agent steps)
 BASE = {name: COMMON if name in ("dqn", "ppo", "q_learning", "sac", "td3", "rainbow_pong") else SINKS for name in CASES}
@@ -116,7 +121,7 @@ def baselines(tmp_path_factory):
 KILLS = {"dqn": ["step:700", "checkpoint_write:2"], "ppo": ["step:1000"], "q_learning": ["step:1300"],
          "sac": ["step:700"], "td3": ["step:1100"],
          "rainbow_pong": ["step:300"], "alphazero": ["step:100"], "sft": ["step:250"],
-         "reward_model": ["step:130"], "rlhf_ppo": ["step:40"]}
+         "reward_model": ["step:130"], "rlhf_ppo": ["step:40"], "rloo": ["step:40"]}
 
 
 @pytest.mark.parametrize("name", list(CASES))

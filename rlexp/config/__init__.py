@@ -41,6 +41,7 @@ from rlexp.config.lm import (
     RewardConfig,
     RewardModelConfig,
     RLHFPPOConfig,
+    RLOOConfig,
     TaskEnvConfig,
 )
 from rlexp.config.registry import ALGOS, ENVS, GROUP_SCHEMAS, Algo, Env, compose, register_configs, to_typed
@@ -61,7 +62,7 @@ __all__ = [
     "AlphaZeroConfig", "AtariEnvConfig", "ConfigError", "DQNConfig", "DeviceConfig", "Env", "EnvConfig",
     "GRPOConfig", "GameEnvConfig", "LanguageModelConfig", "LanguageModelingConfig", "LauncherConfig",
     "LoggerConfig", "LoraSettings", "MazeEnvConfig", "NetworkConfig", "PPOConfig", "PolicyOptimizationConfig",
-    "QLearningConfig", "RLHFPPOConfig", "ReinforceConfig", "RewardConfig", "RewardModelConfig", "SarsaConfig",
+    "QLearningConfig", "RLHFPPOConfig", "RLOOConfig", "ReinforceConfig", "RewardConfig", "RewardModelConfig", "SarsaConfig",
     "TabularConfig", "TaskEnvConfig", "TrainConfig", "ValueIterationConfig", "WandbConfig", "atari_env_id",
     "compose", "flatten", "register_configs", "to_typed",
 ]

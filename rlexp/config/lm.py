@@ -73,19 +73,19 @@ class RewardModelConfig:
 
 @dataclass
 class PolicyOptimizationConfig:
-    """RLHF's last stage, shared by rlhf_ppo and grpo: the policy (from an SFT run) writes answers
+    """RLHF's last stage, shared by rlhf_ppo, grpo and rloo: the policy (from an SFT run) writes answers
     to the task's prompts, the reward model (``reward.from_run``) scores them, and the policy
     learns from the score with a per-token KL penalty to the reference (the SFT model: the
     policy with its LoRA adapters disabled). Progress counts prompts."""
 
-    name: str = MISSING  # registry key: rlhf_ppo or grpo
+    name: str = MISSING  # registry key: rlhf_ppo, grpo or rloo
     total_prompts: int = 2_048  # prompts answered and learned from (the budget)
     log_interval_prompts: int = 256  # prompts between aggregated metric events
     eval_interval_prompts: int = 512  # prompts between evaluations; 0 evaluates only at the end
     checkpoint_interval_prompts: int = 1_024  # prompts between periodic checkpoints; 0 saves only the last
     eval_prompts: int = 256  # held-out prompts per evaluation (one sampled answer each, scored by gold, reward and KL)
     batch_prompts: int = 64  # prompts per rollout (each answered samples_per_prompt times)
-    samples_per_prompt: int = 1  # answers sampled per prompt (grpo: the group size)
+    samples_per_prompt: int = 1  # answers sampled per prompt (grpo, rloo: the group size)
     update_epochs: int = 2  # passes over each rollout
     minibatch_answers: int = 32  # answers per gradient step
     lr: float = 2e-3  # AdamW learning rate
@@ -160,6 +160,25 @@ class GRPOConfig(PolicyOptimizationConfig):
         if self.samples_per_prompt < 2:  # before the shared checks: they would name the minibatch instead
             raise ConfigError(f"algo.samples_per_prompt must be >= 2 for grpo (a group to compare with), "
                               f"got {self.samples_per_prompt}")
+        super().__post_init__()
+
+
+@dataclass
+class RLOOConfig(PolicyOptimizationConfig):
+    """RLOO (Ahmadian et al. 2024): no critic; each answer's advantage is its KL-penalised
+    reward minus the mean of the other answers to its prompt (samples_per_prompt of them);
+    TRL's RLOOTrainer defaults."""
+
+    name: str = "rloo"  # registry key
+    samples_per_prompt: int = 4  # answers sampled per prompt: each one's baseline is the others' mean (Ahmadian et al.: k = 4)
+    batch_prompts: int = 16  # prompts per rollout
+    kl_coef: float = 0.05  # beta: the KL to the reference, summed over the answer, subtracted from its reward (TRL: 0.05)
+    whiten_advantages: bool = False  # whiten the advantages over the rollout's answer tokens (TRL: normalize_advantage, off)
+
+    def __post_init__(self) -> None:
+        if self.samples_per_prompt < 2:  # before the shared checks: they would name the minibatch instead
+            raise ConfigError(f"algo.samples_per_prompt must be >= 2 for rloo (each answer's baseline is the "
+                              f"others' mean), got {self.samples_per_prompt}")
         super().__post_init__()
 
 

@@ -38,6 +38,7 @@ from rlexp.config.lm import (
     RewardConfig,
     RewardModelConfig,
     RLHFPPOConfig,
+    RLOOConfig,
     TaskEnvConfig,
 )
 from rlexp.config.run import DeviceConfig, LauncherConfig, LoggerConfig, NetworkConfig, TrainConfig
@@ -79,6 +80,7 @@ ALGOS: dict[str, Algo] = {
     "reward_model": Algo(RewardModelConfig, "", trainer="rlexp.trainers.lm:RewardModelTrainer"),
     "rlhf_ppo": Algo(RLHFPPOConfig, "rlexp.algos.rlhf_ppo:RLHFPPO", trainer="rlexp.trainers.rlhf:PolicyOptimizationTrainer"),
     "grpo": Algo(GRPOConfig, "rlexp.algos.grpo:GRPO", trainer="rlexp.trainers.rlhf:PolicyOptimizationTrainer"),
+    "rloo": Algo(RLOOConfig, "rlexp.algos.rloo:RLOO", trainer="rlexp.trainers.rlhf:PolicyOptimizationTrainer"),
 }
 
 

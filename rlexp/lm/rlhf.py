@@ -8,9 +8,10 @@
   score at its last token (Ziegler et al. 2019; Ouyang et al. 2022);
 - the adaptive KL coefficient of Ziegler et al. 2019 (a proportional controller on the KL);
 - advantages: GAE over the answer tokens with rlexp's own :func:`compute_gae` (the same
-  function PPO uses on gym envs, not a copy), whitened over the real tokens; and GRPO's
+  function PPO uses on gym envs, not a copy), whitened over the real tokens; GRPO's
   group-relative advantages (Shao et al. 2024): each answer's score against the other
-  answers to the same prompt.
+  answers to the same prompt; and RLOO's leave-one-out advantages (Ahmadian et al. 2024):
+  each answer's reward minus the mean reward of the other answers to its prompt.
 
 Shapes: ``(batch, tokens)`` for per-token tensors, ``mask`` 1 on answer tokens (left-aligned:
 the answer's tokens first, then padding), ``(batch,)`` for per-sequence scores.
@@ -76,6 +77,15 @@ def group_advantages(scores: torch.Tensor, group_size: int) -> torch.Tensor:
     groups = scores.view(-1, group_size)
     centred = groups - groups.mean(dim=1, keepdim=True)
     return (centred / (groups.std(dim=1, keepdim=True) + 1e-4)).view(-1)
+
+
+def leave_one_out_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """RLOO: each reward minus the mean of the ``group_size - 1`` others in its group (consecutive
+    answers to one prompt), an unbiased baseline that needs no critic (Kool et al. 2019;
+    Ahmadian et al. 2024)."""
+    groups = rewards.view(-1, group_size)
+    others = (groups.sum(dim=1, keepdim=True) - groups) / (group_size - 1)
+    return (groups - others).view(-1)
 
 
 class AdaptiveKLController:

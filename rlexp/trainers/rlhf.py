@@ -1,8 +1,9 @@
 """RLHF's last stage: the policy learns from the reward model's scores, held near the SFT
 model by a per-token KL to it. The trainer owns what every such algorithm needs; the
 algorithm (``algo.name``: a class of :mod:`rlexp.algos.lm_rl`'s contract, e.g. ``rlhf_ppo``
-with a value head, Ziegler et al. 2019; Ouyang et al. 2022, or ``grpo``, group-relative
-advantages and no critic, Shao et al. 2024) owns its advantages and its loss.
+with a value head, Ziegler et al. 2019; Ouyang et al. 2022; ``grpo``, group-relative
+advantages and no critic, Shao et al. 2024; or ``rloo``, leave-one-out advantages of the
+KL-penalised reward, Ahmadian et al. 2024) owns its advantages and its loss.
 
 One rollout: ``algo.batch_prompts`` prompts of the task, each answered
 ``algo.samples_per_prompt`` times by sampling the policy (:func:`rlexp.lm.sampling.generate`);
@@ -100,7 +101,7 @@ class PolicyPass(torch.nn.Module):
 
 
 class PolicyOptimizationTrainer(Trainer):
-    """``rlhf_ppo`` and ``grpo`` on the language task; progress counts prompts."""
+    """``rlhf_ppo``, ``grpo`` and ``rloo`` on the language task; progress counts prompts."""
 
     budget = PROMPTS
     data_parallel = True

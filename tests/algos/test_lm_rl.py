@@ -1,4 +1,4 @@
-"""The RL algorithms on language models (rlhf_ppo, grpo) behind their contract: advantages
+"""The RL algorithms on language models (rlhf_ppo, grpo, rloo) behind their contract: advantages
 from a rollout, the loss of a minibatch, the value head's state."""
 
 from __future__ import annotations
@@ -8,8 +8,10 @@ import torch
 from rlexp.algos.grpo import GRPO
 from rlexp.algos.lm_rl import Minibatch, Rollout
 from rlexp.algos.rlhf_ppo import RLHFPPO
-from rlexp.config import GRPOConfig, RLHFPPOConfig
-from rlexp.lm.rlhf import group_advantages, kl_per_token, token_advantages, token_rewards
+from rlexp.algos.rloo import RLOO
+from rlexp.config import GRPOConfig, RLHFPPOConfig, RLOOConfig
+from rlexp.errors import ConfigError
+from rlexp.lm.rlhf import group_advantages, kl_per_token, leave_one_out_advantages, token_advantages, token_rewards
 
 MASK = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]], dtype=torch.float32)
 
@@ -73,3 +75,37 @@ def test_grpo_advantages_compare_answers_to_one_prompt_and_its_loss_carries_the_
     kl = kl_per_token(r.logprobs, r.ref_logprobs, "k3")[m].mean()
     assert torch.isclose(parts["loss/policy"], -advantages[m].mean())  # ratio 1: the surrogate is -mean(A)
     assert torch.isclose(parts["loss/kl"], kl) and torch.isclose(loss, -advantages[m].mean() + 0.05 * kl)
+
+
+def test_leave_one_out_baseline_is_the_mean_of_the_other_answers():
+    rewards = torch.tensor([1.0, 2.0, 6.0, -1.0, 0.0, 1.0])
+    want = torch.tensor([1 - 4.0, 2 - 3.5, 6 - 1.5, -1 - 0.5, 0.0, 1 - (-0.5)])
+    assert torch.allclose(leave_one_out_advantages(rewards, 3), want)
+    assert torch.allclose(leave_one_out_advantages(rewards, 3).view(2, 3).sum(1), torch.zeros(2))  # centred per prompt
+
+
+def test_rloo_advantages_are_leave_one_out_over_kl_penalised_rewards_and_its_loss_the_clipped_surrogate():
+    cfg = RLOOConfig(samples_per_prompt=2, clip_coef=0.2)
+    algo = RLOO(cfg, hidden_size=8, device=torch.device("cpu"))
+    assert algo.value_head is None and algo.parameters() == []
+    r = _rollout(values=False)
+    advantages, returns = algo.advantages(r, kl_coef=0.1)
+    assert returns is None
+    kl = (kl_per_token(r.logprobs, r.ref_logprobs, "k1") * MASK).sum(1)
+    rewards = r.scores - 0.1 * kl
+    for i, j in ((0, 1), (1, 0), (2, 3), (3, 2)):  # two answers per prompt: the baseline is the other's reward
+        assert torch.allclose(advantages[i], (rewards[i] - rewards[j]) * MASK[i])
+    m = MASK.bool()
+    loss, parts = algo.loss(Minibatch(m, r.logprobs, r.logprobs, r.ref_logprobs, None, None, advantages, None),
+                            kl_coef=0.1)
+    assert torch.isclose(loss, -advantages[m].mean()) and set(parts) == {"loss/policy"}  # ratio 1: -mean(A)
+    whitened, _ = RLOO(RLOOConfig(samples_per_prompt=2, whiten_advantages=True), 8, torch.device("cpu")).advantages(
+        r, kl_coef=0.1)
+    assert torch.isclose(whitened[m].mean(), torch.tensor(0.0), atol=1e-6)
+
+
+def test_rloo_needs_two_answers_per_prompt():
+    import pytest
+
+    with pytest.raises(ConfigError, match="algo.samples_per_prompt must be >= 2 for rloo"):
+        RLOOConfig(samples_per_prompt=1)

@@ -171,8 +171,10 @@ def _rl(stages, tmp_path, algo, *extra):
 
 
 @pytest.mark.parametrize("algo, extra", [("rlhf_ppo", []), ("grpo", ["algo.batch_prompts=8", "algo.minibatch_answers=32", "algo.log_interval_prompts=8"]),
+                                         ("rloo", ["algo.batch_prompts=16", "algo.minibatch_answers=32",
+                                                   "algo.log_interval_prompts=16"]),
                                          ("rlhf_ppo", ["lora.enabled=false", "algo.lr=3e-4"])],
-                         ids=["ppo_lora", "grpo_lora", "ppo_full"])
+                         ids=["ppo_lora", "grpo_lora", "rloo_lora", "ppo_full"])
 def test_the_rl_stage_starts_at_kl_zero_raises_the_reward_and_logs_samples(stages, tmp_path, algo, extra):
     import json
 
