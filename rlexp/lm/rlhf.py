@@ -1,6 +1,8 @@
 """The math of RLHF's last two stages, as functions of tensors (the trainers call them).
 
 - the reward model's Bradley-Terry loss ``-log sigmoid(r_chosen - r_rejected)``;
+- DPO's loss on preference pairs (Rafailov et al. 2023), its conservative variant with label
+  smoothing (Mitchell 2023) and IPO's (Azar et al. 2023), with the implicit rewards TRL logs;
 - the per-token KL between the policy and the reference, ``k1`` (``log p - log p_ref``,
   unbiased, can be negative per token) or ``k3`` (``r - 1 - log r`` with ``r = p_ref / p``,
   unbiased and never negative; Schulman 2020, "Approximating KL divergence");
@@ -31,6 +33,39 @@ def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> tuple[to
     """(mean ``-log sigmoid(chosen - rejected)``, accuracy: the share with ``chosen > rejected``)."""
     margin = chosen - rejected
     return -F.logsigmoid(margin).mean(), (margin > 0).float().mean()
+
+
+def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
+             ref_rejected: torch.Tensor, beta: float, loss: str = "sigmoid",
+             label_smoothing: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """DPO's loss per pair, and its implicit rewards, from each answer's log-probability under
+    the policy and the reference (summed over its tokens; IPO: averaged, as TRL does).
+
+    With ``h = (log pi(y_w) - log pi(y_l)) - (log ref(y_w) - log ref(y_l))``:
+
+    - ``sigmoid`` (Rafailov et al. 2023): ``-log sigmoid(beta h)``; with ``label_smoothing``
+      ``e`` (conservative DPO: the labels are flipped with probability ``e``),
+      ``-(1 - e) log sigmoid(beta h) - e log sigmoid(-beta h)``;
+    - ``ipo`` (Azar et al. 2023): ``(h - 1 / (2 beta))^2``.
+
+    Returns:
+        (the loss of each pair, {chosen, rejected, margins, accuracies}: the implicit rewards
+        ``beta * (log pi - log ref)`` of each answer, their difference, and whether the chosen
+        one's is larger), each (pairs,).
+    """
+    chosen = policy_chosen - ref_chosen
+    rejected = policy_rejected - ref_rejected
+    h = chosen - rejected
+    if loss == "sigmoid":
+        per_pair = -(1 - label_smoothing) * F.logsigmoid(beta * h) - label_smoothing * F.logsigmoid(-beta * h)
+    elif loss == "ipo":
+        per_pair = (h - 1 / (2 * beta)) ** 2
+    else:
+        raise ValueError(f"DPO loss {loss!r}: choose sigmoid or ipo")
+    rewards = {"chosen": beta * chosen.detach(), "rejected": beta * rejected.detach()}
+    rewards["margins"] = rewards["chosen"] - rewards["rejected"]
+    rewards["accuracies"] = (rewards["chosen"] > rewards["rejected"]).float()
+    return per_pair, rewards
 
 
 def kl_per_token(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: str = "k1") -> torch.Tensor:

@@ -1,5 +1,5 @@
-"""RLHF's math: the Bradley-Terry loss, KL estimators, token rewards, advantages (GAE through
-rlexp's compute_gae, GRPO's groups) and the adaptive KL coefficient."""
+"""RLHF's math: the Bradley-Terry loss, DPO's losses, KL estimators, token rewards, advantages
+(GAE through rlexp's compute_gae, GRPO's groups) and the adaptive KL coefficient."""
 
 import math
 
@@ -9,6 +9,7 @@ import torch
 from rlexp.lm.rlhf import (
     AdaptiveKLController,
     bradley_terry_loss,
+    dpo_loss,
     group_advantages,
     kl_per_token,
     token_advantages,
@@ -76,3 +77,27 @@ def test_the_adaptive_coefficient_follows_the_kl_within_its_clip():
     again = AdaptiveKLController(1.0, 6.0, 1000)
     again.load_state_dict(ctl.state_dict())
     assert again.coef == ctl.coef
+
+
+def test_dpo_losses_follow_their_papers_formulas_and_log_trls_implicit_rewards():
+    pc, pr = torch.tensor([-1.0, -4.0, -2.0]), torch.tensor([-3.0, -1.0, -2.0])
+    rc, rr = torch.tensor([-2.0, -3.0, -2.0]), torch.tensor([-2.0, -2.0, -1.0])
+    beta = 0.5
+    h = [(-1 + 3) - (-2 + 2), (-4 + 1) - (-3 + 2), (-2 + 2) - (-2 + 1)]  # [2, -2, 1]
+    sigmoid = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    loss, rewards = dpo_loss(pc, pr, rc, rr, beta)
+    assert loss.tolist() == pytest.approx([-math.log(sigmoid(beta * x)) for x in h])
+    assert rewards["chosen"].tolist() == pytest.approx([0.5, -0.5, 0.0])  # beta (log pi - log ref) of y_w
+    assert rewards["rejected"].tolist() == pytest.approx([-0.5, 0.5, -0.5])
+    assert rewards["margins"].tolist() == pytest.approx([1.0, -1.0, 0.5])
+    assert rewards["accuracies"].tolist() == [1.0, 0.0, 1.0]
+    smoothed, _ = dpo_loss(pc, pr, rc, rr, beta, label_smoothing=0.1)  # conservative DPO
+    assert smoothed.tolist() == pytest.approx(
+        [-0.9 * math.log(sigmoid(beta * x)) - 0.1 * math.log(sigmoid(-beta * x)) for x in h])
+    ipo, _ = dpo_loss(pc, pr, rc, rr, beta, loss="ipo")
+    assert ipo.tolist() == pytest.approx([(x - 1 / (2 * beta)) ** 2 for x in h])
+    with pytest.raises(ValueError, match="choose sigmoid or ipo"):
+        dpo_loss(pc, pr, rc, rr, beta, loss="hinge")
+    # at the start the policy is the reference: every pair's loss is log 2, its rewards 0
+    start, r0 = dpo_loss(pc, pr, pc, pr, beta)
+    assert torch.allclose(start, torch.full((3,), math.log(2.0))) and not r0["accuracies"].any()
