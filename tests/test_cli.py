@@ -73,6 +73,8 @@ def test_multirun_two_jobs_one_sweep_dir(tmp_path):
 BAD_INPUTS = [
     (["algo.lr=abc"], "invalid value for algo.lr: 'abc' is not a valid float"),
     (["algo.lrr=1"], "unknown key 'algo.lrr'; valid keys: name, optimizer, lr,"),
+    (["algo=ppo", "algo.n_step=3"], "unknown key 'algo.n_step': a setting of algo=dqn, qr_dqn, rainbow; valid keys: "
+                                    "name, lr,"),
     (["algo=sacc"], "unknown option algo=sacc; valid choices: a2c, alphazero, ddpg, dqn, grpo, ppo, pretrain, "
                     "q_learning, qr_dqn, rainbow, reinforce, reward_model, rlhf_ppo, rloo, sac, sarsa, sft, td3, "
                     "value_iteration"),
