@@ -57,17 +57,6 @@ def valid_keys(object_type: object) -> str:
     return ""
 
 
-def _other_algorithms_with(key: str, object_type: object) -> list[str]:
-    """The registered algorithms whose schema has the field ``algo.<name>`` (none for other keys)."""
-    if not key.startswith("algo.") or key.count(".") != 1:
-        return []
-    from rlexp.config.registry import ALGOS  # here: the config package imports this module
-
-    name = key.split(".", 1)[1]
-    return sorted(n for n, a in ALGOS.items()
-                  if a.schema is not object_type and name in {f.name for f in dataclasses.fields(a.schema)})
-
-
 def omegaconf_error_line(err: BaseException, command_line: bool = False) -> str | None:
     """One line for an OmegaConf error (an unknown key, a missing value, a wrong type), or
     None when ``err`` is none of those. ``command_line``: the key came from an override, so
@@ -76,10 +65,7 @@ def omegaconf_error_line(err: BaseException, command_line: bool = False) -> str 
 
     key = getattr(err, "full_key", None)
     if isinstance(err, (ConfigKeyError, ConfigAttributeError)) and key:
-        object_type = getattr(err, "object_type", None)
-        valid, owners = valid_keys(object_type), _other_algorithms_with(key, object_type)
-        if owners:  # another algorithm's setting (e.g. algo.n_step on PPO): say whose, not how to add it
-            return f"unknown key {key!r}: a setting of algo={', '.join(owners)}" + (f"; valid keys: {valid}" if valid else "")
+        valid = valid_keys(getattr(err, "object_type", None))
         return (f"unknown key {key!r}" + (f"; valid keys: {valid}" if valid else "")
                 + (f" (use +{key}=... to add a key)" if command_line else ""))
     if isinstance(err, MissingMandatoryValue) and key:

@@ -96,7 +96,8 @@ def format_error(err: BaseException) -> str:
         return f"{key} is required: add {key}=<value>{example}"
     if isinstance(err, OverrideParseException):
         return f"malformed override: {first_line(err)}"
-    line = _other_unit_line(cause) or (omegaconf_error_line(cause, command_line=True) if cause is not None else None)
+    line = (_other_unit_line(cause) or _other_algorithm_line(cause)
+            or (omegaconf_error_line(cause, command_line=True) if cause is not None else None))
     if line:
         return line
     text = first_line(err)
@@ -125,6 +126,28 @@ def _other_unit_line(cause: BaseException | None) -> str | None:
     if budget is None or budget is other:
         return None
     return other_unit_message(key, other, budget, ours[0])
+
+
+def _other_algorithm_line(cause) -> str | None:
+    """An unknown ``algo.<key>`` that is another algorithm's setting (``algo=ppo algo.n_step=3``):
+    whose it is, instead of how to add a key."""
+    import dataclasses
+
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    from rlexp.config import ALGOS
+    from rlexp.errors import valid_keys
+
+    key, object_type = getattr(cause, "full_key", None) or "", getattr(cause, "object_type", None)
+    if not isinstance(cause, (ConfigKeyError, ConfigAttributeError)) or not key.startswith("algo.") or key.count(".") != 1:
+        return None
+    name = key.split(".", 1)[1]
+    owners = sorted(n for n, a in ALGOS.items()
+                    if a.schema is not object_type and name in {f.name for f in dataclasses.fields(a.schema)})
+    if not owners:
+        return None
+    valid = valid_keys(object_type)
+    return f"unknown key {key!r}: a setting of algo={', '.join(owners)}" + (f"; valid keys: {valid}" if valid else "")
 
 
 def _missing_config_line(err) -> str:
