@@ -120,6 +120,7 @@ class FrameReplayBuffer:
         self._steps = torch.arange(self.n_step)
         # host, as the validity bytes: a slot's priority is 0 exactly where it is invalid
         self.priorities = None if priority_exponent is None else Priorities(self.slots * self.num_envs, priority_exponent)
+        self._written_now = np.tile(self._ahead == 0, (self.num_envs, 1))  # in each env's ahead window: the new slot
 
     def __len__(self) -> int:
         return self._count
@@ -179,7 +180,7 @@ class FrameReplayBuffer:
         self._write((at, next_obs[:, -1]), (at, actions), (at, rewards), (at, terminated), (at, ends))
         self._valid_np[at] = 1
         if self.priorities is not None:  # the new transitions at the top priority, the evicted at 0
-            self.priorities.set(ahead * self.num_envs + envs[:, None], np.tile(self._ahead == 0, (self.num_envs, 1)))
+            self.priorities.set(ahead * self.num_envs + envs[:, None], self._written_now)
         self._count += self.num_envs
         written += 1
         self._fresh = ends
