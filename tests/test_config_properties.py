@@ -313,12 +313,14 @@ JOINT_RULES = [  # (the algorithm composed, the keys, the key named, whether the
     # Rainbow's noisy layers explore with a fixed epsilon (its defaults: 0 and 0)
     ("rainbow", ("algo.epsilon_start", "algo.epsilon_end"), "algo.noisy",
      lambda v: v.get("algo.epsilon_start", 0.0) != v.get("algo.epsilon_end", 0.0)),
-    # C51's support (Rainbow's distribution) needs v_min < v_max
+    # C51's support (Rainbow's distribution) needs v_min < v_max; the defaults are the tuned
+    # rainbow_cartpole's support [0, 100] (the composed env is CartPole)
     ("rainbow", ("algo.v_min", "algo.v_max"), "algo.v_min",
-     lambda v: v.get("algo.v_min", -10.0) >= v.get("algo.v_max", 10.0)),
-    *((algo, ("algo.batch_size", "algo.buffer_capacity_transitions"), "algo.batch_size",
-       lambda v: v.get("algo.batch_size", 32) > v.get("algo.buffer_capacity_transitions", 100_000))
-      for algo in ("rainbow", "qr_dqn")),
+     lambda v: v.get("algo.v_min", 0.0) >= v.get("algo.v_max", 100.0)),
+    ("rainbow", ("algo.batch_size", "algo.buffer_capacity_transitions"), "algo.batch_size",
+     lambda v: v.get("algo.batch_size", 64) > v.get("algo.buffer_capacity_transitions", 100_000)),  # the tuned rainbow_cartpole's
+    ("qr_dqn", ("algo.batch_size", "algo.buffer_capacity_transitions"), "algo.batch_size",
+     lambda v: v.get("algo.batch_size", 32) > v.get("algo.buffer_capacity_transitions", 100_000)),
     ("alphazero", ("algo.batch_size", "algo.replay_window_positions"), "algo.batch_size",
      lambda v: v.get("algo.batch_size", 256) > v.get("algo.replay_window_positions", 50_000)),
     (None, ("seed", "seeds_per_job"), "seed", lambda v: v.get("seed", 1) + v.get("seeds_per_job", 1) - 1 > 2**32 - 1),
