@@ -190,6 +190,11 @@ def run_pipeline(cfg: TrainConfig, run_dir: Path, info: RunInfo) -> dict[str, An
         valid = [n for n in ALGOS if trainer_class(n).starts_from]
         raise ConfigError(f"pipeline stage {unknown[0]!r} is not a stage a pipeline can run; valid stages: "
                           f"{', '.join(valid)}")
+    kept = _needed_stages(names)
+    if len(kept) < len(names):  # e.g. DPO needs no reward model: its stage is not run
+        print(f"pipeline: {', '.join(n for n in names if n not in kept)} skipped: algo={cfg.algo.name} does not "
+              "use what it would train", flush=True)
+    names = kept
     check_writable_dir(run_dir, "run directory")
     if (run_dir / "pipeline.json").exists():
         raise ConfigError(f"run directory {run_dir} already holds a pipeline; choose another hydra.run.dir")
@@ -217,6 +222,19 @@ def run_pipeline(cfg: TrainConfig, run_dir: Path, info: RunInfo) -> dict[str, An
             write_json_atomic(record, run_dir / "pipeline.json")
         barrier()  # data parallel: the next stage loads what process 0 exported
     return summary
+
+
+def _needed_stages(names: list[str]) -> list[str]:
+    """The stages of ``names`` the last one needs: itself, the stages it links to
+    (``model.from_run``, ``reward.from_run``), theirs, and so on; in order."""
+    from rlexp.trainers.base import pipeline_links
+
+    needed = {len(names) - 1}
+    for k in range(len(names) - 1, -1, -1):
+        if k in needed:
+            links = pipeline_links(trainer_class(names[k]), [(n, Path(str(i))) for i, n in enumerate(names[:k])])
+            needed |= {int(str(path)) for path in links.values()}
+    return [n for k, n in enumerate(names) if k in needed]
 
 
 def _linked(cfg: TrainConfig, links: dict[str, str]) -> TrainConfig:

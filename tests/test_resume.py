@@ -65,6 +65,11 @@ CASES = {
              "algo.samples_per_prompt=2", "algo.minibatch_answers=4", "algo.log_interval_prompts=8",
              "algo.checkpoint_interval_prompts=16", "algo.eval_interval_prompts=32", "algo.eval_prompts=8",
              "model.from_run={sft}", "reward.from_run={reward_model}"],
+    # DPO, counted in pairs: the adapters, AdamW, the pair order and the cache of the reference's
+    # log-probabilities (two passes over 64 pairs: the second reads the cache)
+    "dpo": ["algo=dpo", "env=arithmetic", "algo.total_pairs=128", "algo.batch_size=8", "algo.dataset_pairs=64",
+            "algo.log_interval_pairs=16", "algo.checkpoint_interval_pairs=48", "algo.eval_interval_pairs=64",
+            "algo.eval_pairs=16", "algo.eval_prompts=8", "model.from_run={sft}"],
 }
 # the common settings each case runs with (self-play counts games, language models examples: not agent steps)
 BASE = {name: COMMON if name in ("dqn", "ppo", "q_learning", "sac", "td3", "rainbow_pong") else SINKS for name in CASES}
@@ -121,7 +126,8 @@ def baselines(tmp_path_factory):
 KILLS = {"dqn": ["step:700", "checkpoint_write:2"], "ppo": ["step:1000"], "q_learning": ["step:1300"],
          "sac": ["step:700"], "td3": ["step:1100"],
          "rainbow_pong": ["step:300"], "alphazero": ["step:100"], "sft": ["step:250"],
-         "reward_model": ["step:130"], "rlhf_ppo": ["step:40"], "rloo": ["step:40"]}
+         "reward_model": ["step:130"], "rlhf_ppo": ["step:40"], "rloo": ["step:40"],
+         "dpo": ["step:100"]}
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -33,6 +33,7 @@ from rlexp.config.gym_algos import (
     ValueIterationConfig,
 )
 from rlexp.config.lm import (
+    DPOConfig,
     GRPOConfig,
     LanguageModelConfig,
     LanguageModelingConfig,
@@ -62,7 +63,7 @@ __all__ = [
     "AlphaZeroConfig", "AtariEnvConfig", "ConfigError", "DQNConfig", "DeviceConfig", "Env", "EnvConfig",
     "GRPOConfig", "GameEnvConfig", "LanguageModelConfig", "LanguageModelingConfig", "LauncherConfig",
     "LoggerConfig", "LoraSettings", "MazeEnvConfig", "NetworkConfig", "PPOConfig", "PolicyOptimizationConfig",
-    "QLearningConfig", "RLHFPPOConfig", "RLOOConfig", "ReinforceConfig", "RewardConfig", "RewardModelConfig", "SarsaConfig",
+    "DPOConfig", "QLearningConfig", "RLHFPPOConfig", "RLOOConfig", "ReinforceConfig", "RewardConfig", "RewardModelConfig", "SarsaConfig",
     "TabularConfig", "TaskEnvConfig", "TrainConfig", "ValueIterationConfig", "WandbConfig", "atari_env_id",
     "compose", "flatten", "register_configs", "to_typed",
 ]

@@ -72,6 +72,50 @@ class RewardModelConfig:
 
 
 @dataclass
+class DPOConfig:
+    """DPO (Rafailov et al. 2023): the policy learns from preference pairs directly, the loss a
+    logistic one on how much more the policy than the reference (the SFT model) prefers the
+    chosen answer; no reward model, no sampling during training. Progress counts pairs."""
+
+    name: str = "dpo"  # registry key
+    loss: str = "sigmoid"  # sigmoid (DPO; with label_smoothing: conservative DPO) or ipo (Azar et al. 2023)
+    beta: float = 0.1  # strength of the pull to the reference: the implicit reward is beta x log(pi / ref) (TRL: 0.1)
+    label_smoothing: float = 0.0  # sigmoid loss: the assumed probability that a label is flipped (cDPO); 0: plain DPO
+    total_pairs: int = 20_000  # preference pairs to train on (the budget; the dataset repeats in new orders)
+    log_interval_pairs: int = 2_000  # pairs between aggregated metric events
+    eval_interval_pairs: int = 10_000  # pairs between evaluations; 0 evaluates only at the end
+    checkpoint_interval_pairs: int = 10_000  # pairs between periodic checkpoints; 0 saves only the last
+    dataset_pairs: int = 20_000  # labelled pairs generated for training (the pipeline's reward model sees the same 20k)
+    eval_pairs: int = 1_000  # held-out pairs per evaluation (the implicit reward's accuracy against their labels)
+    eval_prompts: int = 256  # held-out prompts per evaluation (one sampled answer each and the greedy one: gold and KL)
+    batch_size: int = 32  # pairs per gradient step
+    lr: float = 2e-3  # AdamW learning rate (the RL stages' default, so no method is tuned more than another)
+    weight_decay: float = 0.0  # AdamW weight decay
+    max_grad_norm: Optional[float] = 1.0  # gradient-norm clip; null disables
+    temperature: float = 1.0  # evaluation: sampling temperature of the answers
+    max_answer_tokens: int = 12  # evaluation: an answer is cut after this many tokens
+    samples_logged: int = 8  # evaluation answers written to samples.jsonl and the W&B table, per evaluation
+
+    def __post_init__(self) -> None:
+        o = "algo"
+        one_of(o, "loss", self.loss, ("sigmoid", "ipo"))
+        positive(o, beta=self.beta, total_pairs=self.total_pairs, log_interval_pairs=self.log_interval_pairs,
+                  dataset_pairs=self.dataset_pairs, eval_pairs=self.eval_pairs, eval_prompts=self.eval_prompts,
+                  batch_size=self.batch_size, lr=self.lr, temperature=self.temperature,
+                  max_answer_tokens=self.max_answer_tokens)
+        non_negative(o, eval_interval_pairs=self.eval_interval_pairs, weight_decay=self.weight_decay,
+                      checkpoint_interval_pairs=self.checkpoint_interval_pairs, samples_logged=self.samples_logged)
+        if not 0.0 <= self.label_smoothing < 0.5:
+            raise ConfigError(f"algo.label_smoothing must be in [0, 0.5) (the probability a label is flipped), "
+                              f"got {self.label_smoothing}")
+        if self.loss == "ipo" and self.label_smoothing:
+            raise ConfigError(f"algo.label_smoothing={self.label_smoothing} applies to algo.loss=sigmoid; "
+                              "IPO has none: drop it or set algo.loss=sigmoid")
+        if self.max_grad_norm is not None:
+            positive(o, max_grad_norm=self.max_grad_norm)
+
+
+@dataclass
 class PolicyOptimizationConfig:
     """RLHF's last stage, shared by rlhf_ppo, grpo and rloo: the policy (from an SFT run) writes answers
     to the task's prompts, the reward model (``reward.from_run``) scores them, and the policy
@@ -186,7 +230,7 @@ class RLOOConfig(PolicyOptimizationConfig):
 class RewardConfig:
     """Where the RL stage's reward comes from: the reward model an earlier stage trained."""
 
-    from_run: Optional[str] = None  # a reward_model run directory (its model/ is the reward model); required
+    from_run: Optional[str] = None  # a reward_model run directory (its model/ is the reward model); required by the RL stages, optional for dpo (its evaluations then report the reward too)
 
 
 @dataclass

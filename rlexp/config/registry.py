@@ -31,6 +31,7 @@ from rlexp.config.gym_algos import (
     ValueIterationConfig,
 )
 from rlexp.config.lm import (
+    DPOConfig,
     GRPOConfig,
     LanguageModelConfig,
     LanguageModelingConfig,
@@ -81,6 +82,7 @@ ALGOS: dict[str, Algo] = {
     "rlhf_ppo": Algo(RLHFPPOConfig, "rlexp.algos.rlhf_ppo:RLHFPPO", trainer="rlexp.trainers.rlhf:PolicyOptimizationTrainer"),
     "grpo": Algo(GRPOConfig, "rlexp.algos.grpo:GRPO", trainer="rlexp.trainers.rlhf:PolicyOptimizationTrainer"),
     "rloo": Algo(RLOOConfig, "rlexp.algos.rloo:RLOO", trainer="rlexp.trainers.rlhf:PolicyOptimizationTrainer"),
+    "dpo": Algo(DPOConfig, "", trainer="rlexp.trainers.dpo:DPOTrainer"),  # offline, from preference pairs
 }
 
 

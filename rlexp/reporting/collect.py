@@ -70,12 +70,12 @@ def read_run(path: Path) -> RunData | None:
     if not evals:
         problems.append("no evaluation in metrics.jsonl")
     evals_kl = [r for r in rows if "eval/kl" in r and "eval/gold" in r]
-    nan = float("nan")  # greedy gold: runs from before it was measured have none
+    nan = float("nan")  # greedy gold: runs from before it was measured have none; reward: DPO without a reward model
     kl_points = [{"step": 0, "kl": 0.0, "gold": float(evals_kl[0]["eval/sft_gold"]),  # the start: the SFT model
                   "gold_greedy": float(evals_kl[0].get("eval/sft_gold_greedy", nan)),
-                  "reward": float(evals_kl[0]["eval/sft_reward"])}] if evals_kl and "eval/sft_gold" in evals_kl[0] else []
+                  "reward": float(evals_kl[0].get("eval/sft_reward", nan))}] if evals_kl and "eval/sft_gold" in evals_kl[0] else []
     kl_points += [{"step": int(r["step"]), "kl": float(r["eval/kl"]), "gold": float(r["eval/gold"]),
-                   "gold_greedy": float(r.get("eval/gold_greedy", nan)), "reward": float(r["eval/reward"])}
+                   "gold_greedy": float(r.get("eval/gold_greedy", nan)), "reward": float(r.get("eval/reward", nan))}
                   for r in evals_kl]
     return RunData(path, config, evals, finished, problems, summary.get("score_name", "eval_return").replace("_", " "),
                    summary.get("unit", "agent steps"), kl_points)

@@ -68,6 +68,8 @@ def _overoptimization_table(rows: list[dict]) -> Any:
     """The RLHF groups' final KL, reward and gold (sampled and greedy) beside their SFT model's."""
     from rich.table import Table
 
+    from rlexp.reporting.report import _reward_cell
+
     ot = Table(title="RLHF: final KL to the SFT model, reward-model score and gold utility of one sampled answer "
                "and of the greedy one (means over runs; --out draws gold_vs_kl.png)", title_justify="left")
     for column in ("group", "runs", "KL", "reward", "gold sampled", "SFT", "gain [95% t-interval]",
@@ -75,7 +77,8 @@ def _overoptimization_table(rows: list[dict]) -> Any:
         ot.add_column(column, justify="left" if column == "group" else "right")
     for r in rows:
         (low, high), (low_g, high_g) = r["gold_gain_ci95"], r["gold_gain_greedy_ci95"]
-        ot.add_row(r["group"], str(r["runs"]), f"{r['kl']:.3f}", f"{r['reward']:.3f}", f"{r['gold']:.3f}",
+        ot.add_row(r["group"], str(r["runs"]), f"{r['kl']:.3f}",
+                   _reward_cell(r["reward"]), f"{r['gold']:.3f}",
                    f"{r['sft_gold']:.3f}", f"{r['gold_gain']:+.3f} [{low:+.3f}, {high:+.3f}]",
                    f"{r['gold_greedy']:.3f}", f"{r['sft_gold_greedy']:.3f}",
                    f"{r['gold_gain_greedy']:+.3f} [{low_g:+.3f}, {high_g:+.3f}]")

@@ -141,6 +141,11 @@ def overoptimization_rows(summaries: list[GroupSummary]) -> list[dict]:
     return rows
 
 
+def _reward_cell(reward: float) -> str:
+    """A group's mean reward-model score; ``-`` where it has none (DPO without a reward model)."""
+    return "-" if reward != reward else f"{reward:.3f}"
+
+
 def _t_interval(values: np.ndarray) -> tuple[float, float]:
     """The 95% Student-t interval of the mean (NaN with fewer than 2 values): with a handful of
     seeds, a bootstrap's percentile interval is too narrow."""
@@ -356,7 +361,7 @@ def markdown(report: dict) -> str:
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for r in report["overoptimization"]:
             (low, high), (low_g, high_g) = r["gold_gain_ci95"], r["gold_gain_greedy_ci95"]
-            lines.append(f"| {r['group']} | {r['runs']} | {r['kl']:.3f} | {r['reward']:.3f} | {r['gold']:.3f} | "
+            lines.append(f"| {r['group']} | {r['runs']} | {r['kl']:.3f} | {_reward_cell(r['reward'])} | {r['gold']:.3f} | "
                          f"{r['sft_gold']:.3f} | {r['gold_gain']:+.3f} [{low:+.3f}, {high:+.3f}] | "
                          f"{r['gold_greedy']:.3f} | {r['sft_gold_greedy']:.3f} | "
                          f"{r['gold_gain_greedy']:+.3f} [{low_g:+.3f}, {high_g:+.3f}] |")

@@ -136,6 +136,10 @@ def test_the_reward_model_ranks_held_out_pairs_better_than_chance(stages):
                                                         "examples: set algo.total_examples"),
     (["algo=pretrain", "env=arithmetic", "lora.rank=4"], "lora.rank: this run's config has no lora section"),
     (["algo=dqn", "model.layers=4"], "model.layers: this run's config has no model section"),
+    (["algo=dpo", "algo.loss=hinge"], "algo.loss='hinge' is not valid; choose one of: sigmoid, ipo"),
+    (["algo=dpo", "algo.label_smoothing=0.5"], "algo.label_smoothing must be in [0, 0.5)"),
+    (["algo=dpo", "algo.loss=ipo", "algo.label_smoothing=0.1"], "IPO has none"),
+    (["algo=dpo", "algo.beta=0"], "algo.beta must be > 0"),
 ])
 def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, args, message):
     run_dir = tmp_path / "run"
@@ -279,7 +283,7 @@ def _free_port() -> int:
 
 def test_accelerate_launch_trains_data_parallel_on_two_cpu_processes(stages, tmp_path):
     """`accelerate launch` with two CPU processes (gloo): each takes half of every batch, the
-    gradients are averaged, process 0 writes the run; the result matches one process's run."""
+    gradients are averaged, process 0 writes the run; DPO's result matches one process's run."""
     import subprocess
     import sys
 
@@ -290,8 +294,9 @@ def test_accelerate_launch_trains_data_parallel_on_two_cpu_processes(stages, tmp
     grpo = ["algo=grpo", *RL, "algo.batch_prompts=8", "algo.minibatch_answers=32", "algo.total_prompts=64",
             "algo.log_interval_prompts=8",
             f"model.from_run={root / 'sft'}", f"reward.from_run={root / 'rm'}", "device=cpu"]
-    sft = [*SFT, "algo.total_examples=640", f"model.from_run={root / 'pretrain'}", "device=cpu"]
-    for name, args in (("grpo", grpo), ("sft", sft)):
+    dpo = [*DPO, "algo.total_pairs=512", "algo.dataset_pairs=256", "algo.eval_interval_pairs=0",
+           f"model.from_run={root / 'sft'}", "device=cpu"]
+    for name, args in (("grpo", grpo), ("dpo", dpo)):
         out = subprocess.run([*launch, *args, f"hydra.run.dir={tmp_path / name}"], capture_output=True, text=True,
                              timeout=300, cwd=tmp_path)
         assert out.returncode == 0, out.stderr[-3000:]
@@ -299,10 +304,12 @@ def test_accelerate_launch_trains_data_parallel_on_two_cpu_processes(stages, tmp
     assert summary["prompts"] == 64 and (tmp_path / "grpo" / "model" / "config.json").exists()
     rows = read_metrics(tmp_path / "grpo" / "metrics.jsonl")
     assert [r for r in rows if "rlhf/kl" in r][0]["rlhf/kl"] == 0.0
-    single = run(compose_train([*sft]), tmp_path / "sft_single")  # one process, the same batches
-    parallel = [r for r in read_metrics(tmp_path / "sft" / "metrics.jsonl") if "eval/loss" in r][-1]["eval/loss"]
-    ones = [r for r in read_metrics(tmp_path / "sft_single" / "metrics.jsonl") if "eval/loss" in r][-1]["eval/loss"]
-    assert single["examples"] == 640 and abs(parallel - ones) < 0.02, (parallel, ones)
+    single = run(compose_train([*dpo]), tmp_path / "dpo_single")  # one process, the same batches
+    final = {}
+    for name in ("dpo", "dpo_single"):
+        final[name] = [r for r in read_metrics(tmp_path / name / "metrics.jsonl") if "eval/loss" in r][-1]
+    assert single["pairs"] == 512 and abs(final["dpo"]["eval/loss"] - final["dpo_single"]["eval/loss"]) < 0.02, final
+    assert abs(final["dpo"]["eval/rewards/margins"] - final["dpo_single"]["eval/rewards/margins"]) < 0.05, final
 
 
 def test_eval_shows_the_policy_beside_the_sft_model_and_the_report_draws_gold_against_kl(stages, tmp_path):
@@ -360,6 +367,91 @@ def test_name_or_path_takes_a_directory_a_stage_saved(stages, tmp_path):
 
 
 def test_the_language_model_algos_pick_the_language_task():
-    for algo in ("pretrain", "sft", "reward_model", "rlhf_ppo", "grpo"):  # rlexp train algo=sft model.from_run=RUN
+    for algo in ("pretrain", "sft", "reward_model", "rlhf_ppo", "grpo", "rloo", "dpo"):  # rlexp train algo=sft model.from_run=RUN
         assert compose_train([f"algo={algo}"]).env.id == "arithmetic", algo
     assert compose_train(["algo=dqn"]).env.id == compose_train([]).env.id == "CartPole-v1"
+
+
+# --------------------------------------------------------------------------- DPO
+
+DPO = ["algo=dpo", "env=arithmetic", "algo.total_pairs=1024", "algo.dataset_pairs=512", "algo.eval_pairs=128",
+       "algo.log_interval_pairs=256", "algo.eval_interval_pairs=512", "algo.eval_prompts=64", "algo.samples_logged=4",
+       *QUIET]
+
+
+def _dpo(stages, tmp_path, *extra):
+    run_dir = tmp_path / "dpo"
+    return run(compose_train([*DPO, f"model.from_run={stages[0] / 'sft'}", *extra]), run_dir), run_dir
+
+
+def test_dpo_starts_at_log_2_and_its_reference_is_the_sft_model_number_for_number(stages, tmp_path):
+    """At the first step the policy is the reference: every pair's loss is exactly log 2. The
+    cached reference log-probabilities are the SFT model's, recomputed here from its export
+    with plain transformers."""
+    import math
+
+    from transformers import AutoModelForCausalLM
+
+    from rlexp.build import build_trainer
+
+    root = stages[0]
+    trainer = build_trainer(compose_train([*DPO, f"model.from_run={root / 'sft'}", "algo.batch_size=16"]))
+    first = trainer.advance()
+    assert first["loss/dpo"] == pytest.approx(math.log(2), abs=1e-6)
+    assert trainer._parts["rewards/margins"] == 0.0 and len(trainer.ref_cache) == 16
+    sft = AutoModelForCausalLM.from_pretrained(root / "sft" / "model").eval()
+    picked = [trainer.examples[i] for i in trainer.order[:16]]
+    for pair in picked[:4]:
+        chosen_ref, rejected_ref = trainer.ref_cache[(pair.prompt, pair.chosen, pair.rejected)]
+        for answer, cached in ((pair.chosen, chosen_ref), (pair.rejected, rejected_ref)):
+            prompt = trainer.tokenizer(pair.prompt)["input_ids"]
+            tail = trainer.tokenizer(answer, add_special_tokens=False)["input_ids"] + [trainer.tokenizer.eos_token_id]
+            with torch.no_grad():
+                logits = sft(torch.tensor([prompt + tail])).logits[0, len(prompt) - 1:-1]
+            expected = float(torch.log_softmax(logits.float(), -1)[torch.arange(len(tail)), torch.tensor(tail)].sum())
+            assert cached == pytest.approx(expected, abs=1e-4), (pair, answer)
+
+
+@pytest.mark.parametrize("extra", [[], ["lora.enabled=false", "algo.lr=3e-4", "algo.loss=ipo", "reward.from_run={rm}"]],
+                         ids=["lora_sigmoid", "full_ipo_with_reward_model"])
+def test_dpo_learns_the_labels_and_reports_gold_and_kl_as_the_rl_stages_do(stages, tmp_path, extra):
+    import json
+
+    root = stages[0]
+    summary, run_dir = _dpo(stages, tmp_path, *[e.format(rm=root / "rm") for e in extra])
+    rows = read_metrics(run_dir / "metrics.jsonl")
+    train = [r for r in rows if "rewards/accuracies" in r]
+    for key in ("rewards/chosen", "rewards/rejected", "rewards/margins", "logps/chosen", "logps/rejected",
+                "train/loss", "perf/pairs_per_s"):
+        assert key in train[-1], key
+    assert train[-1]["rewards/margins"] > train[0]["rewards/margins"]
+    evals = [r for r in rows if "eval/gold" in r]
+    assert len(evals) == 2 and evals[-1]["eval/kl"] > 0 and evals[-1]["eval/rewards/accuracies"] > 0.6
+    assert evals[-1]["eval/gold_gain"] == evals[-1]["eval/gold"] - evals[-1]["eval/sft_gold"]
+    assert ("eval/reward" in evals[-1]) == bool(extra) and ("eval/sft_reward" in evals[-1]) == bool(extra)
+    assert summary["pairs"] == 1024 and summary["final_pair_accuracy"] == evals[-1]["eval/rewards/accuracies"]
+    assert summary["gold_gain"] == summary["final_gold"] - summary["final_sft_gold"]
+    samples = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 8 and {"prompt", "answer", "sft_answer", "gold", "kl"} <= set(samples[0])
+    assert (run_dir / "model" / "config.json").exists() and (run_dir / "adapter").exists() == (not extra)
+    code, out, err = cli(["eval", str(run_dir), "--samples", "2", "--prompts", "16"])
+    assert code == 0 and "gold gain:" in out and out.count("Q: ") == 2, err
+
+
+def test_the_pipeline_ending_in_dpo_runs_no_reward_model(tmp_path):
+    import json
+
+    run_dir = tmp_path / "pipe"
+    code, out, err = cli(["train", "experiment=rlhf_arithmetic", "algo=dpo", "algo.total_pairs=64",
+                          "algo.dataset_pairs=64", "algo.eval_pairs=32", "algo.eval_prompts=16", "env.max_operand=9",
+                          'pipeline.pretrain=["algo.total_examples=320","algo.eval_prompts=16"]',
+                          'pipeline.sft=["algo.total_examples=128","algo.eval_prompts=16"]',
+                          *QUIET, f"hydra.run.dir={run_dir}"])
+    assert code == 0, err
+    assert "pipeline: reward_model skipped: algo=dpo does not use what it would train" in out
+    stages = json.loads((run_dir / "pipeline.json").read_text())["stages"]
+    assert [s["algo"] for s in stages] == ["pretrain", "sft", "dpo"] and not (run_dir / "3_reward_model").exists()
+    from rlexp.runs import load_run_config
+
+    dpo = load_run_config(run_dir / "3_dpo")
+    assert dpo.model.from_run == str(run_dir / "2_sft") and dpo.reward.from_run is None
