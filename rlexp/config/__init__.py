@@ -44,6 +44,7 @@ from rlexp.config.lm import (
     RLHFPPOConfig,
     RLOOConfig,
     TaskEnvConfig,
+    TextDataEnvConfig,
 )
 from rlexp.config.registry import ALGOS, ENVS, GROUP_SCHEMAS, Algo, Env, compose, register_configs, to_typed
 from rlexp.config.run import (
@@ -64,6 +65,6 @@ __all__ = [
     "GRPOConfig", "GameEnvConfig", "LanguageModelConfig", "LanguageModelingConfig", "LauncherConfig",
     "LoggerConfig", "LoraSettings", "MazeEnvConfig", "NetworkConfig", "PPOConfig", "PolicyOptimizationConfig",
     "DPOConfig", "QLearningConfig", "RLHFPPOConfig", "RLOOConfig", "ReinforceConfig", "RewardConfig", "RewardModelConfig", "SarsaConfig",
-    "TabularConfig", "TaskEnvConfig", "TrainConfig", "ValueIterationConfig", "WandbConfig", "atari_env_id",
+    "TabularConfig", "TaskEnvConfig", "TextDataEnvConfig", "TrainConfig", "ValueIterationConfig", "WandbConfig", "atari_env_id",
     "compose", "flatten", "register_configs", "to_typed",
 ]

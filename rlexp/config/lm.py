@@ -228,9 +228,15 @@ class RLOOConfig(PolicyOptimizationConfig):
 
 @dataclass
 class RewardConfig:
-    """Where the RL stage's reward comes from: the reward model an earlier stage trained."""
+    """Where the RL stage's reward comes from: the reward model an earlier stage trained, or a
+    local checkpoint. One is required by the RL stages; DPO's evaluations use it when given."""
 
     from_run: Optional[str] = None  # a reward_model run directory (its model/ is the reward model); required by the RL stages, optional for dpo (its evaluations then report the reward too)
+    name_or_path: Optional[str] = None  # instead: a local sequence-classification checkpoint (one score; the policy's tokenizer)
+
+    def __post_init__(self) -> None:
+        if self.from_run and self.name_or_path:
+            raise ConfigError("reward.from_run and reward.name_or_path both name a reward model; set one")
 
 
 @dataclass
@@ -263,7 +269,7 @@ class LoraSettings:
     rank: int = 8  # rank of A and B
     alpha: float = 16.0  # scale numerator: the update is (alpha / rank) B A
     dropout: float = 0.0  # dropout on the adapter's input
-    target_modules: List[str] = field(default_factory=lambda: ["q_proj", "v_proj"])  # linear layers adapted (Hu et al.: W_q, W_v)
+    target_modules: List[str] = field(default_factory=lambda: ["auto"])  # linear layers adapted; [auto]: peft's default for the architecture (Llama: q_proj, v_proj = Hu et al.'s W_q, W_v)
 
     def __post_init__(self) -> None:
         if self.rank < 1:
@@ -295,3 +301,29 @@ class TaskEnvConfig:
         if self.annotator_correct + self.annotator_padded > 1:
             raise ConfigError("env.annotator_correct + env.annotator_padded must be <= 1, got "
                               f"{self.annotator_correct + self.annotator_padded}")
+
+
+@dataclass
+class TextDataEnvConfig:
+    """The user's own texts (rlexp/lm/data.py): local files in TRL's dataset formats, read with
+    Hugging Face datasets. What a stage reads from them: pretrain a text column (or messages),
+    sft prompt + completion (or messages), reward_model and dpo prompt + chosen + rejected, the
+    RL stages prompt. No gold utility is known: evaluations report the held-out loss, accuracy,
+    reward and KL."""
+
+    type: str = "text_data"  # env builder: text_data
+    id: str = "text_data"  # the name runs are filed under
+    train_file: str = MISSING  # a .json/.jsonl/.parquet/.csv file, or a directory datasets' save_to_disk wrote; required
+    eval_file: Optional[str] = None  # held-out rows in the same format; null: the last eval_fraction of train_file
+    eval_fraction: float = 0.05  # share of train_file's rows held out when eval_file is null
+    text_column: str = "text"  # pretrain: the texts
+    prompt_column: str = "prompt"  # sft, reward_model, dpo, the RL stages: the prompts (text or messages)
+    completion_column: str = "completion"  # sft: the answers to learn (text or assistant messages)
+    messages_column: str = "messages"  # pretrain, sft: whole conversations instead (the last assistant turn is learned)
+    chosen_column: str = "chosen"  # reward_model, dpo: the preferred answer
+    rejected_column: str = "rejected"  # reward_model, dpo: the other answer
+
+    def __post_init__(self) -> None:
+        one_of("env", "type", self.type, ("text_data",))
+        if not 0.0 < self.eval_fraction < 1.0:
+            raise ConfigError(f"env.eval_fraction must be in (0, 1), got {self.eval_fraction}")

@@ -41,6 +41,7 @@ from rlexp.config.lm import (
     RLHFPPOConfig,
     RLOOConfig,
     TaskEnvConfig,
+    TextDataEnvConfig,
 )
 from rlexp.config.run import DeviceConfig, LauncherConfig, LoggerConfig, NetworkConfig, TrainConfig
 from rlexp.errors import ConfigError
@@ -103,6 +104,7 @@ ENVS: dict[str, Env] = {
     "maze": Env(MazeEnvConfig, "rlexp.envs.maze:check_config"),
     "openspiel": Env(GameEnvConfig, "rlexp.games.openspiel:check_config"),
     "lm_task": Env(TaskEnvConfig),
+    "text_data": Env(TextDataEnvConfig),
 }
 
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {

@@ -42,7 +42,7 @@ def tiny_llama(vocab_size: int, *, hidden_size: int = 64, layers: int = 2, heads
     return LlamaForCausalLM(config) if head == "lm" else LlamaForSequenceClassification(config)
 
 
-def load_pretrained(name_or_path: str, head: str = "lm") -> tuple[Any, Any]:
+def load_pretrained(name_or_path: str, head: str = "lm", key: str = "model.name_or_path") -> tuple[Any, Any]:
     """(model, tokenizer) from a local directory or the local Hugging Face cache; never the network.
     ``head="score"`` loads it as a reward model (a new scalar head on the last token, unless
     the directory holds one already).
@@ -63,9 +63,9 @@ def load_pretrained(name_or_path: str, head: str = "lm") -> tuple[Any, Any]:
             model = AutoModelForSequenceClassification.from_pretrained(where, local_files_only=True, num_labels=1)
     except (OSError, ValueError) as err:
         if local.exists():
-            raise ConfigError(f"model.name_or_path={name_or_path}: no causal LM and tokenizer there "
+            raise ConfigError(f"{key}={name_or_path}: no {'causal LM' if head == 'lm' else 'model'} and tokenizer there "
                               f"({str(err).splitlines()[0][:160]})") from None
-        raise ConfigError(f"model.name_or_path={name_or_path} is not a local directory and not in the local "
+        raise ConfigError(f"{key}={name_or_path} is not a local directory and not in the local "
                           "Hugging Face cache; rlexp runs offline: download it once (huggingface-cli download "
                           f"{name_or_path}) or pass a directory") from None
     pad_left(tokenizer)
@@ -87,10 +87,13 @@ def name_special_tokens(model: Any, tokenizer: Any) -> None:
 
 
 def linear_module_names(model: Any) -> list[str]:
-    """The last name component of every ``nn.Linear`` in ``model`` (what LoRA can target), sorted."""
+    """The last name component of every linear layer in ``model`` (what LoRA can target), sorted:
+    ``nn.Linear``, and transformers' ``Conv1D`` (GPT-2's linear layers)."""
     import torch
+    from transformers.pytorch_utils import Conv1D
 
-    return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
+    return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules()
+                   if isinstance(m, (torch.nn.Linear, Conv1D))})
 
 
 def add_lora(model: Any, *, rank: int, alpha: float, dropout: float, target_modules: Sequence[str],
@@ -99,12 +102,23 @@ def add_lora(model: Any, *, rank: int, alpha: float, dropout: float, target_modu
 
     Raises:
         ConfigError: ``rank`` < 1, or a target module the model does not have (the valid names listed).
+
+    ``target_modules=["auto"]``: the layers peft adapts by default for the model's architecture
+    (Llama: q_proj and v_proj, Hu et al.'s W_q and W_v; GPT-2: c_attn).
     """
     from peft import LoraConfig, get_peft_model
 
     if rank < 1:
         raise ConfigError(f"lora.rank must be >= 1, got {rank}")
     names = linear_module_names(model)
+    if list(target_modules) == ["auto"]:  # the layers peft adapts by default for this architecture
+        from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as KNOWN
+
+        model_type = model.config.model_type
+        if model_type not in KNOWN:
+            raise ConfigError(f"lora.target_modules=[auto]: peft knows no default layers for model type {model_type}; "
+                              f"name them, e.g. lora.target_modules=[{names[0]}]; its linear layers: {', '.join(names)}")
+        target_modules = KNOWN[model_type]
     missing = [t for t in target_modules if t not in names]
     if missing or not target_modules:
         raise ConfigError(f"lora.target_modules: {', '.join(missing) or '(none given)'} not in the model; "

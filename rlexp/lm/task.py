@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -46,6 +47,8 @@ class Pair:
 @dataclass(frozen=True)
 class ArithmeticTask:
     """Addition of two numbers in ``[0, max_operand]``; the labeler's settings."""
+
+    has_gold: ClassVar[bool] = True  # its utility is known (the user's own texts have none)
 
     max_operand: int = 19  # operands drawn uniformly from [0, max_operand]
     padding_penalty: float = 0.1  # utility lost per character after the number

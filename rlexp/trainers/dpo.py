@@ -19,6 +19,7 @@ TRL's names (``eval/rewards/accuracies``, ...).
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections import defaultdict
 from typing import Any
 
@@ -44,6 +45,7 @@ class DPOTrainer(ReferenceEvaluation, TextStageTrainer):
     score_name = "eval_gold"
     loss_metric = "loss/dpo"
     dataset_key = "algo.dataset_pairs"
+    data_kind = "pairs"
 
     def __init__(self, cfg: TrainConfig, device: torch.device):
         super().__init__(cfg, device)
@@ -55,9 +57,13 @@ class DPOTrainer(ReferenceEvaluation, TextStageTrainer):
         self.reference_pass = (None if self.reference is None else PolicyPass(
             self.reference.get_decoder(), self.reference.get_output_embeddings(), None, a.temperature))
         self.reward_model = None  # optional: only the evaluations' reward uses it
-        if cfg.reward is not None and cfg.reward.from_run:
-            self.reward_model = load_reward_model(cfg.reward.from_run, self.tokenizer, "reward_model").to(self.device)
-        self.heldout_prompts = self.task.prompts(a.eval_prompts, np.random.default_rng([cfg.seed, 1]))  # the RL stages'
+        if cfg.reward is not None and (cfg.reward.from_run or cfg.reward.name_or_path):
+            self.reward_model = load_reward_model(cfg.reward, self.tokenizer, "reward_model").to(self.device)
+        if self.task.has_gold:  # the RL stages' held-out prompts
+            self.heldout_prompts = self.task.prompts(a.eval_prompts, np.random.default_rng([cfg.seed, 1]))
+        else:  # the user's pairs: the held-out pairs' prompts; no gold, so scored by the held-out accuracy
+            self.heldout_prompts = list(dict.fromkeys(p.prompt for p in self.heldout))[:a.eval_prompts]
+            self.score_name = "eval_pair_accuracy"
         self.ref_cache: dict[tuple[str, str, str], tuple[float, float]] = {}  # pair -> reference log p (chosen, rejected)
         self.stats: dict[str, list[float]] = defaultdict(list)
         self._init_reference_evaluation()
@@ -146,13 +152,16 @@ class DPOTrainer(ReferenceEvaluation, TextStageTrainer):
         pair_metrics = {"eval/loss": float(torch.cat(losses).mean()),
                         **{f"eval/{k}": float(torch.cat(v).mean()) for k, v in parts.items()}}
         evaluation.metrics.update(pair_metrics)
-        self.last_eval["pair_accuracy"] = pair_metrics["eval/rewards/accuracies"]
+        self.last_eval["pair_accuracy"] = accuracy = pair_metrics["eval/rewards/accuracies"]
+        if not self.task.has_gold:  # the user's pairs: scored by how often the implicit reward agrees with them
+            evaluation = dataclasses.replace(evaluation, score=accuracy, score_std=float(
+                torch.cat(parts["rewards/accuracies"]).std(unbiased=False)))
         evaluation.text += (f"; held-out pairs: implicit reward right on {pair_metrics['eval/rewards/accuracies']:.3f}, "
                             f"margin {pair_metrics['eval/rewards/margins']:.3f}")
         return evaluation
 
     def summary(self) -> dict[str, Any]:
-        reward_run = self.cfg.reward.from_run if self.cfg.reward is not None else None
+        reward_run = (self.cfg.reward.from_run or self.cfg.reward.name_or_path) if self.cfg.reward is not None else None
         return {**super().summary(), "reward_run": reward_run, **self._reference_summary()}
 
     # ------------------------------------------------------------------ state

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from rlexp.budget import EXAMPLES, PAIRS, read
-from rlexp.config import DeviceConfig, TaskEnvConfig, TrainConfig
+from rlexp.config import DeviceConfig, TaskEnvConfig, TextDataEnvConfig, TrainConfig
 from rlexp.errors import ConfigError
 from rlexp.lm.model import add_lora, load_pretrained, parameter_counts, quiet_transformers, tiny_llama
 from rlexp.lm.parallel import DataParallel
@@ -41,9 +41,9 @@ def check_lm_run(cfg: TrainConfig) -> None:
     Raises:
         ConfigError: one line naming the setting.
     """
-    if not isinstance(cfg.env, TaskEnvConfig):
+    if not isinstance(cfg.env, (TaskEnvConfig, TextDataEnvConfig)):
         raise ConfigError(f"algo={cfg.algo.name} trains a language model on a task; env={cfg.env.id} is not one: "
-                          "use env=arithmetic")
+                          "use env=arithmetic (the shipped task) or env=text_data env.train_file=FILE (your texts)")
     defaults = DeviceConfig()
     for key in ("amp", "compile", "replay"):
         if getattr(cfg.device, key) != getattr(defaults, key):
@@ -79,6 +79,16 @@ def stage_model(cfg: TrainConfig, allowed: tuple[str, ...], head: str = "lm") ->
                        pad_id=tokenizer.pad_token_id, bos_id=tokenizer.bos_token_id, eos_id=tokenizer.eos_token_id,
                        head=head)
     return model, tokenizer, "a new model (random init)"
+
+
+def text_source(cfg: TrainConfig, tokenizer: Any) -> Any:
+    """Where a stage's texts come from: the shipped task (``env=arithmetic``: generated, with a
+    known gold utility) or the user's files (``env=text_data``: :class:`rlexp.lm.data.UserTexts`)."""
+    if isinstance(cfg.env, TextDataEnvConfig):
+        from rlexp.lm.data import UserTexts
+
+        return UserTexts(cfg.env, tokenizer)
+    return ArithmeticTask.from_config(cfg.env)
 
 
 def seed_from(*key: int) -> int:
@@ -126,6 +136,7 @@ class TextStageTrainer(Trainer):
     head = "lm"  # the model's output: lm (next-token logits) or score (one scalar: a reward model)
     loss_metric = "loss/lm"
     dataset_key: str  # the config key of the training set's size (its held-out set's is the budget's eval_size)
+    data_kind: str  # what it reads from the user's files (env=text_data): text, demonstrations or pairs
 
     def __init__(self, cfg: TrainConfig, device: torch.device):
         a = cfg.algo
@@ -134,8 +145,8 @@ class TextStageTrainer(Trainer):
         self.cfg, self.device = cfg, self.parallel.device
         device = self.device
         self.schedule = self.budget.schedule(cfg)
-        self.task = ArithmeticTask.from_config(cfg.env)
         model, self.tokenizer, self.source = stage_model(cfg, self.starts_from, self.head)
+        self.task = text_source(cfg, self.tokenizer)
         self.lora = cfg.lora is not None and cfg.lora.enabled
         if self.lora:
             lo = cfg.lora
@@ -148,8 +159,11 @@ class TextStageTrainer(Trainer):
         self.optimizer = torch.optim.AdamW(self.params, lr=a.lr, weight_decay=a.weight_decay)
         # the module the updates run through: self.model, or its data-parallel wrapper when launched
         self.step_model, self.optimizer = self.parallel.prepare(self.model, self.optimizer)
-        self.examples = self._dataset(read(cfg, self.dataset_key), np.random.default_rng([cfg.seed, 0]))
-        self.heldout = self._dataset(read(cfg, self.budget.eval_size), np.random.default_rng([cfg.seed, 1]))
+        if self.task.has_gold:  # the shipped task: generated, the held-out set drawn apart
+            self.examples = self._dataset(read(cfg, self.dataset_key), np.random.default_rng([cfg.seed, 0]))
+            self.heldout = self._dataset(read(cfg, self.budget.eval_size), np.random.default_rng([cfg.seed, 1]))
+        else:  # the user's files, read once (the held-out rows: at most the budget's evaluation size)
+            self.examples, self.heldout = self.task.split(self.data_kind, read(cfg, self.budget.eval_size))
         self.rng = np.random.default_rng([cfg.seed, 2])  # the order examples are visited in
         self.order, self.cursor = self.rng.permutation(len(self.examples)), 0
         self.progress = 0
@@ -296,6 +310,7 @@ class PretrainTrainer(LanguageModelTrainer):
     """``pretrain``: a base model from the task's corpus, every token learned."""
 
     starts_from = ("pretrain",)
+    data_kind = "text"
 
     def _dataset(self, count: int, rng: np.random.Generator) -> list[tuple[str, str]]:
         return [("", line) for line in self.task.corpus(count, rng)]
@@ -307,11 +322,14 @@ class SFTTrainer(LanguageModelTrainer):
     and one sampled at temperature 1, beside the held-out loss."""
 
     starts_from = ("pretrain", "sft")
+    data_kind = "demonstrations"
 
     def _dataset(self, count: int, rng: np.random.Generator) -> list[tuple[str, str]]:
         return self.task.demonstrations(count, rng)
 
     def evaluate(self, index: int) -> Evaluation:
+        if not self.task.has_gold:  # the user's texts: the held-out loss alone
+            return super().evaluate(index)
         loss = self.heldout_loss()
         metrics = {"eval/loss": loss}
         prompts = [p for p, _ in self.heldout]
@@ -348,6 +366,7 @@ class RewardModelTrainer(TextStageTrainer):
     head = "score"
     loss_metric = "loss/reward_model"
     dataset_key = "algo.dataset_pairs"
+    data_kind = "pairs"
 
     def _dataset(self, count: int, rng: np.random.Generator) -> list:
         return self.task.preference_pairs(count, rng)
@@ -373,8 +392,10 @@ class RewardModelTrainer(TextStageTrainer):
             loss, _ = bradley_terry_loss(chosen, rejected)
             right += (chosen > rejected).tolist()
             losses.append(float(loss))
-        accuracy, best = float(np.mean(right)), best_accuracy(self.heldout)
-        metrics = {"eval/rm_accuracy": accuracy, "eval/rm_best_accuracy": best, "eval/loss": float(np.mean(losses))}
-        text = (f"eval accuracy {accuracy:.3f} on {len(self.heldout)} held-out pairs (the labels' noise allows "
-                f"{best:.3f})")
+        accuracy = float(np.mean(right))
+        metrics = {"eval/rm_accuracy": accuracy, "eval/loss": float(np.mean(losses))}
+        text = f"eval accuracy {accuracy:.3f} on {len(self.heldout)} held-out pairs"
+        if self.task.has_gold:  # the shipped task knows how noisy its labels are
+            metrics["eval/rm_best_accuracy"] = best = best_accuracy(self.heldout)
+            text += f" (the labels' noise allows {best:.3f})"
         return Evaluation(accuracy, float(np.std(right)), metrics, text)

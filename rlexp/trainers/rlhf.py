@@ -48,36 +48,43 @@ from rlexp.lm.model import add_lora, load_pretrained, parameter_counts
 from rlexp.lm.parallel import DataParallel
 from rlexp.lm.rlhf import AdaptiveKLController, kl_per_token
 from rlexp.lm.sampling import Answers, entropy, positions, sequence_scores, token_logprobs
-from rlexp.lm.task import ArithmeticTask
 from rlexp.trainers.base import Evaluation, Trainer
-from rlexp.trainers.lm import answer_prompts, check_lm_run, model_exports, seed_from, stage_model
+from rlexp.trainers.lm import answer_prompts, check_lm_run, model_exports, seed_from, stage_model, text_source
 
 SAMPLES_FILE = "samples.jsonl"  # the evaluations' sample answers, one JSON object per line
 
 
-def load_reward_model(run_dir: str, policy_tokenizer: Any, algo: str) -> Any:
-    """The reward model a run of ``algo`` saved, frozen; refused when its tokenizer is not the
-    policy's (its scores would read other tokens than the policy wrote).
+def load_reward_model(reward: Any, policy_tokenizer: Any, algo: str) -> Any:
+    """The reward model ``reward`` (:class:`~rlexp.config.RewardConfig`) names, frozen: the one a
+    run of ``algo`` saved (``reward.from_run``), or a local sequence-classification checkpoint
+    (``reward.name_or_path``); refused when its tokenizer is not the policy's (its scores would
+    read other tokens than the policy wrote).
 
     Raises:
-        ConfigError: one line: not a reward-model run, not finished, or another tokenizer.
+        ConfigError: one line: not a reward-model run, not finished, not a checkpoint, or
+            another tokenizer.
     """
-    from rlexp.runs import load_run_config
+    if reward.from_run:
+        from rlexp.runs import load_run_config
 
-    source = load_run_config(run_dir)
-    if source.algo.name != algo:
-        raise ConfigError(f"reward.from_run={run_dir} is a run of algo={source.algo.name}; it must be a run of "
-                          f"algo={algo}")
-    directory = Path(run_dir) / "model"
-    if not (directory / "config.json").is_file():
-        raise ConfigError(f"reward.from_run={run_dir} has no model/ directory: the run did not finish; resume it "
-                          f"first (rlexp resume {run_dir})")
-    model, tokenizer = load_pretrained(str(directory), head="score")
+        run_dir, key = reward.from_run, f"reward.from_run={reward.from_run}"
+        source = load_run_config(run_dir)
+        if source.algo.name != algo:
+            raise ConfigError(f"{key} is a run of algo={source.algo.name}; it must be a run of algo={algo}")
+        directory = Path(run_dir) / "model"
+        if not (directory / "config.json").is_file():
+            raise ConfigError(f"{key} has no model/ directory: the run did not finish; resume it "
+                              f"first (rlexp resume {run_dir})")
+        model, tokenizer = load_pretrained(str(directory), head="score")
+        lineage = "train the reward model from the same model lineage (model.from_run of the SFT run)"
+    else:
+        key = f"reward.name_or_path={reward.name_or_path}"
+        model, tokenizer = load_pretrained(reward.name_or_path, head="score", key="reward.name_or_path")
+        lineage = "a reward model must share the policy's tokenizer"
     ours, theirs = policy_tokenizer.get_vocab(), tokenizer.get_vocab()
     if ours != theirs or policy_tokenizer.pad_token_id != tokenizer.pad_token_id:
-        raise ConfigError(f"reward.from_run={run_dir}: the reward model's tokenizer ({len(theirs)} tokens) is not the "
-                          f"policy's ({len(ours)} tokens); train the reward model from the same model lineage "
-                          "(model.from_run of the SFT run)")
+        raise ConfigError(f"{key}: the reward model's tokenizer ({len(theirs)} tokens) is not the "
+                          f"policy's ({len(ours)} tokens); {lineage}")
     model.eval().requires_grad_(False)
     return model
 
@@ -247,36 +254,44 @@ class ReferenceEvaluation:
 
     def evaluate(self, index: int) -> Evaluation:
         """The policy against the SFT model on the held-out prompts, scored by the sampled
-        answers' gold. Without a reward model, no reward is reported."""
+        answers' gold (the user's texts have none: by their reward). Without a reward model, no
+        reward is reported; without a gold utility, no gold."""
         if self.sft_answers is None:
             self.sft_eval, sampled, greedy = self._measure(self.heldout_prompts, self._generator(5), reference=True)
             self.sft_answers = sampled, greedy
         means, r, g = self._measure(self.heldout_prompts, self._generator(6, index), reference=False)
         sft, (sft_r, sft_g) = self.sft_eval, self.sft_answers
-        scored = self.reward_model is not None
-        metrics = {f"eval/{k}": v for k, v in means.items() if scored or not k.startswith("reward")}
+        gold, scored = self.task.has_gold, self.reward_model is not None
+        metrics = {f"eval/{k}": v for k, v in means.items()}
         metrics.update({"eval/sft_gold": sft["gold"], "eval/sft_gold_greedy": sft["gold_greedy"],
                         "eval/gold_gain": means["gold"] - sft["gold"],
-                        "eval/gold_gain_greedy": means["gold_greedy"] - sft["gold_greedy"]})
+                        "eval/gold_gain_greedy": means["gold_greedy"] - sft["gold_greedy"],
+                        "eval/sft_reward": sft["reward"], "eval/sft_reward_greedy": sft["reward_greedy"]})
         self.last_eval = {"gold": means["gold"], "gold_greedy": means["gold_greedy"], "kl": means["kl"],
-                          "sft_gold": sft["gold"], "sft_gold_greedy": sft["gold_greedy"]}
-        if scored:
-            metrics.update({"eval/sft_reward": sft["reward"], "eval/sft_reward_greedy": sft["reward_greedy"]})
-            self.last_eval.update({"reward": means["reward"], "sft_reward": sft["reward"]})
+                          "sft_gold": sft["gold"], "sft_gold_greedy": sft["gold_greedy"], "reward": means["reward"],
+                          "sft_reward": sft["reward"]}
         rows = []
         for k in range(min(self.cfg.algo.samples_logged, len(self.heldout_prompts))):
-            row = {"prompts": self.progress, "eval": index, "prompt": self.heldout_prompts[k],
-                   "answer": r["texts"][k], "answer_greedy": g["texts"][k], "sft_answer": sft_r["texts"][k],
-                   "sft_answer_greedy": sft_g["texts"][k], "gold": round(float(r["gold"][k]), 4),
-                   "kl": round(float(r["kl"][k]), 4), "sft_gold": round(float(sft_r["gold"][k]), 4)}
-            if scored:
-                row["reward"] = round(float(r["reward"][k]), 4)
-            rows.append(row)
+            rows.append({"prompts": self.progress, "eval": index, "prompt": self.heldout_prompts[k],
+                         "answer": r["texts"][k], "answer_greedy": g["texts"][k], "sft_answer": sft_r["texts"][k],
+                         "sft_answer_greedy": sft_g["texts"][k], "gold": round(float(r["gold"][k]), 4),
+                         "kl": round(float(r["kl"][k]), 4), "sft_gold": round(float(sft_r["gold"][k]), 4),
+                         "reward": round(float(r["reward"][k]), 4)})
+        # what is not measured (no gold utility, no reward model) is left out, not logged as NaN
+        metrics = {k: v for k, v in metrics.items() if v == v}
+        self.last_eval = {k: v for k, v in self.last_eval.items() if v == v}
+        rows = [{k: v for k, v in row.items() if v == v} for row in rows]
         self.sample_lines += [json.dumps(row) for row in rows]
-        reward = f"reward {means['reward']:.3f} (SFT {sft['reward']:.3f}), " if scored else ""
-        text = (f"eval gold {means['gold']:.3f} sampled, {means['gold_greedy']:.3f} greedy (SFT {sft['gold']:.3f}, "
-                f"{sft['gold_greedy']:.3f}), {reward}KL {means['kl']:.3f} nats over {len(self.heldout_prompts)} prompts")
-        return Evaluation(means["gold"], float(r["gold"].numpy().std()), metrics, text,
+        parts = []
+        if gold:
+            parts.append(f"gold {means['gold']:.3f} sampled, {means['gold_greedy']:.3f} greedy (SFT {sft['gold']:.3f}, "
+                         f"{sft['gold_greedy']:.3f})")
+        if scored:
+            parts.append(f"reward {means['reward']:.3f} (SFT {sft['reward']:.3f})")
+        parts.append(f"KL {means['kl']:.3f} nats")
+        text = f"eval {', '.join(parts)} over {len(self.heldout_prompts)} prompts"
+        score = r["gold"] if gold else r["reward"]  # NaN without either: the stage scores itself otherwise (DPO)
+        return Evaluation(float(score.mean()), float(score.float().numpy().std()), metrics, text,
                           records={SAMPLES_FILE: "\n".join(self.sample_lines) + "\n"}, tables={"eval/samples": rows})
 
     def _reference_summary(self) -> dict[str, Any]:
@@ -297,7 +312,9 @@ class ReferenceEvaluation:
         drawn with ``seed``, and the greedy answer): their mean reward, gold and (the policy's)
         KL, and the first ``samples`` sampled answers of each side by side
         (``rlexp eval RUN --samples N``)."""
-        prompt_list = self.task.prompts(prompts, np.random.default_rng([seed, 9]))
+        rng = np.random.default_rng([seed, 9])
+        prompt_list = (self.task.prompts(prompts, rng) if self.task.has_gold
+                       else self.task.draw(self.heldout_prompts, prompts, rng))
         sft, sft_r, _ = self._measure(prompt_list, self._generator(seed, 10), reference=True)
         policy, r, _ = self._measure(prompt_list, self._generator(seed, 11), reference=False)
         rows = [{"prompt": prompt_list[k], "sft_answer": sft_r["texts"][k], "sft_reward": float(sft_r["reward"][k]),
@@ -320,7 +337,7 @@ class PolicyOptimizationTrainer(ReferenceEvaluation, Trainer):
     def __init__(self, cfg: TrainConfig, device: torch.device):
         a = cfg.algo
         check_lm_run(cfg)
-        if cfg.reward is None or not cfg.reward.from_run:
+        if cfg.reward is None or not (cfg.reward.from_run or cfg.reward.name_or_path):
             raise ConfigError(f"algo={a.name} learns from a reward model: set reward.from_run=RM_RUN (a run of "
                               f"algo={self.scored_by}), or run every stage with experiment=rlhf_arithmetic")
         if a.samples_per_prompt > 1 and a.batch_prompts * a.samples_per_prompt % a.minibatch_answers:
@@ -335,9 +352,9 @@ class PolicyOptimizationTrainer(ReferenceEvaluation, Trainer):
         self.cfg, self.device = cfg, self.parallel.device
         device = self.device
         self.schedule = self.budget.schedule(cfg)
-        self.task = ArithmeticTask.from_config(cfg.env)
         policy, self.tokenizer, self.source = stage_model(cfg, self.starts_from, "lm")
-        self.reward_model = load_reward_model(cfg.reward.from_run, self.tokenizer, self.scored_by).to(device)
+        self.task = text_source(cfg, self.tokenizer)
+        self.reward_model = load_reward_model(cfg.reward, self.tokenizer, self.scored_by).to(device)
         self.lora = cfg.lora is not None and cfg.lora.enabled
         self.reference = None
         if self.lora:
@@ -360,7 +377,11 @@ class PolicyOptimizationTrainer(ReferenceEvaluation, Trainer):
         self.step_pass, self.optimizer = self.parallel.prepare(self.policy_pass, self.optimizer)
         self.kl_control = (AdaptiveKLController(a.kl_coef, a.kl_target, a.kl_horizon_answers)
                            if a.kl_target is not None else None)
-        self.heldout_prompts = self.task.prompts(a.eval_prompts, np.random.default_rng([cfg.seed, 1]))
+        if self.task.has_gold:
+            self.heldout_prompts = self.task.prompts(a.eval_prompts, np.random.default_rng([cfg.seed, 1]))
+        else:  # the user's prompts: training ones drawn from train_file, the held-out ones fixed
+            self.train_prompts, self.heldout_prompts = self.task.split("prompts", a.eval_prompts)
+            self.score_name = "eval_reward"  # no gold utility: the reward model's score on held-out prompts
         self.rng = np.random.default_rng([cfg.seed, 2])  # the training prompts
         self.sampler = torch.Generator(device=device).manual_seed(seed_from(cfg.seed, 3))  # the answers
         self.shuffler = torch.Generator().manual_seed(seed_from(cfg.seed, 4))  # minibatch order
@@ -380,14 +401,16 @@ class PolicyOptimizationTrainer(ReferenceEvaluation, Trainer):
     def start(self, resumed: bool) -> list[str]:
         kind = "LoRA; the reference is the policy with its adapters off" if self.lora else \
             "every weight; the reference is a frozen copy"
-        return [f"{self.cfg.algo.name} from {self.source}, scored by the reward model of {self.cfg.reward.from_run}: "
+        return [f"{self.cfg.algo.name} from {self.source}, scored by the reward model of {self.cfg.reward.from_run or self.cfg.reward.name_or_path}: "
                 f"{self.trainable:,} of {self.total_params:,} parameters train ({kind})"]
 
     def advance(self) -> dict[str, float]:
         started = time.perf_counter()
         a = self.cfg.algo
         count = min(a.batch_prompts, self.schedule.total - self.progress)
-        prompts = self.parallel.shard(self.task.prompts(count, self.rng))  # all of them unless data-parallel
+        drawn = (self.task.prompts(count, self.rng) if self.task.has_gold
+                 else self.task.draw(self.train_prompts, count, self.rng))
+        prompts = self.parallel.shard(drawn)  # all of them unless data-parallel
         rows = [p for p in prompts for _ in range(a.samples_per_prompt)]
         r = self._answer(rows, self.sampler)
         mask = r["answer_mask"]
@@ -449,7 +472,8 @@ class PolicyOptimizationTrainer(ReferenceEvaluation, Trainer):
 
     def summary(self) -> dict[str, Any]:
         return {"task": self.cfg.env.id, "trainable_parameters": self.trainable, "parameters": self.total_params,
-                "lora": self.lora, "reward_run": self.cfg.reward.from_run, **self._reference_summary()}
+                "lora": self.lora, "reward_run": self.cfg.reward.from_run or self.cfg.reward.name_or_path,
+                **self._reference_summary()}
 
     # ------------------------------------------------------------------ exports and state
 
