@@ -75,7 +75,7 @@ BAD_INPUTS = [
     (["algo.lrr=1"], "unknown key 'algo.lrr'; valid keys: name, optimizer, lr,"),
     (["algo=ppo", "algo.n_step=3"], "unknown key 'algo.n_step': a setting of algo=dqn, qr_dqn, rainbow; valid keys: "
                                     "name, lr,"),
-    (["algo=sacc"], "unknown option algo=sacc; valid choices: a2c, alphazero, ddpg, dqn, grpo, ppo, pretrain, "
+    (["algo=sacc"], "unknown option algo=sacc; valid choices: a2c, alphazero, ddpg, dpo, dqn, grpo, ppo, pretrain, "
                     "q_learning, qr_dqn, rainbow, reinforce, reward_model, rlhf_ppo, rloo, sac, sarsa, sft, td3, "
                     "value_iteration"),
     (["algo=sac", "env=cartpole"], "algo=sac needs a continuous (Box) action space, this env's is Discrete(2)"),

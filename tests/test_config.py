@@ -23,7 +23,7 @@ def test_groups_are_the_documented_ones():
 def test_every_option_composes(group, option):
     required = {("env", "atari"): ["env.game=pong"], ("experiment", "dqn_atari_mnih2015"): ["env.game=pong"],
                 ("experiment", "der_atari100k"): ["env.game=pong"], ("experiment", "drq_eps_atari100k"): ["env.game=pong"],
-                ("env", "openspiel"): ["env.game=hex"]}  # mandatory fields
+                ("env", "openspiel"): ["env.game=hex"], ("env", "text_data"): ["env.train_file=demos.jsonl"]}  # mandatory fields
     if (group, option) == ("tuned", "mujoco"):  # the MuJoCo run settings, which every MuJoCo env option includes
         required[(group, option)] = ["algo=sac", "env=hopper"]
     elif group == "tuned":  # tuned options are <algo>_<env>: they fit their own algorithm and env

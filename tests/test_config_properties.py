@@ -200,6 +200,14 @@ ALGO_FIELDS["rlhf_ppo"] = {**_RL_STAGE, "vf_coef": NONNEG_FLOAT, "value_clip": O
                            "gae_lambda": UNIT}
 ALGO_FIELDS["grpo"] = ALGO_FIELDS["rloo"] = {
     **_RL_STAGE, "samples_per_prompt": Range(lambda v: v >= 2, ANY_INT, st.integers(max_value=1))}
+ALGO_FIELDS["dpo"] = {
+    "beta": POS_FLOAT, "label_smoothing": Range(lambda v: 0 <= v < 0.5, ANY_FLOAT,
+                                                 st.one_of(BELOW_ZERO, st.floats(min_value=0.5), st.just(math.nan))),
+    "total_pairs": POS_INT, "log_interval_pairs": POS_INT, "eval_interval_pairs": NONNEG_INT,
+    "checkpoint_interval_pairs": NONNEG_INT, "dataset_pairs": POS_INT, "eval_pairs": POS_INT, "eval_prompts": POS_INT,
+    "batch_size": POS_INT, "lr": POS_FLOAT, "weight_decay": NONNEG_FLOAT, "max_grad_norm": OPT_POS_FLOAT,
+    "temperature": POS_FLOAT, "max_answer_tokens": POS_INT, "samples_logged": NONNEG_INT,
+}
 
 _OFF_POLICY = {"lr": POS_FLOAT, "gamma": UNIT, "tau": OPEN_UNIT, "batch_size": POS_INT,
                "buffer_capacity_transitions": POS_INT, "learning_starts_steps": NONNEG_INT,
@@ -231,6 +239,7 @@ ALGO_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
     "rlhf_ppo": {"kl_estimator": ("k1", "k3")},
     "grpo": {"kl_estimator": ("k1", "k3")},
     "rloo": {"kl_estimator": ("k1", "k3")},
+    "dpo": {"loss": ("sigmoid", "ipo")},
 }
 
 # Checked fields outside algo (composed with the default groups), keyed by their full key.
