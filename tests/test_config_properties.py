@@ -207,6 +207,7 @@ ALGO_FIELDS["dpo"] = {
     "checkpoint_interval_pairs": NONNEG_INT, "dataset_pairs": POS_INT, "eval_pairs": POS_INT, "eval_prompts": POS_INT,
     "batch_size": POS_INT, "lr": POS_FLOAT, "weight_decay": NONNEG_FLOAT, "max_grad_norm": OPT_POS_FLOAT,
     "temperature": POS_FLOAT, "max_answer_tokens": POS_INT, "samples_logged": NONNEG_INT,
+    "reference_batch_pairs": POS_INT,
 }
 
 _OFF_POLICY = {"lr": POS_FLOAT, "gamma": UNIT, "tau": OPEN_UNIT, "batch_size": POS_INT,

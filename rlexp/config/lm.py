@@ -89,6 +89,7 @@ class DPOConfig:
     eval_pairs: int = 1_000  # held-out pairs per evaluation (the implicit reward's accuracy against their labels)
     eval_prompts: int = 256  # held-out prompts per evaluation (one sampled answer each and the greedy one: gold and KL)
     batch_size: int = 32  # pairs per gradient step
+    reference_batch_pairs: int = 512  # the reference's log-probabilities are computed for this many upcoming pairs in one pass (each pair once); 1: each batch its own
     lr: float = 2e-3  # AdamW learning rate (the RL stages' default, so no method is tuned more than another)
     weight_decay: float = 0.0  # AdamW weight decay
     max_grad_norm: Optional[float] = 1.0  # gradient-norm clip; null disables
@@ -102,7 +103,7 @@ class DPOConfig:
         positive(o, beta=self.beta, total_pairs=self.total_pairs, log_interval_pairs=self.log_interval_pairs,
                   dataset_pairs=self.dataset_pairs, eval_pairs=self.eval_pairs, eval_prompts=self.eval_prompts,
                   batch_size=self.batch_size, lr=self.lr, temperature=self.temperature,
-                  max_answer_tokens=self.max_answer_tokens)
+                  max_answer_tokens=self.max_answer_tokens, reference_batch_pairs=self.reference_batch_pairs)
         non_negative(o, eval_interval_pairs=self.eval_interval_pairs, weight_decay=self.weight_decay,
                       checkpoint_interval_pairs=self.checkpoint_interval_pairs, samples_logged=self.samples_logged)
         if not 0.0 <= self.label_smoothing < 0.5:

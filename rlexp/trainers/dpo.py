@@ -6,9 +6,10 @@ AdamW on :func:`rlexp.lm.rlhf.dpo_loss`.
 
 The reference is the starting (SFT) model: with LoRA the policy with its adapters disabled
 (``peft``'s ``disable_adapter()``), no second copy; with full fine-tuning, a frozen copy. The
-reference's log-probabilities of a pair never change, so each is computed the first time the
-pair is visited and kept (the dataset repeats in new orders: later passes read the cache);
-the cache is part of the checkpoint, so a resumed run reads the same numbers.
+reference's log-probabilities of a pair never change, so each is computed once and kept (the
+dataset repeats in new orders: later passes read the cache), ``algo.reference_batch_pairs``
+upcoming pairs at a time (TRL's ``precompute_ref_log_probs``, without a pass over pairs the
+run never reads); the cache is part of the checkpoint, so a resumed run reads the same numbers.
 
 Evaluation measures what the RL stages measure (:class:`ReferenceEvaluation`: gold, KL to the
 SFT model, sampled and greedy; the reward too when ``reward.from_run`` names a reward model),
@@ -65,6 +66,7 @@ class DPOTrainer(ReferenceEvaluation, TextStageTrainer):
             self.heldout_prompts = list(dict.fromkeys(p.prompt for p in self.heldout))[:a.eval_prompts]
             self.score_name = "eval_pair_accuracy"
         self.ref_cache: dict[tuple[str, str, str], tuple[float, float]] = {}  # pair -> reference log p (chosen, rejected)
+        self._position_of = self._positions_for = self._dataset_index = None  # where each pair sits in this pass's order
         self.stats: dict[str, list[float]] = defaultdict(list)
         self._init_reference_evaluation()
 
@@ -96,9 +98,9 @@ class DPOTrainer(ReferenceEvaluation, TextStageTrainer):
                 with self.model.disable_adapter():
                     logps = self._answer_logps(batch, self.model)
             self.model.train(training)
-            n = len(pairs)
+            n, values = len(pairs), logps.tolist()
             for k, key in enumerate(keys):
-                self.ref_cache.setdefault(key, (float(logps[k]), float(logps[n + k])))
+                self.ref_cache.setdefault(key, (values[k], values[n + k]))
         values = torch.tensor([self.ref_cache[k] for k in keys], dtype=torch.float32, device=self.device)
         return torch.cat([values[:, 0], values[:, 1]])
 
@@ -114,7 +116,31 @@ class DPOTrainer(ReferenceEvaluation, TextStageTrainer):
         parts.update({"logps/chosen": logps[:n].detach(), "logps/rejected": logps[n:].detach()})
         return per_pair, parts, int(batch["attention_mask"].sum())
 
+    def _prefetch_reference(self, items: list[Pair]) -> None:
+        """Compute the reference's log-probabilities of the pairs near the batch's uncached ones
+        in the visiting order, ``algo.reference_batch_pairs`` at a time: each pair still once,
+        in fewer, larger passes of the model. The chunks are fixed stretches of the pass's
+        order, so a resumed run computes the same ones."""
+        size = self.cfg.algo.reference_batch_pairs
+        missing = [p for p in items if (p.prompt, p.chosen, p.rejected) not in self.ref_cache]
+        if not missing or size <= 1 or self.parallel.world > 1:  # data parallel: each process its own share
+            return
+        if self._position_of is None or self._positions_for is not self.order:
+            index = {id(pair): i for i, pair in enumerate(self.examples)}
+            at = np.empty(len(self.order), dtype=np.int64)
+            at[self.order] = np.arange(len(self.order))
+            self._position_of, self._positions_for, self._dataset_index = at, self.order, index
+        chunks = sorted({int(self._position_of[self._dataset_index[id(p)]]) // size for p in missing})
+        for chunk in chunks:
+            ahead = [self.examples[i] for i in self.order[chunk * size:(chunk + 1) * size]]
+            ahead = [p for p in ahead if (p.prompt, p.chosen, p.rejected) not in self.ref_cache]
+            for start in range(0, len(ahead), size):
+                part = ahead[start:start + size]
+                batch = self._encode([(p.prompt, p.chosen) for p in part] + [(p.prompt, p.rejected) for p in part])
+                self._reference_logps(part, batch)
+
     def _loss(self, items: list) -> tuple[torch.Tensor, int]:
+        self._prefetch_reference(items)
         per_pair, parts, tokens = self._pair_loss(items, self.step_model)
         self._parts = {k: float(v.mean()) for k, v in parts.items()}
         return per_pair.mean(), tokens

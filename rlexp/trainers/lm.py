@@ -184,29 +184,33 @@ class TextStageTrainer(Trainer):
         """(prompt, answer) pairs as left-padded ids, mask, positions and labels (-100 on the
         prompt and the padding); every answer ends with the end-of-sequence token."""
         tok = self.tokenizer
-        rows, learn = [], []
-        for pair in pairs:
-            head, tail = self._token_ids.get(pair) or self._tokenize(pair)
-            rows.append(head + tail)
-            learn.append([False] * len(head) + [True] * len(tail))
-        width = max(map(len, rows))
-        ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
-        labels = torch.full((len(rows), width), -100, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, (row, keep) in enumerate(zip(rows, learn)):
-            ids[i, width - len(row):] = torch.tensor(row)
-            mask[i, width - len(row):] = 1
-            labels[i, width - len(row):] = torch.where(torch.tensor(keep), torch.tensor(row), -100)
-        return {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device),
-                "position_ids": positions(mask).to(self.device), "labels": labels.to(self.device)}
+        new = list(dict.fromkeys(pair for pair in pairs if pair not in self._token_ids))
+        if new:
+            self._tokenize(new)
+        parts = [self._token_ids[pair] for pair in pairs]
+        width = max(len(head) + len(tail) for head, tail in parts)
+        # filled row by row in NumPy (a slice assignment per row), one tensor each at the end
+        ids = np.full((len(parts), width), tok.pad_token_id, dtype=np.int64)
+        labels = np.full((len(parts), width), -100, dtype=np.int64)
+        mask = np.zeros((len(parts), width), dtype=np.int64)
+        for i, (head, tail) in enumerate(parts):
+            start = width - len(head) - len(tail)
+            ids[i, start:] = head + tail
+            mask[i, start:] = 1
+            labels[i, width - len(tail):] = tail
+        mask_t = torch.from_numpy(mask)
+        return {"input_ids": torch.from_numpy(ids).to(self.device), "attention_mask": mask_t.to(self.device),
+                "position_ids": positions(mask_t).to(self.device), "labels": torch.from_numpy(labels).to(self.device)}
 
-    def _tokenize(self, pair: tuple[str, str]) -> tuple[list[int], list[int]]:
-        """(``<bos>`` + prompt, answer + ``<eos>``) token ids, computed once per text pair (the
-        datasets are fixed and every pass revisits them)."""
-        tok, (prompt, answer) = self.tokenizer, pair
-        ids = (tok(prompt)["input_ids"], tok(answer, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])
-        self._token_ids[pair] = ids
-        return ids
+    def _tokenize(self, pairs: list[tuple[str, str]]) -> None:
+        """(``<bos>`` + prompt, answer + ``<eos>``) token ids of each pair, computed once per text
+        pair (the datasets are fixed and every pass revisits them), in one batched call each
+        for the prompts and the answers."""
+        tok = self.tokenizer
+        heads = tok([p for p, _ in pairs])["input_ids"]
+        tails = tok([a for _, a in pairs], add_special_tokens=False)["input_ids"]
+        for pair, head, tail in zip(pairs, heads, tails):
+            self._token_ids[pair] = (head, tail + [tok.eos_token_id])
 
     def _next_items(self) -> list:
         n = min(self.cfg.algo.batch_size, self.schedule.total - self.progress)

@@ -398,7 +398,8 @@ def test_dpo_starts_at_log_2_and_its_reference_is_the_sft_model_number_for_numbe
     trainer = build_trainer(compose_train([*DPO, f"model.from_run={root / 'sft'}", "algo.batch_size=16"]))
     first = trainer.advance()
     assert first["loss/dpo"] == pytest.approx(math.log(2), abs=1e-6)
-    assert trainer._parts["rewards/margins"] == 0.0 and len(trainer.ref_cache) == 16
+    distinct = {(p.prompt, p.chosen, p.rejected) for p in trainer.examples}  # the 512 pairs, at once (by their text)
+    assert trainer._parts["rewards/margins"] == 0.0 and set(trainer.ref_cache) == distinct
     sft = AutoModelForCausalLM.from_pretrained(root / "sft" / "model").eval()
     picked = [trainer.examples[i] for i in trainer.order[:16]]
     for pair in picked[:4]:
