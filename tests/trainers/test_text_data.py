@@ -55,6 +55,13 @@ def local(tmp_path_factory):
 
     pd.DataFrame({"prompt": [d["prompt"] for d in demos]}).to_parquet(root / "prompts.parquet")
     pd.DataFrame(prefs).to_csv(root / "prefs.csv", index=False)
+    from datasets import Dataset
+
+    Dataset.from_list(prefs[:-10]).save_to_disk(str(root / "prefs_saved"))  # a save_to_disk directory
+    chat = [{"chosen": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["chosen"].strip()}],
+             "rejected": [{"role": "user", "content": r["prompt"]},
+                          {"role": "assistant", "content": r["rejected"].strip()}]} for r in prefs]
+    lines("chat_prefs.jsonl", chat)  # conversational pairs with the prompt left implicit
     lines("empty.jsonl", [])
     (root / "empty.jsonl").write_text("")
     (root / "notes.txt").write_text("not a dataset\n")
@@ -84,13 +91,18 @@ def test_every_stage_runs_on_a_local_model_and_local_files(local, tmp_path):
                  "env.eval_fraction=0.1", "algo.total_pairs=256", "algo.batch_size=16"], tmp_path / "rm")
     final = [r for r in read_metrics(tmp_path / "rm" / "metrics.jsonl") if "eval/rm_accuracy" in r][-1]
     assert rm["pairs"] == 256 and "eval/rm_best_accuracy" not in final  # no label noise is known for the user's pairs
-    dpo = _train(["algo=dpo", sft_run, "env=text_data", f"env.train_file={local / 'prefs.jsonl'}",
+    dpo = _train(["algo=dpo", sft_run, "env=text_data", f"env.train_file={local / 'prefs_saved'}",
                   f"env.eval_file={local / 'prefs_eval.jsonl'}", "algo.total_pairs=256", "algo.batch_size=16",
                   "algo.max_answer_tokens=6"], tmp_path / "dpo")
     rows = read_metrics(tmp_path / "dpo" / "metrics.jsonl")
     final = [r for r in rows if "eval/rewards/accuracies" in r][-1]
     assert dpo["score_name"] == "eval_pair_accuracy" and dpo["objective"] == final["eval/rewards/accuracies"]
     assert "eval/kl" in final and "eval/gold" not in final and "eval/reward" not in final
+    chat_dpo = _train(["algo=dpo", sft_run, "env=text_data", f"env.train_file={local / 'chat_prefs.jsonl'}",
+                       "algo.total_pairs=64", "algo.batch_size=16", "algo.max_answer_tokens=6"], tmp_path / "chat_dpo")
+    assert chat_dpo["pairs"] == 64
+    samples = [json.loads(x) for x in (tmp_path / "chat_dpo" / "samples.jsonl").read_text().splitlines()]
+    assert samples[0]["prompt"].startswith("<u>what colour is") and samples[0]["prompt"].endswith("<a>")
     grpo = _train(["algo=grpo", sft_run, f"reward.from_run={tmp_path / 'rm'}", "env=text_data",
                    f"env.train_file={local / 'prompts.parquet'}", "algo.total_prompts=32", "algo.batch_prompts=8",
                    "algo.samples_per_prompt=4", "algo.minibatch_answers=16", "algo.eval_prompts=8",
