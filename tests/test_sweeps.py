@@ -82,12 +82,23 @@ def _trials(tmp_path: Path) -> list[str]:
         return [state for (state,) in db.execute("select state from trials order by number")]
 
 
+def _completed(tmp_path: Path) -> int:
+    """Trials the study database holds as complete (0 while it is not there or busy)."""
+    if not (tmp_path / "study" / "optuna.db").exists():  # connecting would create it
+        return 0
+    try:
+        return _trials(tmp_path).count("COMPLETE")
+    except sqlite3.Error:
+        return 0
+
+
 def test_optuna_search_over_seeds_resumes_after_a_kill(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([*RLEXP, "train", *OPTUNA], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
-    while not (tmp_path / "study" / "0" / sweeps.JOB_FILE).exists():  # the first trial finished
+    # the first trial finished: its job record is written, then optuna stores it as complete
+    while not ((tmp_path / "study" / "0" / sweeps.JOB_FILE).exists() and _completed(tmp_path)):
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "timeout"
         time.sleep(0.2)
     proc.kill()
