@@ -229,6 +229,7 @@ class ReferenceEvaluation:
             trainer.load_state_dict(state["trainer"])
             result = trainer.side_by_side(prompts, samples, seed)
         record = {"kind": "rlhf_side_by_side", "checkpoint": run_relative(path, run_dir), "step": state.get("step"),
+                  "unit": trainer.budget.unit.one,
                   **result}
         with open(evals_file, "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -528,7 +529,7 @@ def describe_side_by_side(run_path: Path, record: dict) -> list[str]:
     """``rlexp eval``'s lines for a side-by-side record: the SFT model and the policy, sampled
     and greedy, and the sampled answers next to each other."""
     sft, policy = record["sft"], record["policy"]
-    lines = [f"checkpoint: {run_path / record['checkpoint']} (prompt {record['step']})",
+    lines = [f"checkpoint: {run_path / record['checkpoint']} ({record.get('unit', 'prompt')} {record['step']})",
              f"prompts:    {record['prompts']} new ones, one sampled answer each and the greedy one, "
              f"seed {record['seed']}",
              f"{'':<12}{'sampled:':<9}{'reward':>7}{'gold':>8}{'KL':>8}{'length':>8}{'ended':>8}   "

@@ -436,7 +436,7 @@ def test_dpo_learns_the_labels_and_reports_gold_and_kl_as_the_rl_stages_do(stage
     assert len(samples) == 8 and {"prompt", "answer", "sft_answer", "gold", "kl"} <= set(samples[0])
     assert (run_dir / "model" / "config.json").exists() and (run_dir / "adapter").exists() == (not extra)
     code, out, err = cli(["eval", str(run_dir), "--samples", "2", "--prompts", "16"])
-    assert code == 0 and "gold gain:" in out and out.count("Q: ") == 2, err
+    assert code == 0 and "gold gain:" in out and out.count("Q: ") == 2 and "(pair 1024)" in out, err
 
 
 def test_the_pipeline_ending_in_dpo_runs_no_reward_model(tmp_path):
