@@ -34,7 +34,7 @@ from rlexp.lm.sampling import token_logprobs
 from rlexp.lm.task import Pair
 from rlexp.trainers.base import Evaluation
 from rlexp.trainers.lm import TextStageTrainer
-from rlexp.trainers.rlhf import PolicyPass, ReferenceEvaluation, load_reward_model
+from rlexp.trainers.reference import PolicyPass, ReferenceEvaluation, load_reward_model
 
 REWARD_KEYS = ("chosen", "rejected", "margins", "accuracies")  # TRL's rewards/* metrics
 
