@@ -155,112 +155,38 @@ def _reward_fn(rm, tok, penalty: float, device: str):
     return score
 
 
-def worker_rlexp_grpo(run: str, rollouts: int, seed: int, device: str) -> dict:
-    import torch
-
+def _rlexp_rl(algo: str, settings: dict, run: str, rollouts: int, seed: int, device: str) -> dict:
+    """rlexp's ``algo`` (grpo, rloo) on the run's SFT and reward models, ``rollouts`` rollouts timed."""
     from rlexp.build import build_trainer, seed_everything
     from rlexp.config import compose
 
-    args = ["algo=grpo", "env=arithmetic", f"model.from_run={run}/2_sft", f"reward.from_run={run}/3_reward_model",
+    args = [f"algo={algo}", "env=arithmetic", f"model.from_run={run}/2_sft", f"reward.from_run={run}/3_reward_model",
             f"seed={seed}", "logger=none", f"device={'cuda' if device.startswith('cuda') else 'cpu'}",
-            f"algo.total_prompts={rollouts * GRPO['batch_prompts']}",
-            *(f"algo.{k}={v}" for k, v in GRPO.items()), f"lora.rank={LORA['rank']}", f"lora.alpha={LORA['alpha']}",
+            f"algo.total_prompts={rollouts * settings['batch_prompts']}",
+            *(f"algo.{k}={v}" for k, v in settings.items()), f"lora.rank={LORA['rank']}", f"lora.alpha={LORA['alpha']}",
             f"lora.target_modules=[{','.join(LORA['target_modules'])}]"]
-    cfg = compose(args)  # the config exactly as `rlexp train` composes it
     seed_everything(seed)
-    trainer = build_trainer(cfg)
+    trainer = build_trainer(compose(args))  # the config exactly as `rlexp train` composes it
     trainer.start(resumed=False)
     rewards = []
     started = time.perf_counter()
     for _ in range(rollouts):
         trainer.advance()
         s = trainer.stats
-        rewards.append(s["rlhf/reward"][-1] - GRPO["missing_eos_penalty"] * (1 - s["rlhf/ended_rate"][-1]))
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - started
-    answers = rollouts * GRPO["batch_prompts"] * GRPO["samples_per_prompt"]
-    return {"lib": "rlexp", "seconds": seconds, "samples_per_s": answers / seconds, "rewards": rewards}
-
-
-def worker_trl_grpo(run: str, rollouts: int, seed: int, device: str) -> dict:
-    import numpy as np
-    import torch
-    from datasets import Dataset
-    from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
-    from trl import GRPOConfig, GRPOTrainer
-
-    from rlexp.lm.model import quiet_transformers
-    from rlexp.lm.task import ArithmeticTask
-
-    quiet_transformers()
-    tok = AutoTokenizer.from_pretrained(f"{run}/2_sft/model")
-    policy = AutoModelForCausalLM.from_pretrained(f"{run}/2_sft/model")
-    rm = AutoModelForSequenceClassification.from_pretrained(f"{run}/3_reward_model/model", num_labels=1).eval().to(device)
-    score = _reward_fn(rm, tok, GRPO["missing_eos_penalty"], device)
-
-    def reward(prompts, completions, completion_ids, **_):
-        return score(prompts, completion_ids)
-
-    g, b = GRPO["samples_per_prompt"], GRPO["batch_prompts"]
-    prompts = ArithmeticTask().prompts(rollouts * b, np.random.default_rng([seed, 2]))
-    steps_per_rollout = GRPO["update_epochs"] * (g * b // GRPO["minibatch_answers"])
-    args = GRPOConfig(
-        output_dir=tempfile.mkdtemp(), seed=seed, use_cpu=not device.startswith("cuda"), bf16=False,
-        report_to="none", save_strategy="no", logging_steps=1, disable_tqdm=True,
-        learning_rate=GRPO["lr"], lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
-        per_device_train_batch_size=GRPO["minibatch_answers"], gradient_accumulation_steps=1,
-        steps_per_generation=g * b // GRPO["minibatch_answers"], num_iterations=GRPO["update_epochs"],
-        num_generations=g, max_completion_length=GRPO["max_answer_tokens"], temperature=GRPO["temperature"],
-        top_k=0, top_p=1.0, beta=GRPO["kl_coef"], epsilon=GRPO["clip_coef"], loss_type="bnpo", scale_rewards="group",
-        mask_truncated_completions=False, max_steps=rollouts * steps_per_rollout, shuffle_dataset=False,
-        disable_dropout=True, log_completions=False, dataloader_num_workers=0)
-    peft = LoraConfig(r=LORA["rank"], lora_alpha=LORA["alpha"], target_modules=LORA["target_modules"],
-                      lora_dropout=0.0, task_type="CAUSAL_LM")
-    trainer = GRPOTrainer(model=policy, reward_funcs=reward, args=args,
-                          train_dataset=Dataset.from_dict({"prompt": prompts}), processing_class=tok,
-                          peft_config=peft)
-    started = time.perf_counter()
-    trainer.train()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - started
-    rewards = [float(h["reward"]) for h in trainer.state.log_history if "reward" in h]  # one per generation
-    answers = rollouts * b * g
-    return {"lib": "trl", "seconds": seconds, "samples_per_s": answers / seconds, "rewards": rewards}
-
-
-def worker_rlexp_rloo(run: str, rollouts: int, seed: int, device: str) -> dict:
-    from rlexp.build import build_trainer, seed_everything
-    from rlexp.config import compose
-
-    args = ["algo=rloo", "env=arithmetic", f"model.from_run={run}/2_sft", f"reward.from_run={run}/3_reward_model",
-            f"seed={seed}", "logger=none", f"device={'cuda' if device.startswith('cuda') else 'cpu'}",
-            f"algo.total_prompts={rollouts * RLOO['batch_prompts']}",
-            *(f"algo.{k}={v}" for k, v in RLOO.items()), f"lora.rank={LORA['rank']}", f"lora.alpha={LORA['alpha']}",
-            f"lora.target_modules=[{','.join(LORA['target_modules'])}]"]
-    seed_everything(seed)
-    trainer = build_trainer(compose(args))
-    trainer.start(resumed=False)
-    rewards = []
-    started = time.perf_counter()
-    for _ in range(rollouts):
-        trainer.advance()
-        s = trainer.stats
-        rewards.append(s["rlhf/reward"][-1] - RLOO["missing_eos_penalty"] * (1 - s["rlhf/ended_rate"][-1]))
+        rewards.append(s["rlhf/reward"][-1] - settings["missing_eos_penalty"] * (1 - s["rlhf/ended_rate"][-1]))
     _sync(device)
     seconds = time.perf_counter() - started
-    answers = rollouts * RLOO["batch_prompts"] * RLOO["samples_per_prompt"]
+    answers = rollouts * settings["batch_prompts"] * settings["samples_per_prompt"]
     return {"lib": "rlexp", "seconds": seconds, "samples_per_s": answers / seconds, "curve": rewards}
 
 
-def worker_trl_rloo(run: str, rollouts: int, seed: int, device: str) -> dict:
+def _trl_rl(kind: str, settings: dict, run: str, rollouts: int, seed: int, device: str) -> dict:
+    """TRL's ``GRPOTrainer`` or ``RLOOTrainer`` (``kind``) on the same models, prompts and settings."""
     import numpy as np
+    import trl
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
-    from trl import RLOOConfig, RLOOTrainer
 
     from rlexp.lm.model import quiet_transformers
     from rlexp.lm.task import ArithmeticTask
@@ -269,34 +195,53 @@ def worker_trl_rloo(run: str, rollouts: int, seed: int, device: str) -> dict:
     tok = AutoTokenizer.from_pretrained(f"{run}/2_sft/model")
     policy = AutoModelForCausalLM.from_pretrained(f"{run}/2_sft/model")
     rm = AutoModelForSequenceClassification.from_pretrained(f"{run}/3_reward_model/model", num_labels=1).eval().to(device)
-    score = _reward_fn(rm, tok, RLOO["missing_eos_penalty"], device)
+    score = _reward_fn(rm, tok, settings["missing_eos_penalty"], device)
 
     def reward(prompts, completions, completion_ids, **_):
         return score(prompts, completion_ids)
 
-    k, b = RLOO["samples_per_prompt"], RLOO["batch_prompts"]
+    g, b = settings["samples_per_prompt"], settings["batch_prompts"]
     prompts = ArithmeticTask().prompts(rollouts * b, np.random.default_rng([seed, 2]))
-    steps_per_rollout = RLOO["update_epochs"] * (k * b // RLOO["minibatch_answers"])
-    args = RLOOConfig(
+    steps_per_rollout = settings["update_epochs"] * (g * b // settings["minibatch_answers"])
+    own = (dict(loss_type="bnpo", scale_rewards="group") if kind == "grpo"  # GRPO: token-level loss, group-normalised
+           else dict(normalize_advantages=False))  # RLOO: the leave-one-out advantage as it is
+    args = getattr(trl, f"{kind.upper()}Config")(
         output_dir=tempfile.mkdtemp(), seed=seed, use_cpu=not device.startswith("cuda"), bf16=False,
         report_to="none", save_strategy="no", logging_steps=1, disable_tqdm=True,
-        learning_rate=RLOO["lr"], lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
-        per_device_train_batch_size=RLOO["minibatch_answers"], gradient_accumulation_steps=1,
-        steps_per_generation=k * b // RLOO["minibatch_answers"], num_iterations=RLOO["update_epochs"],
-        num_generations=k, max_completion_length=RLOO["max_answer_tokens"], temperature=RLOO["temperature"],
-        top_k=0, top_p=1.0, beta=RLOO["kl_coef"], epsilon=RLOO["clip_coef"], normalize_advantages=False,
+        learning_rate=settings["lr"], lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
+        per_device_train_batch_size=settings["minibatch_answers"], gradient_accumulation_steps=1,
+        steps_per_generation=g * b // settings["minibatch_answers"], num_iterations=settings["update_epochs"],
+        num_generations=g, max_completion_length=settings["max_answer_tokens"], temperature=settings["temperature"],
+        top_k=0, top_p=1.0, beta=settings["kl_coef"], epsilon=settings["clip_coef"],
         mask_truncated_completions=False, max_steps=rollouts * steps_per_rollout, shuffle_dataset=False,
-        disable_dropout=True, log_completions=False, dataloader_num_workers=0)
+        disable_dropout=True, log_completions=False, dataloader_num_workers=0, **own)
     peft = LoraConfig(r=LORA["rank"], lora_alpha=LORA["alpha"], target_modules=LORA["target_modules"],
                       lora_dropout=0.0, task_type="CAUSAL_LM")
-    trainer = RLOOTrainer(model=policy, reward_funcs=reward, args=args,
-                          train_dataset=Dataset.from_dict({"prompt": prompts}), processing_class=tok, peft_config=peft)
+    trainer = getattr(trl, f"{kind.upper()}Trainer")(
+        model=policy, reward_funcs=reward, args=args, train_dataset=Dataset.from_dict({"prompt": prompts}),
+        processing_class=tok, peft_config=peft)
     started = time.perf_counter()
     trainer.train()
     _sync(device)
     seconds = time.perf_counter() - started
     rewards = [float(h["reward"]) for h in trainer.state.log_history if "reward" in h]  # one per generation
-    return {"lib": "trl", "seconds": seconds, "samples_per_s": rollouts * b * k / seconds, "curve": rewards}
+    return {"lib": "trl", "seconds": seconds, "samples_per_s": rollouts * b * g / seconds, "curve": rewards}
+
+
+def worker_rlexp_grpo(run: str, rollouts: int, seed: int, device: str) -> dict:
+    return _rlexp_rl("grpo", GRPO, run, rollouts, seed, device)
+
+
+def worker_trl_grpo(run: str, rollouts: int, seed: int, device: str) -> dict:
+    return _trl_rl("grpo", GRPO, run, rollouts, seed, device)
+
+
+def worker_rlexp_rloo(run: str, rollouts: int, seed: int, device: str) -> dict:
+    return _rlexp_rl("rloo", RLOO, run, rollouts, seed, device)
+
+
+def worker_trl_rloo(run: str, rollouts: int, seed: int, device: str) -> dict:
+    return _trl_rl("rloo", RLOO, run, rollouts, seed, device)
 
 
 def worker_rlexp_dpo(run: str, pairs: int, seed: int, device: str) -> dict:
@@ -497,10 +442,10 @@ def main() -> None:
         print(f"{'':<8}{'seconds':>10}{'samples/s':>12}   reward per rollout")
         for r in results:
             print(f"{r['lib']:<8}{r['seconds']:>10.1f}{r['samples_per_s']:>12.1f}   "
-                  + " ".join(f"{x:.2f}" for x in r["rewards"]))
+                  + " ".join(f"{x:.2f}" for x in r["curve"]))
         print(f"rlexp / TRL samples per second: {ours['samples_per_s'] / trl['samples_per_s']:.2f}x (target >= 1.5x); "
-              f"mean reward of the last third: rlexp {sum(ours['rewards'][-(len(ours['rewards']) // 3 or 1):]) / (len(ours['rewards']) // 3 or 1):.2f}, "
-              f"TRL {sum(trl['rewards'][-(len(trl['rewards']) // 3 or 1):]) / (len(trl['rewards']) // 3 or 1):.2f}")
+              f"mean reward of the last third: rlexp {sum(ours['curve'][-(len(ours['curve']) // 3 or 1):]) / (len(ours['curve']) // 3 or 1):.2f}, "
+              f"TRL {sum(trl['curve'][-(len(trl['curve']) // 3 or 1):]) / (len(trl['curve']) // 3 or 1):.2f}")
     if "rloo" in args.parts:
         rows = [_subprocess(["--device", args.device, "--seed", str(args.seed), "--worker", f"{lib}_rloo", str(run),
                              str(args.rollouts)], args.threads) for lib in ("rlexp", "trl")]
