@@ -105,6 +105,69 @@ def quantile_huber_loss(quantiles: torch.Tensor, target: torch.Tensor, kappa: fl
     return (weight * huber / kappa).sum(1).mean(1)
 
 
+def quantile_huber_loss_sorted(quantiles: torch.Tensor, target: torch.Tensor, kappa: float = 1.0) -> torch.Tensor:
+    """:func:`quantile_huber_loss`'s numbers and gradient without its (B, N, N') tensor of pairs.
+
+    With each row's target samples sorted, the pairs of quantile i split into four runs of
+    consecutive samples: u < -kappa, -kappa <= u < 0, 0 <= u <= kappa and u > kappa (u = t_j -
+    theta_i). In each run the weight is one number (1 - tau_i below 0, tau_i above) and the
+    Huber loss is linear or quadratic in t_j, so its sum needs only the run's count, its sum
+    of t_j and of t_j^2: prefix sums over the sorted samples, read at three searchsorted
+    boundaries. O(B N log N') instead of O(B N N'): with 200 quantiles the elementwise
+    reference dominates a QR-DQN update on a CPU. The runs are summed in float64 (the
+    quadratic terms subtract nearly equal numbers). ``tests/algos/test_rainbow_parts.py`` holds
+    the two equal, values and gradients.
+
+    Args:
+        quantiles: (B, N) the taken action's quantiles (the gradient flows to them).
+        target: (B, N') samples of the target distribution (no gradient).
+    """
+    return _SortedQuantileHuber.apply(quantiles, target.detach(), kappa)
+
+
+class _SortedQuantileHuber(torch.autograd.Function):
+    """The loss and its gradient with respect to the quantiles, both from one pass over the runs."""
+
+    @staticmethod
+    def forward(ctx, quantiles: torch.Tensor, target: torch.Tensor, kappa: float) -> torch.Tensor:
+        q = quantiles.detach().double()
+        t = target.double().sort(dim=1).values
+        b, n = q.shape
+        m = t.shape[1]
+        zero = t.new_zeros(b, 1)
+        sum_t = torch.cat([zero, t.cumsum(1)], 1)  # sum_t[:, j]: the sum of the j smallest samples
+        sum_t2 = torch.cat([zero, (t * t).cumsum(1)], 1)
+        edges = (torch.zeros_like(q, dtype=torch.long),
+                 torch.searchsorted(t, q - kappa),  # samples with u < -kappa
+                 torch.searchsorted(t, q),  # ... with u < 0
+                 torch.searchsorted(t, q + kappa, right=True),  # ... with u <= kappa
+                 torch.full_like(q, m, dtype=torch.long))
+
+        def run(k: int):  # (count, sum of u, sum of u^2) over the k-th run
+            start, end = edges[k], edges[k + 1]
+            count = (end - start).to(q.dtype)
+            s1 = sum_t.gather(1, end) - sum_t.gather(1, start)
+            s2 = sum_t2.gather(1, end) - sum_t2.gather(1, start)
+            return count, s1 - count * q, s2 - 2 * q * s1 + count * q * q
+
+        (n1, u1, _), (n2, u2, sq2), (n3, u3, sq3), (n4, u4, _) = (run(k) for k in range(4))
+        taus = (torch.arange(n, device=q.device, dtype=q.dtype) + 0.5) / n
+        half = 0.5 * kappa * kappa
+        below = -kappa * u1 - half * n1 + 0.5 * sq2  # the Huber losses of the pairs with u < 0
+        above = 0.5 * sq3 + kappa * u4 - half * n4
+        scale = 1.0 / (m * kappa)
+        loss = (((1 - taus) * below + taus * above).sum(1) * scale).to(quantiles.dtype)
+        # d loss / d theta_i = -(the weighted Huber derivatives clamp(u, -kappa, kappa)) / (N' kappa)
+        grad = -(((1 - taus) * (u2 - kappa * n1) + taus * (u3 + kappa * n4)) * scale).to(quantiles.dtype)
+        ctx.save_for_backward(grad)
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_loss: torch.Tensor):
+        (grad,) = ctx.saved_tensors
+        return grad * grad_loss.unsqueeze(1), None, None
+
+
 def replay_bytes(capacity: int, obs_space, frames: bool) -> int:
     """Storage a replay of ``capacity`` transitions needs (observations dominate)."""
     item = np.dtype(obs_space.dtype).itemsize
@@ -408,7 +471,8 @@ class DQN(Algorithm):
             loss = -(target * log_probs).sum(-1)
             return loss, (log_probs.detach().exp() * self.support).sum(-1), loss.detach()
         if c.distributional == "qr":
-            loss = quantile_huber_loss(taken, target)
+            loss = quantile_huber_loss_sorted(taken, target) if self.compute.fast_path == "auto" else \
+                quantile_huber_loss(taken, target)
             return loss, taken.detach().mean(-1), loss.detach()
         loss = F.smooth_l1_loss(taken, target, reduction="none") if c.loss == "huber" else \
             F.mse_loss(taken, target, reduction="none")

@@ -55,7 +55,7 @@ class DeviceConfig:
     amp: bool = False  # mixed precision: bfloat16 autocast for network passes (a GPU speed-up; losses stay fp32)
     compile: bool = False  # torch.compile the networks (pays off on GPUs for long runs; compiling takes ~1 min)
     replay: str = "auto"  # replay storage: auto (on the GPU when it fits in free memory, else pinned host), device or host
-    fast_path: str = "auto"  # auto: hand-written gradients where they apply (DQN and PPO on MLPs, SAC/TD3/DDPG with relu or tanh; autograd's numbers, faster on CPU); off: autograd always
+    fast_path: str = "auto"  # auto: hand-written gradients where they apply (DQN and PPO on MLPs, SAC/TD3/DDPG with relu or tanh, QR-DQN's loss; autograd's numbers, faster on CPU); off: autograd always
 
     def __post_init__(self) -> None:
         non_negative("device", torch_threads=self.torch_threads)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from rlexp.algos.dqn import DQN, project_distribution, quantile_huber_loss, random_shift
+from rlexp.algos.dqn import DQN, project_distribution, quantile_huber_loss, quantile_huber_loss_sorted, random_shift
+from rlexp.config import DeviceConfig
 from rlexp.config import DQNConfig, NetworkConfig
 from rlexp.errors import ConfigError
 from rlexp.networks import build_q_network
@@ -78,6 +79,39 @@ def test_quantile_huber_loss_matches_the_papers_sum():
                 huber = 0.5 * u * u if abs(u) <= 1 else abs(u) - 0.5
                 total += abs(tau - (u < 0)) * huber / 6
         assert got[b].item() == pytest.approx(total)
+
+
+@pytest.mark.parametrize("batch,quantiles,samples,kappa", [(3, 4, 6, 1.0), (16, 200, 200, 1.0), (5, 7, 3, 0.5)])
+def test_the_sorted_quantile_loss_equals_the_pairwise_one_in_value_and_gradient(batch, quantiles, samples, kappa):
+    """The fast path (prefix sums over sorted targets) against the reference formula, with
+    samples tied with a quantile and at exactly +/- kappa from one (the runs' boundaries)."""
+    g = torch.Generator().manual_seed(batch)
+    theta = (3 * torch.randn(batch, quantiles, generator=g)).requires_grad_(True)
+    target = 3 * torch.randn(batch, samples, generator=g)
+    target[0, 0] = theta[0, 0].detach()
+    target[0, 1] = theta[0, 1].detach() + kappa
+    target[0, 2] = theta[0, 2].detach() - kappa
+    weights = torch.rand(batch, generator=g)  # importance weights reach the quantiles' gradient
+    expected = quantile_huber_loss(theta, target, kappa)
+    (expected_grad,) = torch.autograd.grad((weights * expected).sum(), theta)
+    got = quantile_huber_loss_sorted(theta, target, kappa)
+    (got_grad,) = torch.autograd.grad((weights * got).sum(), theta)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got_grad, expected_grad, rtol=1e-5, atol=1e-6)
+
+
+def test_qr_dqn_takes_the_same_steps_with_the_sorted_loss_as_with_the_reference():
+    """device.fast_path=auto (the sorted loss) and off (the pairwise reference): the same
+    parameters after a few updates, from the same seed and experience."""
+    params = []
+    for mode in ("auto", "off"):
+        cfg = DQNConfig(learning_starts_steps=0, batch_size=8, train_interval_steps=1, distributional="qr", num_atoms=20)
+        torch.manual_seed(0)  # the network's initial weights
+        algo = DQN(cfg, OBS, ACTIONS, NetworkConfig(hidden_sizes=[16, 16]), torch.device("cpu"), seed=0, num_envs=2,
+                   total_steps=1000, compute=DeviceConfig(fast_path=mode))
+        assert feed(algo, 10)
+        params.append(algo.flat_params.detach().clone())
+    torch.testing.assert_close(params[0], params[1], rtol=1e-5, atol=1e-6)
 
 
 def test_random_shift_is_a_crop_of_the_edge_padded_frames_times_one_intensity_per_image():
