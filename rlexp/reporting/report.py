@@ -49,8 +49,9 @@ def curve_data(runs: list[RunData], statistic: str = "mean") -> tuple[np.ndarray
 
 
 def band_figure(curves: list[tuple[str, tuple[np.ndarray, ...]]], ylabel: str, frames_per_step: int | None,
-                xlabel: str = "agent steps"):
-    """A figure with one line per ``(label, (steps, value, low, high))`` and its shaded CI band."""
+                xlabel: str = "agent steps", points: list[tuple[str, list[float], list[float]]] = ()):
+    """A figure with one line per ``(label, (steps, value, low, high))`` and its shaded CI band,
+    and one set of markers per ``(label, steps, values)`` in ``points`` (published curves)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(8, 5), dpi=100)
@@ -59,22 +60,51 @@ def band_figure(curves: list[tuple[str, tuple[np.ndarray, ...]]], ylabel: str, f
         line = ax.plot(steps, value, label=label)[0]
         ok = ~np.isnan(low)
         ax.fill_between(steps[ok], low[ok], high[ok], color=line.get_color(), alpha=0.2)
+    for label, xs, ys in points:
+        ax.plot(xs, ys, linestyle="--", marker="D", color="black", alpha=0.7, label=label)
     if frames_per_step:
         xlabel += f" (x{frames_per_step} = emulator frames)"
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    if curves:
+    if curves or points:
         ax.legend(fontsize=8, loc="lower right")
     return fig
 
 
 def draw_curves(summaries: list[GroupSummary], statistic: str, frames_per_step: int | None):
-    """One line per group (the statistic over runs) with its 95% CI band."""
+    """One line per group (the statistic over runs) with its 95% CI band, and the published
+    curve points of the groups' algorithm and task (rlexp/references) within the steps run."""
     curves = [(f"{g.name} ({len(g.runs)} runs)", curve_data(g.runs, statistic)) for g in summaries]
     runs = [r for g in summaries for r in g.runs]
     score = _common({r.score for r in runs}, "eval score")
-    return band_figure(curves, f"{score} ({statistic}, 95% CI)", frames_per_step, _common({r.unit for r in runs}, "progress"))
+    return band_figure(curves, f"{score} ({statistic}, 95% CI)", frames_per_step, _common({r.unit for r in runs}, "progress"),
+                       points=published_curves(summaries))
+
+
+def published_curves(summaries: list[GroupSummary]) -> list[tuple[str, list[float], list[float]]]:
+    """(label, agent steps, returns) of each published learning curve (a score's ``curve``:
+    [budget, return] points, in frames for Atari, agent steps otherwise) for the groups'
+    algorithms and tasks, cut to the longest run's steps (plus 10%) so a short run stays legible."""
+    from rlexp import references
+
+    out, seen = [], set()
+    for g in summaries:
+        c = g.runs[0].config
+        kind, task = _task(c)
+        last = max((s for r in g.runs for s, _ in r.evals), default=0)
+        for ref, entry, scored in references.published(kind, c.get("algo.name"), task) if task else []:
+            published = entry["scores"][scored]
+            key = (ref["source"], c.get("algo.name"), scored)
+            if "curve" not in published or key in seen:
+                continue
+            seen.add(key)
+            per_step = (c.get("env.frame_skip") or 4) if kind == "atari" else 1
+            kept = [(x / per_step, y) for x, y in published["curve"] if x / per_step <= 1.1 * last]
+            if kept:
+                out.append((f"published: {ref['source']}, {scored} ({published.get('curve_note', 'their curve')})",
+                            [x for x, _ in kept], [y for _, y in kept]))
+    return out
 
 
 def _common(values: set[str], mixed: str) -> str:

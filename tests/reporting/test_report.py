@@ -73,6 +73,21 @@ def _atari_run(path, seed, score, total_steps, protocol="nature", game="pong", a
     (path / "summary.json").write_text("{}")
 
 
+def test_the_curve_figure_draws_a_published_curve_within_the_steps_run(tmp_path):
+    """CleanRL's ppo_atari Pong curve (frames in the reference, agent steps on the axis): the
+    point at 13M frames is drawn beside a 4M-step run, its 40M-frame final score is not."""
+    _atari_run(tmp_path / "ppo", 1, 18.5, total_steps=10_000_000, algo="ppo",
+               evals=[(1_000_000, -20.0), (3_000_000, 10.0), (4_000_000, 18.5)])
+    result = report.build([tmp_path])
+    label, steps, values = report.published_curves(result["summaries"])[0]
+    assert label.startswith("published: CleanRL") and steps == [3_250_000] and values == [18.0]
+    fig = report.draw_curves(result["summaries"], "mean", 4)
+    assert [line.get_xdata().tolist() for line in fig.axes[0].get_lines()] == [[1_000_000, 3_000_000, 4_000_000],
+                                                                              [3_250_000]]
+    _atari_run(tmp_path / "dqn", 1, 5.0, total_steps=10_000_000, evals=[(4_000_000, 5.0)])  # no published curve
+    assert len(report.published_curves(report.build([tmp_path / "dqn"])["summaries"])) == 0
+
+
 def test_atari_reports_human_normalized_scores_and_states_a_budget_mismatch(tmp_path):
     from rlexp.references import human_normalized, load
 
