@@ -18,6 +18,8 @@ Every problem with a file is one line naming it, the columns found and the ones 
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,10 +156,25 @@ class UserTexts:
             raise ConfigError(f"{where}: conversational rows need the model's chat template, and its tokenizer has "
                               "none; give plain-text columns or a model with a chat template")
         try:
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
         except Exception as exc:  # noqa: BLE001 - a template raises what its author wrote (jinja's errors)
             raise ConfigError(f"{where}: the chat template refused a conversation with roles "
                               f"{', '.join(m['role'] for m in messages)} ({str(exc).splitlines()[0]})") from exc
+        return self._without_leading_bos(text)
+
+    def _without_leading_bos(self, text: str) -> str:
+        """The rendered text without the ``<bos>`` a template writes itself (Llama's and Gemma's
+        do) when the tokenizer adds one to every text it encodes: the stages encode texts with
+        the tokenizer's special tokens, so the model would otherwise read two."""
+        bos = self.tokenizer.bos_token
+        if bos and text.startswith(bos) and self._tokenizer_adds_bos:
+            return text[len(bos):]
+        return text
+
+    @functools.cached_property
+    def _tokenizer_adds_bos(self) -> bool:
+        ids = self.tokenizer("a")["input_ids"]
+        return bool(ids) and ids[0] == self.tokenizer.bos_token_id
 
     def _render(self, messages: Any, where: str) -> str:
         if not _conversational(messages):

@@ -155,3 +155,30 @@ def test_conversations_need_a_chat_template(local, tmp_path):
     code, _, err = cli(["train", "algo=sft", f"model.name_or_path={plain}", "env=text_data",
                         f"env.train_file={local / 'chat.jsonl'}", *QUIET, f"hydra.run.dir={tmp_path / 'run'}"])
     assert code == 2 and "conversational rows need the model's chat template, and its tokenizer has none" in err, err
+
+
+@pytest.mark.parametrize("adds_bos", [True, False])
+def test_a_template_that_writes_bos_gives_the_model_one(tmp_path, adds_bos):
+    """Llama-style templates start with ``{{ bos_token }}``; a tokenizer that adds ``<bos>`` to
+    every text would make it two, so the rendered text drops the template's (and keeps it when
+    the tokenizer adds none, as GPT-2's)."""
+    from types import SimpleNamespace
+
+    from rlexp.lm.data import UserTexts
+    from rlexp.lm.tokenizer import char_tokenizer
+
+    tok = char_tokenizer("abcdefghijklmnopqrstuvwxyz ?:<>\n")
+    tok.chat_template = "{{ bos_token }}" + TEMPLATE
+    if not adds_bos:
+        tok._tokenizer.post_processor = None  # encode as written, no special tokens added
+    path = tmp_path / "chat.jsonl"
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "sky?"},
+                                             {"role": "assistant", "content": "blue"}]}) + "\n")
+    env = SimpleNamespace(text_column="text", prompt_column="prompt", completion_column="completion",
+                          messages_column="messages", chosen_column="chosen", rejected_column="rejected",
+                          train_file=str(path))
+    texts = UserTexts(env, tok)
+    prompt, answer = texts.items("demonstrations", [json.loads(path.read_text())], "env.train_file")[0]
+    assert answer == "blue\n"
+    ids = tok(prompt)["input_ids"]
+    assert ids.count(tok.bos_token_id) == 1 and ids[0] == tok.bos_token_id
