@@ -68,13 +68,13 @@ def band_figure(curves: list[tuple[str, tuple[np.ndarray, ...]]], ylabel: str, f
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     if curves or points:
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="best")
     return fig
 
 
 def draw_curves(summaries: list[GroupSummary], statistic: str, frames_per_step: int | None):
     """One line per group (the statistic over runs) with its 95% CI band, and the published
-    curve points of the groups' algorithm and task (rlexp/references) within the steps run."""
+    curve points of the groups' algorithm and task (rlexp/references) near the steps run."""
     curves = [(f"{g.name} ({len(g.runs)} runs)", curve_data(g.runs, statistic)) for g in summaries]
     runs = [r for g in summaries for r in g.runs]
     score = _common({r.score for r in runs}, "eval score")
@@ -84,8 +84,10 @@ def draw_curves(summaries: list[GroupSummary], statistic: str, frames_per_step: 
 
 def published_curves(summaries: list[GroupSummary]) -> list[tuple[str, list[float], list[float]]]:
     """(label, agent steps, returns) of each published learning curve (a score's ``curve``:
-    [budget, return] points, in frames for Atari, agent steps otherwise) for the groups'
-    algorithms and tasks, cut to the longest run's steps (plus 10%) so a short run stays legible."""
+    [budget, return] points, in frames for Atari, agent steps otherwise; ``curve_source`` names
+    them) for the groups'
+    algorithms and tasks, cut to half again the longest run's steps, so a short run stays legible
+    and still shows where the published curve goes next."""
     from rlexp import references
 
     out, seen = [], set()
@@ -100,10 +102,10 @@ def published_curves(summaries: list[GroupSummary]) -> list[tuple[str, list[floa
                 continue
             seen.add(key)
             per_step = (c.get("env.frame_skip") or 4) if kind == "atari" else 1
-            kept = [(x / per_step, y) for x, y in published["curve"] if x / per_step <= 1.1 * last]
+            kept = [(x / per_step, y) for x, y in published["curve"] if x / per_step <= 1.5 * last]
             if kept:
-                out.append((f"published: {ref['source']}, {scored} ({published.get('curve_note', 'their curve')})",
-                            [x for x, _ in kept], [y for _, y in kept]))
+                out.append((f"published: {published.get('curve_source', ref['source'])}", [x for x, _ in kept],
+                            [y for _, y in kept]))
     return out
 
 
@@ -239,7 +241,7 @@ def reference_rows(summaries: list[GroupSummary]) -> list[dict]:
     rows = []
     for g in summaries:
         c = g.runs[0].config
-        algo, total = c.get("algo.name"), c.get("total_steps")
+        algo, total = c.get("algo.name"), _budget_run(g.runs)
         kind, task = _task(c)
         hn = None
         if kind == "atari":
@@ -267,6 +269,14 @@ def reference_rows(summaries: list[GroupSummary]) -> list[dict]:
                          "ours": str(g.iqm), "human_normalized_iqm": str(hn) if hn else "", "comparable": not notes,
                          "notes": "; ".join(notes), "published_eval": ref["eval"], "published_spread": ref["spread"]})
     return rows
+
+
+def _budget_run(runs: list[RunData]) -> int | None:
+    """The agent steps the group's runs were given: ``total_steps``, or for a run stopped before
+    its end (no summary.json) the last step it evaluated, so a run stopped early is compared at
+    the budget it used."""
+    totals = {r.config.get("total_steps") if r.finished else (r.evals[-1][0] if r.evals else None) for r in runs}
+    return totals.pop() if len(totals) == 1 else None
 
 
 # what tells Atari games apart in a config: dropped to find the runs of one method on several games

@@ -84,6 +84,10 @@ def test_the_curve_figure_draws_a_published_curve_within_the_steps_run(tmp_path)
     fig = report.draw_curves(result["summaries"], "mean", 4)
     assert [line.get_xdata().tolist() for line in fig.axes[0].get_lines()] == [[1_000_000, 3_000_000, 4_000_000],
                                                                               [3_250_000]]
+    # the run was stopped at 4M of its 10M steps: compared at the 16M frames it used, not marked comparable
+    (tmp_path / "ppo" / "summary.json").unlink()
+    row = next(r for r in report.build([tmp_path])["references"] if r["source"].startswith("CleanRL"))
+    assert not row["comparable"] and "budget differs: ours 16,000,000 frames, published 40,000,000" in row["notes"]
     _atari_run(tmp_path / "dqn", 1, 5.0, total_steps=10_000_000, evals=[(4_000_000, 5.0)])  # no published curve
     assert len(report.published_curves(report.build([tmp_path / "dqn"])["summaries"])) == 0
 
