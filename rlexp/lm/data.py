@@ -19,7 +19,6 @@ Every problem with a file is one line naming it, the columns found and the ones 
 from __future__ import annotations
 
 import functools
-
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any

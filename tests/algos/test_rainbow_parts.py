@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from rlexp.algos.dqn import DQN, project_distribution, quantile_huber_loss, quantile_huber_loss_sorted, random_shift
-from rlexp.config import DeviceConfig
-from rlexp.config import DQNConfig, NetworkConfig
+from rlexp.config import DeviceConfig, DQNConfig, NetworkConfig
 from rlexp.errors import ConfigError
 from rlexp.networks import build_q_network
 from rlexp.networks.q import NoisyLinear, QNetwork
