@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from rlexp.algos.dqn import DQN, project_distribution, quantile_huber_loss, quantile_huber_loss_sorted, random_shift
+from rlexp.algos.dqn import DQN
+from rlexp.algos.dqn_parts import project_distribution, quantile_huber_loss, quantile_huber_loss_sorted, random_shift
 from rlexp.config import DeviceConfig, DQNConfig, NetworkConfig
 from rlexp.errors import ConfigError
 from rlexp.networks import build_q_network
