@@ -137,7 +137,8 @@ class ContinuousOffPolicy(Algorithm):
             for key, value in self.update(*(field[i] for field in one_step)).items():
                 sums.setdefault(key, []).append(value)  # the actor's metrics only where it was updated
         # the metrics stay on the device until here: one transfer per training phase, not one per metric and update
-        means = torch.stack([torch.stack(v).mean() for v in sums.values()]).tolist()
+        # (one update, the common case, is its own mean: no stack and mean per metric)
+        means = torch.stack([v[0] if len(v) == 1 else torch.stack(v).mean() for v in sums.values()]).tolist()
         return {**dict(zip(sums, means)), "train/updates": float(self.updates)}
 
     @abstractmethod

@@ -110,10 +110,7 @@ class SAC(ContinuousOffPolicy):
             q_new, inputs = self.critic.forward_saving(obs, sampled[batch:])
             q_min = q_new.amin(0)
             actor_loss = (alpha * log_prob - q_min).mean()
-            # d(loss)/dQ_i: -1/batch on the smallest critic of each row (shared on ties, as autograd's amin)
-            smallest = (q_new == q_min).to(q_new.dtype)
-            grad_q = smallest.div_(smallest.sum(0)).mul_(-1.0 / batch)
-            grad_action = self.critic.backward(inputs, grad_q, weights=False, action_dim=self.action_dim)
+            grad_action = self.critic.backward_of_min(inputs, q_new, -1.0 / batch, self.action_dim)
             self.actor.backward_into_grad(saved, slice(batch, None), grad_action, (alpha / batch).expand(batch))
             metrics.update(self._after_actor_gradient(actor_loss, log_prob, alpha))
         return metrics

@@ -40,6 +40,7 @@ class MLP(nn.Module):
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.activation = activation
         self._act = _ACTIVATION_FNS[activation]
+        self._act_in_place = _ACTIVATION_IN_PLACE.get(activation, self._act)  # for passes without a graph
         self._activate_last = out_features is None
         self.out_features = widths[-1]
 
@@ -48,10 +49,13 @@ class MLP(nn.Module):
         # machinery costs more than a small layer's arithmetic (this runs once per env step).
         x = obs.flatten(1)
         last = len(self.layers) - (0 if self._activate_last else 1)
+        # without a graph (acting, a target network) the activation overwrites the layer's fresh
+        # output instead of writing one more tensor
+        act = self._act if torch.is_grad_enabled() else self._act_in_place
         for i, layer in enumerate(self.layers):
             x = F.linear(x, layer.weight, layer.bias)
             if i < last:
-                x = self._act(x)
+                x = act(x)
         return x
 
     # ------------------------------------------------------------------ the hand-written gradient

@@ -45,6 +45,7 @@ class CriticEnsemble(nn.Module):
             self.biases.append(nn.Parameter(torch.empty(members, 1, fan_out).uniform_(-bound, bound)))
         self.activation = activation
         self._act = _ACTIVATION_FNS[activation]
+        self._act_in_place = _ACTIVATION_IN_PLACE.get(activation, self._act)  # for passes without a graph
 
     @property
     def manual_grad(self) -> bool:
@@ -56,11 +57,14 @@ class CriticEnsemble(nn.Module):
         the weights take no gradient (the actor's loss differentiates only through the action)."""
         x = torch.cat([obs.flatten(1), action], dim=1).expand(self.members, -1, -1)
         last = len(self.weights) - 1
+        # without a graph (a target's forward) the activation overwrites the layer's fresh output
+        # instead of writing one more (members, batch, width) tensor
+        act = self._act if torch.is_grad_enabled() else self._act_in_place
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             if frozen:
                 w, b = w.detach(), b.detach()
             if i < last:
-                x = self._act(torch.baddbmm(b, x, w))
+                x = act(torch.baddbmm(b, x, w))
             else:  # one output: a weighted sum (a batched product with one column is several times slower on CPU)
                 x = (x * w.transpose(1, 2)).sum(-1) + b[:, :, 0]
         return x
@@ -109,6 +113,37 @@ class CriticEnsemble(nn.Module):
             elif action_dim:
                 return torch.bmm(g, w[:, -action_dim:].transpose(1, 2)).sum(0)
         return None
+
+    @torch.no_grad()
+    def backward_of_min(self, inputs: list[torch.Tensor], q: torch.Tensor, scale: float,
+                        action_dim: int) -> torch.Tensor:
+        """d(loss)/d(action) ``(batch, action_dim)`` for ``loss = scale * sum over rows of min_i
+        Q_i``, from what :meth:`forward_saving` kept of every member (``q``: its output).
+
+        A row's gradient flows only through its smallest member (shared equally on ties, as
+        autograd's ``amin``). :meth:`backward` with that gradient would backpropagate every
+        member over every row, half of them zeros with two members. Here each member takes only
+        the rows where it is smallest: half the arithmetic. Picking the rows reads their count
+        back from the device, which on a GPU costs more than it saves, so there this is
+        :meth:`backward`."""
+        smallest = q == q.amin(0)  # (members, batch)
+        grad_q = smallest / smallest.sum(0) * scale  # d(loss)/dQ_i: scale on the row's smallest, shared on ties
+        if q.device.type != "cpu":
+            return self.backward(inputs, grad_q, weights=False, action_dim=action_dim)
+        act_backward = _ACTIVATION_BACKWARD[self.activation]
+        last = len(self.weights) - 1
+        grad_action = q.new_zeros(q.shape[1], action_dim)
+        for m in range(self.members):
+            rows = smallest[m].nonzero().squeeze(1)
+            if not len(rows):
+                continue
+            g = grad_q[m, rows].unsqueeze(1) * self.weights[last][m].t()  # d(loss)/d(last hidden output)
+            for i in range(last - 1, -1, -1):
+                g = act_backward(g, inputs[i + 1][m].index_select(0, rows))
+                if i:
+                    g = g.mm(self.weights[i][m].t())
+            grad_action.index_add_(0, rows, g.mm(self.weights[0][m, -action_dim:].t()))
+        return grad_action
 
 
 class SquashedGaussianActor(nn.Module):

@@ -48,6 +48,35 @@ def test_critic_ensemble_weight_and_action_gradients_are_autograds(activation, m
     assert critic.manual_grad
 
 
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("members,tied", [(2, False), (3, False), (1, False), (2, True)])
+def test_gradient_of_the_smallest_critic_is_autograds(activation, members, tied):
+    """SAC's actor gradient through min_i Q_i, each member over only the rows where it is the
+    smallest: autograd's, with ties shared equally as amin shares them."""
+    torch.manual_seed(3)
+    critic = CriticEnsemble(members, OBS, ACT, [32, 16], activation)
+    flatten_parameters(critic)
+    if tied:  # two identical members: every row ties
+        with torch.no_grad():
+            for w, b in zip(critic.weights, critic.biases):
+                w[1], b[1] = w[0], b[0]
+    obs, action = torch.randn(BATCH, OBS), torch.rand(BATCH, ACT) * 2 - 1
+    if not tied:  # members centred on the same mean, so that each is the smallest on some rows
+        with torch.no_grad():
+            critic.biases[-1] -= critic(obs, action).mean(1).view(members, 1, 1)
+    action_ref = action.clone().requires_grad_(True)
+    (-0.25 * critic(obs, action_ref).amin(0).sum()).backward()
+
+    q, inputs = critic.forward_saving(obs, action)
+    if tied:
+        assert torch.equal(q[0], q[1])
+    else:  # every member is the smallest on some rows
+        assert bool((q.argmin(0).bincount(minlength=members) > 0).all())
+    before = [p.grad.clone() for p in critic.parameters()]
+    close(critic.backward_of_min(inputs, q, -0.25, ACT), action_ref.grad)
+    assert all(torch.equal(p.grad, b) for p, b in zip(critic.parameters(), before))  # the weights' .grad untouched
+
+
 def test_squashed_gaussian_gradients_are_autograds():
     torch.manual_seed(1)
     actor = SquashedGaussianActor(OBS, ACT, [32, 32])
