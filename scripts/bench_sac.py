@@ -17,6 +17,7 @@ invocation for the update's shapes, as agent steps per second. A learner at the 
 nothing but arithmetic; rlexp's share of it says how much headroom is left.
 
     python scripts/bench_sac.py                                   # SAC, Hopper-v5, 20k steps (15k updates), seed 1
+    python scripts/bench_sac.py --seeds 1 2 3                     # every library per seed in turn, the mean speeds
     python scripts/bench_sac.py --algo td3 --env HalfCheetah-v5 --threads 2
 """
 
@@ -96,7 +97,7 @@ def bench_peer(algo, env_id, steps, starts, seed, device, threads, library: str)
 
 def child(args) -> None:
     torch.set_num_threads(args.threads)
-    common = (args.algo, args.env, args.steps, args.learning_starts, args.seed, args.device, args.threads)
+    common = (args.algo, args.env, args.steps, args.learning_starts, args.seeds[0], args.device, args.threads)
     if args.child == "rlexp":
         result = bench_rlexp(*common)
     elif args.child == "floor":
@@ -107,11 +108,11 @@ def child(args) -> None:
     print("RESULT " + json.dumps(result))
 
 
-def run_child(name: str, args) -> dict | None:
+def run_child(name: str, seed: int, args) -> dict | None:
     env = {**os.environ, "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'true' if args.threads > 1 else 'false'} "
            f"intra_op_parallelism_threads={args.threads}", "OMP_NUM_THREADS": str(args.threads)}
     cmd = [sys.executable, __file__, "--child", name, "--algo", args.algo, "--env", args.env, "--steps",
-           str(args.steps), "--learning-starts", str(args.learning_starts), "--seed", str(args.seed), "--device",
+           str(args.steps), "--learning-starts", str(args.learning_starts), "--seeds", str(seed), "--device",
            args.device, "--threads", str(args.threads)]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -128,7 +129,8 @@ def main() -> None:
     parser.add_argument("--env", default="Hopper-v5", help="a gymnasium id with Box actions")
     parser.add_argument("--steps", type=int, default=20_000, help="agent steps per run")
     parser.add_argument("--learning-starts", type=int, default=5_000, help="random steps before the first update")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1],
+                        help="one run per library per seed, the libraries in turn; the speeds are the seeds' means")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--child", choices=["rlexp", "sb3", "sbx", "floor"], help=argparse.SUPPRESS)
@@ -139,18 +141,23 @@ def main() -> None:
     print(f"machine: {machine.describe(args.device)}, {args.threads} threads per subprocess (torch, XLA), "
           f"torch {torch.__version__}, device {args.device}")
     print(f"{args.algo.upper()} on {args.env}, {args.steps} agent steps ({args.steps - args.learning_starts} "
-          f"updates), seed {args.seed}:")
-    speeds = {}
-    for name in ("rlexp", "sb3", "sbx"):
-        result = run_child(name, args)
-        if result is None:
-            print(f"  {name:<6} not installed (pip install -e '.[bench]')")
-            continue
-        speeds[name] = result["sps"]
-        split = ", ".join(f"{k} {v:.1f} s" for k, v in result.get("split", {}).items())
-        print(f"  {name:<6} {result['sps']:7.1f} agent steps/s ({result['wall_s']:.1f} s), final eval return "
-              f"{result['return']:.1f}{'; ' + split if split else ''}", flush=True)
-    floor = run_child("floor", args)
+          f"updates), seed(s) {' '.join(map(str, args.seeds))}:")
+    runs: dict[str, list[float]] = {}
+    for seed in args.seeds:
+        # every library per seed, one after the other: drift in machine speed hits all alike
+        for name in ("rlexp", "sb3", "sbx"):
+            result = run_child(name, seed, args)
+            if result is None:
+                print(f"  {name:<6} not installed (pip install -e '.[bench]')")
+                continue
+            runs.setdefault(name, []).append(result["sps"])
+            split = ", ".join(f"{k} {v:.1f} s" for k, v in result.get("split", {}).items())
+            print(f"  {name:<6} seed {seed}: {result['sps']:7.1f} agent steps/s ({result['wall_s']:.1f} s), final eval "
+                  f"return {result['return']:.1f}{'; ' + split if split else ''}", flush=True)
+    speeds = {name: sum(values) / len(values) for name, values in runs.items()}
+    if len(args.seeds) > 1:
+        print("  mean agent steps/s: " + ", ".join(f"{name} {sps:.1f}" for name, sps in speeds.items()))
+    floor = run_child("floor", args.seeds[0], args)
     for name in ("sb3", "sbx"):
         if name in speeds:
             print(f"ratio rlexp/{name} steps/s: {speeds['rlexp'] / speeds[name]:.2f}x (targets: >= 3x sb3, >= 1.2x sbx)")

@@ -56,6 +56,7 @@ step cuda_tests 120 5 "$py" -m pytest -q -x tests/test_cuda.py
 step dqn_cartpole 100 8 "$py" scripts/bench_dqn_cartpole.py --device cuda --steps 20000
 step dqn_pong 90 7 "$py" scripts/bench_dqn_atari.py --device cuda --steps 6000
 step ppo_cartpole_pong 130 18 "$py" scripts/bench_ppo.py --device cuda --envs cartpole pong --steps 16384
+step sac_hopper 150 8 "$py" scripts/bench_sac.py --device cuda --steps 4000 --learning-starts 1000
 step alphazero 50 8 "$py" scripts/bench_alphazero.py --device cuda --openspiel-games 1
 step rlhf 60 16 "$py" scripts/bench_rlhf.py --device cuda --hidden 1024 --layers 12 --rollouts 8
 step "ppo_pong_${PONG_ENVS}envs" 50 3 "$py" -m rlexp train experiment=ppo_pong_schulman2017 device=cuda \
