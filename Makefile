@@ -38,7 +38,7 @@ test-fast: lint
 	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(STAMP)
-	$(PIP) -e '.[test,bench]'
+	$(PIP) -e '.[test,bench]' --config-settings editable_mode=compat
 	$(BIN)/python scripts/bench_dqn_cartpole.py
 
 clean:
