@@ -1,5 +1,6 @@
 """The gym-stepping family: an algorithm acting in a gymnasium vector env, one transition per
-env per step (DQN, PPO, A2C, REINFORCE, Q-learning, SARSA, value iteration).
+env per step (DQN and its Rainbow parts, PPO, A2C, REINFORCE, SAC, TD3, DDPG, Q-learning, SARSA,
+value iteration).
 
 Each ``advance`` is one vector step: act, step the env stack, hand the transition to the
 algorithm. The env stack (``rlexp.envs``) has already turned the env's outputs into learning
